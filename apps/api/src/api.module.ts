@@ -1,0 +1,19 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { ConfigModule, type OtterConfig } from '#otter/config';
+import { DbModule } from '#otter/db';
+import { OtterExceptionFilter } from '#otter/errors';
+import { LoggingModule } from '#otter/logging';
+import { HealthController } from './health.controller.js';
+
+@Module({})
+export class ApiModule {
+  static forRoot(config: OtterConfig): DynamicModule {
+    return {
+      module: ApiModule,
+      imports: [ConfigModule.forRoot(config), LoggingModule.forRoot(config, 'api'), DbModule],
+      controllers: [HealthController],
+      providers: [{ provide: APP_FILTER, useClass: OtterExceptionFilter }],
+    };
+  }
+}

@@ -1,0 +1,64 @@
+import { z } from 'zod';
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const DAY = 86_400;
+
+/** Every environment variable Otter reads, with its embedded default. */
+export const configSchema = z
+  .object({
+    OTTER_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    OTTER_DATA_DIR: z.string().min(1).default('./.otter'),
+    OTTER_HOST: z.string().min(1).default('127.0.0.1'),
+    OTTER_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
+    OTTER_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    DATABASE_URL: z
+      .string()
+      .regex(/^(postgres(ql)?:\/\/|sqlite:)/, 'must start with postgres://, postgresql:// or sqlite:')
+      .optional(),
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+      .default('redis://127.0.0.1:6379'),
+    OTTER_BLOB_STORE: z.enum(['fs', 's3']).default('fs'),
+    OTTER_S3_ENDPOINT: z.url().optional(),
+    OTTER_S3_BUCKET: z.string().min(3).optional(),
+    OTTER_S3_REGION: z.string().min(1).default('us-east-1'),
+    OTTER_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+    OTTER_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+    OTTER_S3_FORCE_PATH_STYLE: bool.default(true),
+    OTTER_KEY_PASSPHRASE: z.string().min(12, 'must be at least 12 characters').optional(),
+    OTTER_MAX_UPLOAD_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(64 * 1024 ** 3),
+    OTTER_TUF_ROOT_TTL: seconds(365 * DAY),
+    OTTER_TUF_TARGETS_TTL: seconds(90 * DAY),
+    OTTER_TUF_SNAPSHOT_TTL: seconds(7 * DAY),
+    OTTER_TUF_TIMESTAMP_TTL: seconds(DAY),
+    OTTER_TUF_BIN_BITS: z.coerce.number().int().min(0).max(10).default(6),
+    OTTER_TUF_RESIGN_EVERY: seconds(60),
+  })
+  .superRefine((env, ctx) => {
+    if (env.OTTER_BLOB_STORE === 's3') {
+      for (const key of [
+        'OTTER_S3_BUCKET',
+        'OTTER_S3_ACCESS_KEY_ID',
+        'OTTER_S3_SECRET_ACCESS_KEY',
+      ] as const) {
+        if (!env[key])
+          ctx.addIssue({ code: 'custom', path: [key], message: 'required when OTTER_BLOB_STORE=s3' });
+      }
+    }
+    if (env.OTTER_ENV === 'production' && !env.OTTER_KEY_PASSPHRASE) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['OTTER_KEY_PASSPHRASE'],
+        message: 'required when OTTER_ENV=production (online TUF keys are encrypted with it)',
+      });
+    }
+  });
+
+export type RawConfig = z.infer<typeof configSchema>;

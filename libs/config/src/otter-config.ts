@@ -1,0 +1,98 @@
+import { resolve, join } from 'node:path';
+import { configSchema } from './config.schema.js';
+
+export interface S3Config {
+  endpoint?: string;
+  bucket: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  forcePathStyle: boolean;
+}
+
+export type DatabaseConfig = { dialect: 'sqlite'; file: string } | { dialect: 'postgres'; url: string };
+
+export interface TufConfig {
+  rootTtl: number;
+  targetsTtl: number;
+  snapshotTtl: number;
+  timestampTtl: number;
+  binBits: number;
+  resignEvery: number;
+}
+
+/** The validated configuration of one Otter process. */
+export interface OtterConfig {
+  env: 'development' | 'production' | 'test';
+  dataDir: string;
+  host: string;
+  port: number;
+  logLevel: string;
+  database: DatabaseConfig;
+  redisUrl: string;
+  blobStore: { kind: 'fs'; dir: string } | { kind: 's3'; s3: S3Config };
+  keyPassphrase?: string;
+  maxUploadBytes: number;
+  tuf: TufConfig;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid Otter configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
+  const parsed = configSchema.safeParse(stripEmpty(env));
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const dataDir = resolve(e.OTTER_DATA_DIR);
+  const dbUrl = e.DATABASE_URL;
+  return {
+    env: e.OTTER_ENV,
+    dataDir,
+    host: e.OTTER_HOST,
+    port: e.OTTER_PORT,
+    logLevel: e.OTTER_LOG_LEVEL,
+    database:
+      dbUrl && !dbUrl.startsWith('sqlite:')
+        ? { dialect: 'postgres', url: dbUrl }
+        : {
+            dialect: 'sqlite',
+            file: dbUrl ? resolve(dbUrl.slice('sqlite:'.length)) : join(dataDir, 'otter.sqlite'),
+          },
+    redisUrl: e.REDIS_URL,
+    blobStore:
+      e.OTTER_BLOB_STORE === 's3'
+        ? {
+            kind: 's3',
+            s3: {
+              endpoint: e.OTTER_S3_ENDPOINT,
+              bucket: e.OTTER_S3_BUCKET as string,
+              region: e.OTTER_S3_REGION,
+              accessKeyId: e.OTTER_S3_ACCESS_KEY_ID as string,
+              secretAccessKey: e.OTTER_S3_SECRET_ACCESS_KEY as string,
+              forcePathStyle: e.OTTER_S3_FORCE_PATH_STYLE,
+            },
+          }
+        : { kind: 'fs', dir: join(dataDir, 'blobs') },
+    keyPassphrase: e.OTTER_KEY_PASSPHRASE,
+    maxUploadBytes: e.OTTER_MAX_UPLOAD_BYTES,
+    tuf: {
+      rootTtl: e.OTTER_TUF_ROOT_TTL,
+      targetsTtl: e.OTTER_TUF_TARGETS_TTL,
+      snapshotTtl: e.OTTER_TUF_SNAPSHOT_TTL,
+      timestampTtl: e.OTTER_TUF_TIMESTAMP_TTL,
+      binBits: e.OTTER_TUF_BIN_BITS,
+      resignEvery: e.OTTER_TUF_RESIGN_EVERY,
+    },
+  };
+}
+
+// An exported-but-empty variable (`FOO=`) means "unset", as in most twelve-factor tools.
+function stripEmpty(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((kv): kv is [string, string] => !!kv[1]));
+}

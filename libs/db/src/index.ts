@@ -1,0 +1,5 @@
+export { DbModule, DB } from './db.module.js';
+export { createDatabase, migrateToLatest, isUniqueViolation } from './create-database.js';
+export type { Db } from './create-database.js';
+export type { Database, ApiTokenTable, ReleaseTable, TufMetadataTable, TufTargetTable } from './schema.js';
+export { testDatabases } from './testing.js';

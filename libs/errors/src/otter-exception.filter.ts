@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { OtterError } from './otter-error.js';
+
+export interface ErrorBody {
+  statusCode: number;
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+  errorId?: string;
+}
+
+/** Maps domain error codes to HTTP statuses; anything unknown becomes a 500 with an error id in the log. */
+@Catch()
+export class OtterExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('OtterExceptionFilter');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const reply = host.switchToHttp().getResponse<FastifyReply>();
+    const body = this.toBody(exception);
+    void reply.status(body.statusCode).header('cache-control', 'no-store').send(body);
+  }
+
+  private toBody(exception: unknown): ErrorBody {
+    if (exception instanceof OtterError) {
+      return {
+        statusCode: exception.status,
+        code: exception.code,
+        message: exception.message,
+        details: exception.details,
+      };
+    }
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const response = exception.getResponse();
+      const message =
+        typeof response === 'string'
+          ? response
+          : String((response as { message?: unknown }).message ?? exception.message);
+      return { statusCode: status, code: httpCode(status), message };
+    }
+    const fastifyError = exception as { statusCode?: unknown; code?: unknown; message?: unknown };
+    if (
+      typeof fastifyError.statusCode === 'number' &&
+      fastifyError.statusCode >= 400 &&
+      fastifyError.statusCode < 500
+    ) {
+      return {
+        statusCode: fastifyError.statusCode,
+        code: httpCode(fastifyError.statusCode),
+        message: String(fastifyError.message),
+      };
+    }
+    const errorId = randomUUID();
+    this.logger.error({ errorId, err: exception }, 'unhandled error');
+    return { statusCode: 500, code: 'INTERNAL', message: 'internal error', errorId };
+  }
+}
+
+function httpCode(status: number): string {
+  const known: Record<number, string> = {
+    400: 'BAD_REQUEST',
+    401: 'UNAUTHENTICATED',
+    403: 'FORBIDDEN',
+    404: 'NOT_FOUND',
+    405: 'METHOD_NOT_ALLOWED',
+    406: 'NOT_ACCEPTABLE',
+    413: 'PAYLOAD_TOO_LARGE',
+    415: 'UNSUPPORTED_MEDIA_TYPE',
+    416: 'RANGE_NOT_SATISFIABLE',
+    429: 'TOO_MANY_REQUESTS',
+  };
+  return known[status] ?? `HTTP_${status}`;
+}
