@@ -1,0 +1,34 @@
+/**
+ * Release API contract, shared by the api, the CLI and tests.
+ *
+ * POST /api/v1/releases — multipart/form-data, role release-engineer. Text fields come first, the image
+ * file field last (so the server can validate before it reads a single image byte):
+ *   hardware      hardware id, /^[a-z0-9][a-z0-9._-]{0,63}$/
+ *   version       semantic version (semver 2.0, no leading "v")
+ *   measurements  optional JSON object: PCR index ("0".."23") -> sha256 hex (64 lowercase hex chars)
+ *   notes         optional free text, at most 16 KiB
+ *   image         the image bytes (any size up to OTTER_MAX_UPLOAD_BYTES)
+ * 201 -> ReleaseDto; 409 RELEASE_DUPLICATE when hardware+version exists; 400 with a reason otherwise.
+ *
+ * GET /api/v1/releases[?hardware=ID] — role viewer -> ReleaseListDto, newest first.
+ */
+export interface ReleaseDto {
+  id: string;
+  hardwareId: string;
+  version: string;
+  targetPath: string;
+  sha256: string;
+  length: number;
+  measurements: Record<string, string>;
+  notes: string;
+  createdAt: string;
+  createdBy: string;
+}
+
+export interface ReleaseListDto {
+  releases: ReleaseDto[];
+}
+
+export const HARDWARE_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const SHA256_HEX_PATTERN = /^[0-9a-f]{64}$/;
+export const MAX_NOTES_BYTES = 16 * 1024;
