@@ -4,14 +4,26 @@ import { ConfigModule, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { OtterExceptionFilter } from '#otter/errors';
 import { LoggingModule } from '#otter/logging';
+import { StorageModule } from '#otter/storage';
 import { HealthController } from './health.controller.js';
+import { ReleasesHttpModule } from './releases/releases-http.module.js';
+import { TokensHttpModule } from './tokens/tokens-http.module.js';
+import { TufHttpModule } from './tuf/tuf-http.module.js';
 
 @Module({})
 export class ApiModule {
   static forRoot(config: OtterConfig): DynamicModule {
     return {
       module: ApiModule,
-      imports: [ConfigModule.forRoot(config), LoggingModule.forRoot(config, 'api'), DbModule],
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggingModule.forRoot(config, 'api'),
+        DbModule,
+        StorageModule,
+        TokensHttpModule,
+        TufHttpModule,
+        ReleasesHttpModule,
+      ],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: OtterExceptionFilter }],
     };

@@ -1,4 +1,5 @@
 import { NestFactory } from '@nestjs/core';
+import multipart from '@fastify/multipart';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import type { OtterConfig } from '#otter/config';
@@ -11,6 +12,17 @@ export async function createApi(config: OtterConfig): Promise<NestFastifyApplica
     { bufferLogs: true },
   );
   app.useLogger(app.get(Logger));
+  await app.register(multipart, {
+    // Images stream straight to the blob store; these limits only bound the text fields and the part count.
+    limits: {
+      fileSize: config.maxUploadBytes,
+      files: 1,
+      fields: 8,
+      fieldSize: 64 * 1024,
+      parts: 9,
+      headerPairs: 100,
+    },
+  });
   app.enableShutdownHooks();
   return app;
 }

@@ -30,6 +30,8 @@ export interface OtterConfig {
   logLevel: string;
   database: DatabaseConfig;
   redisUrl: string;
+  /** Key prefix of every BullMQ queue, so deployments (and parallel test runs) can share one Redis. */
+  queuePrefix: string;
   blobStore: { kind: 'fs'; dir: string } | { kind: 's3'; s3: S3Config };
   keyPassphrase?: string;
   maxUploadBytes: number;
@@ -65,6 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
             file: dbUrl ? resolve(dbUrl.slice('sqlite:'.length)) : join(dataDir, 'otter.sqlite'),
           },
     redisUrl: e.REDIS_URL,
+    queuePrefix: e.OTTER_QUEUE_PREFIX,
     blobStore:
       e.OTTER_BLOB_STORE === 's3'
         ? {

@@ -48,6 +48,7 @@ const migrations: Record<string, Migration> = {
         .addColumn('length', 'bigint', (c) => c.notNull())
         .addColumn('sha256', 'text', (c) => c.notNull())
         .addColumn('custom', 'text', (c) => c.notNull())
+        .addColumn('blob_key', 'text', (c) => c.notNull())
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('tuf_targets_pk', ['repository', 'path'])
         .execute();

@@ -38,6 +38,7 @@ export interface TufTargetTable {
   length: number | string;
   sha256: string;
   custom: string;
+  blob_key: string;
   created_at: string;
 }
 

@@ -1,0 +1,60 @@
+import 'reflect-metadata';
+import { Readable } from 'node:stream';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { loadConfig, type OtterConfig } from '#otter/config';
+import { DB, type Db } from '#otter/db';
+import { BLOB_STORE, type BlobStore } from '#otter/storage';
+import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
+import { createApi } from '../create-api.js';
+import { TimestampCache } from '../tuf/timestamp-cache.js';
+
+export interface ApiHarness {
+  app: NestFastifyApplication;
+  url: string;
+  config: OtterConfig;
+  db: Db;
+  blobs: BlobStore;
+  repository: TufRepository;
+  /** Stores bytes and publishes them as a target, the way the release service does. */
+  publish(path: string, bytes: Buffer, custom?: Record<string, unknown>): Promise<{ sha256: string }>;
+  /** Drops in-process caches so the next request sees tampered state at once. */
+  invalidateCaches(): void;
+  close(): Promise<void>;
+}
+
+/** A real api on 127.0.0.1 with a fresh data dir; env overrides on top of the embedded defaults. */
+export async function startApi(env: Record<string, string> = {}): Promise<ApiHarness> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'otter-api-'));
+  const config = loadConfig({
+    OTTER_DATA_DIR: dataDir,
+    OTTER_LOG_LEVEL: 'silent',
+    OTTER_PORT: '0',
+    OTTER_ENV: 'test',
+    ...env,
+  });
+  const app = await createApi(config);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.getHttpServer().address();
+  if (!address || typeof address === 'string') throw new Error('no listening address');
+  const blobs = app.get<BlobStore>(BLOB_STORE);
+  const repository = app.get<TufRepository>(IMAGE_REPOSITORY);
+  return {
+    app,
+    url: `http://127.0.0.1:${address.port}`,
+    config,
+    db: app.get<Db>(DB),
+    blobs,
+    repository,
+    async publish(path, bytes, custom = {}) {
+      const blobKey = `test/${path}`;
+      const stored = await blobs.put(blobKey, Readable.from([bytes]));
+      await repository.addTargets([{ path, length: stored.length, sha256: stored.sha256, custom, blobKey }]);
+      return { sha256: stored.sha256 };
+    },
+    invalidateCaches: () => app.get(TimestampCache).invalidate(),
+    close: () => app.close(),
+  };
+}

@@ -1,0 +1,5 @@
+import 'reflect-metadata';
+import { loadConfig } from '#otter/config';
+import { createScheduler } from './create-scheduler.js';
+
+await createScheduler(loadConfig());

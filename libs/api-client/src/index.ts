@@ -1,0 +1,14 @@
+export { OtterApiClient } from './otter-api-client.js';
+export type { PushReleaseInput, CreateTokenInput } from './otter-api-client.js';
+export { ApiError, ApiUnreachableError } from './api-error.js';
+export { resolveClientSettings, ClientSettingsError, DEFAULT_SERVER } from './client-settings.js';
+export type { ClientSettings } from './client-settings.js';
+export {
+  ReleaseInputError,
+  PCR_INDEX_PATTERN,
+  SEMVER_PATTERN,
+  parseMeasurements,
+  validateMeasurements,
+  validateReleaseFields,
+} from './release-input.js';
+export { UploadSourceError } from './multipart-upload.js';

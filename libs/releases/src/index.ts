@@ -1,0 +1,5 @@
+export { ReleasesModule } from './releases.module.js';
+export { ReleaseService } from './release.service.js';
+export { ReleaseError } from './release.errors.js';
+export { parseReleaseFields, targetPathOf } from './release-fields.js';
+export type { ReleaseFields } from './release-fields.js';

@@ -1,0 +1,66 @@
+import semver from 'semver';
+import { z } from 'zod';
+import { HARDWARE_ID_PATTERN, MAX_NOTES_BYTES, SHA256_HEX_PATTERN } from '#otter/contracts';
+import { ReleaseError } from './release.errors.js';
+
+const measurements = z
+  .record(
+    z.string().regex(/^(?:[0-9]|1[0-9]|2[0-3])$/, 'PCR index must be 0-23'),
+    z.string().regex(SHA256_HEX_PATTERN, 'PCR value must be 64 lowercase hex characters (sha256)'),
+  )
+  .refine((m) => Object.keys(m).length <= 24, 'at most 24 PCRs');
+
+export const releaseFieldsSchema = z
+  .object({
+    hardware: z.string().regex(HARDWARE_ID_PATTERN, 'hardware id must match ' + HARDWARE_ID_PATTERN.source),
+    version: z
+      .string()
+      .max(64)
+      .refine(
+        (v) => semver.valid(v) === v,
+        'version must be a semantic version such as 2.4.0 (no leading v)',
+      ),
+    measurements: measurements.default({}),
+    notes: z
+      .string()
+      .refine(
+        (n) => Buffer.byteLength(n) <= MAX_NOTES_BYTES,
+        `notes must be at most ${MAX_NOTES_BYTES} bytes`,
+      )
+      .default(''),
+  })
+  .strict();
+
+export type ReleaseFields = z.infer<typeof releaseFieldsSchema>;
+
+/** Validates the text fields of a release upload; `measurements` arrives as a JSON string. */
+export function parseReleaseFields(raw: Record<string, string>): ReleaseFields {
+  let measurementsValue: unknown = undefined;
+  if (raw.measurements !== undefined && raw.measurements !== '') {
+    try {
+      measurementsValue = JSON.parse(raw.measurements);
+    } catch {
+      throw new ReleaseError(
+        'RELEASE_INVALID',
+        'measurements: must be a JSON object of PCR index to sha256 hex',
+        {
+          field: 'measurements',
+        },
+      );
+    }
+  }
+  const parsed = releaseFieldsSchema.safeParse({ ...raw, measurements: measurementsValue });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.join('.') || String((issue as { keys?: string[] }).keys?.[0] ?? 'body');
+    throw new ReleaseError('RELEASE_INVALID', `${field}: ${issue.message}`, {
+      field,
+      issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    });
+  }
+  return parsed.data;
+}
+
+export function targetPathOf(hardware: string, version: string): string {
+  return `images/${hardware}/${version}`;
+}

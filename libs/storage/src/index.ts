@@ -1,0 +1,11 @@
+export { BLOB_STORE } from './blob-store.js';
+export type { BlobRange, BlobStore, PutOptions, StoredBlob } from './blob-store.js';
+export { assertBlobKey, MAX_BLOB_KEY_LENGTH, MAX_BLOB_KEY_SEGMENT_LENGTH } from './blob-key.js';
+export { HashingCounter } from './hashing-counter.js';
+export type { HashingCounterOptions } from './hashing-counter.js';
+export { FsBlobStore } from './fs-blob-store.js';
+export { S3BlobStore } from './s3-blob-store.js';
+export type { S3BlobStoreOptions } from './s3-blob-store.js';
+export { StorageModule, createBlobStore } from './storage.module.js';
+export { startTestS3Server } from './testing.js';
+export type { TestS3Server } from './testing.js';

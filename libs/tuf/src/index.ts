@@ -1,0 +1,17 @@
+export { TufModule, IMAGE_REPOSITORY, ImageRepositoryInitializer } from './tuf.module.js';
+export { TufRepository } from './tuf-repository.js';
+export type { NewTarget, ServedTarget, OnlineKeyView } from './tuf-repository.js';
+export { TufError } from './tuf.errors.js';
+export { Ed25519Signer, keyIdOf, verifySignature } from './ed25519.js';
+export { createRootDraft, signRoot, checkRootTransition } from './root-ceremony.js';
+export { tufExpiry } from './tuf-time.js';
+export { ONLINE_ROLES } from './tuf-types.js';
+export type {
+  OnlineRole,
+  RootSigned,
+  SignedEnvelope,
+  TufKey,
+  TargetsSigned,
+  TufSignature,
+} from './tuf-types.js';
+export { OnlineKeyStore } from './online-key-store.js';

@@ -1,0 +1,128 @@
+import { keyIdOf, type Ed25519Signer, verifySignature } from './ed25519.js';
+import { SPEC_VERSION, type RootSigned, type SignedEnvelope, type TufKey } from './tuf-types.js';
+
+export interface RootDraftInput {
+  /** The root this one replaces (rotation), or undefined for version 1. */
+  previous?: RootSigned;
+  rootKeys: TufKey[];
+  rootThreshold: number;
+  onlineKeys: Record<'targets' | 'snapshot' | 'timestamp', TufKey[]>;
+  expires: string;
+}
+
+/** Builds an unsigned root: the first step of the offline ceremony. */
+export function createRootDraft(input: RootDraftInput): SignedEnvelope<RootSigned> {
+  const keys: Record<string, TufKey> = {};
+  const ids = (list: TufKey[]): string[] =>
+    list.map((k) => {
+      const id = keyIdOf(k);
+      keys[id] = k;
+      return id;
+    });
+  const signed: RootSigned = {
+    _type: 'root',
+    spec_version: SPEC_VERSION,
+    version: (input.previous?.version ?? 0) + 1,
+    expires: input.expires,
+    consistent_snapshot: true,
+    keys,
+    roles: {
+      root: { keyids: ids(input.rootKeys), threshold: input.rootThreshold },
+      targets: { keyids: ids(input.onlineKeys.targets), threshold: 1 },
+      snapshot: { keyids: ids(input.onlineKeys.snapshot), threshold: 1 },
+      timestamp: { keyids: ids(input.onlineKeys.timestamp), threshold: 1 },
+    },
+  };
+  return { signatures: [], signed };
+}
+
+/** Adds (or replaces) one key holder's signature. */
+export function signRoot(
+  envelope: SignedEnvelope<RootSigned>,
+  signer: Ed25519Signer,
+): SignedEnvelope<RootSigned> {
+  return {
+    signed: envelope.signed,
+    signatures: [
+      ...envelope.signatures.filter((s) => s.keyid !== signer.keyId),
+      signer.sign(envelope.signed),
+    ],
+  };
+}
+
+/** Number of distinct keys of `role` in `root` that made a valid signature over `envelope.signed`. */
+export function countValidSignatures(
+  root: RootSigned,
+  role: keyof RootSigned['roles'],
+  envelope: SignedEnvelope,
+): number {
+  const allowed = new Set(root.roles[role].keyids);
+  const seen = new Set<string>();
+  for (const sig of envelope.signatures) {
+    const key = root.keys[sig.keyid];
+    if (!allowed.has(sig.keyid) || !key || seen.has(sig.keyid)) continue;
+    if (verifySignature(key, envelope.signed, sig)) seen.add(sig.keyid);
+  }
+  return seen.size;
+}
+
+/**
+ * Checks a candidate root the way a TUF client will, before Otter serves it: well formed, the next version,
+ * not expired, and signed by a threshold of both the trusted root's root keys and its own.
+ * Returns the list of problems (empty when acceptable).
+ */
+export function checkRootTransition(
+  trusted: RootSigned | undefined,
+  candidate: SignedEnvelope,
+  now = Date.now(),
+): string[] {
+  const problems: string[] = [];
+  const c = candidate.signed as Partial<RootSigned>;
+  if (c._type !== 'root') return ['signed._type must be "root"'];
+  if (typeof c.spec_version !== 'string' || !c.spec_version.startsWith('1.'))
+    problems.push('spec_version must be 1.x');
+  const expectedVersion = (trusted?.version ?? 0) + 1;
+  if (c.version !== expectedVersion)
+    problems.push(`version must be ${expectedVersion}, got ${String(c.version)}`);
+  if (c.consistent_snapshot !== true) problems.push('consistent_snapshot must be true');
+  if (typeof c.expires !== 'string' || !(Date.parse(c.expires) > now))
+    problems.push('expires must be a future time');
+  if (!c.keys || typeof c.keys !== 'object' || !c.roles || typeof c.roles !== 'object') {
+    return [...problems, 'keys and roles are required'];
+  }
+  for (const [id, key] of Object.entries(c.keys)) {
+    if (
+      key.keytype !== 'ed25519' ||
+      key.scheme !== 'ed25519' ||
+      !/^[0-9a-f]{64}$/.test(key.keyval?.public ?? '')
+    ) {
+      problems.push(`key ${id.slice(0, 12)} is not an ed25519 key`);
+    } else if (keyIdOf(key) !== id) {
+      problems.push(`key id ${id.slice(0, 12)} does not match its key`);
+    }
+  }
+  for (const role of ['root', 'targets', 'snapshot', 'timestamp'] as const) {
+    const r = c.roles[role];
+    if (!r || !Array.isArray(r.keyids) || !Number.isInteger(r.threshold) || r.threshold < 1) {
+      problems.push(`role ${role} needs keyids and a threshold >= 1`);
+      continue;
+    }
+    if (new Set(r.keyids).size !== r.keyids.length) problems.push(`role ${role} lists a key twice`);
+    if (r.keyids.some((id) => !c.keys![id])) problems.push(`role ${role} names a key that is not in keys`);
+    if (r.threshold > r.keyids.length)
+      problems.push(`role ${role} threshold ${r.threshold} exceeds its ${r.keyids.length} keys`);
+  }
+  if (problems.length > 0) return problems;
+  const root = c as RootSigned;
+  const ownCount = countValidSignatures(root, 'root', candidate);
+  if (ownCount < root.roles.root.threshold) {
+    problems.push(`signed by ${ownCount} of its own root keys, needs ${root.roles.root.threshold}`);
+  }
+  if (trusted) {
+    const oldCount = countValidSignatures(trusted, 'root', candidate);
+    if (oldCount < trusted.roles.root.threshold) {
+      problems.push(`signed by ${oldCount} of the current root keys, needs ${trusted.roles.root.threshold}`);
+    }
+  }
+  return problems;
+}

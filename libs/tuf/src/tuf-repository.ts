@@ -1,0 +1,439 @@
+import { createHash } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { isUniqueViolation } from '#otter/db';
+import type { TufConfig } from '#otter/config';
+import type { DelegationLayout } from './delegation-layout.js';
+import type { Ed25519Signer } from './ed25519.js';
+import type { OnlineKeyStore } from './online-key-store.js';
+import { checkRootTransition, createRootDraft, signRoot } from './root-ceremony.js';
+import { TufError } from './tuf.errors.js';
+import type { MetadataWrite, StoredTarget, TufMetadataRepository } from './tuf-metadata.repository.js';
+import { tufExpiry } from './tuf-time.js';
+import {
+  ONLINE_ROLES,
+  SPEC_VERSION,
+  type AnySigned,
+  type OnlineRole,
+  type RootSigned,
+  type SignedEnvelope,
+  type SnapshotSigned,
+  type TargetFile,
+  type TargetsSigned,
+  type TimestampSigned,
+  type TufKey,
+} from './tuf-types.js';
+
+export interface NewTarget {
+  path: string;
+  length: number;
+  sha256: string;
+  custom: Record<string, unknown>;
+  blobKey: string;
+}
+
+export interface ServedTarget {
+  path: string;
+  length: number;
+  sha256: string;
+  blobKey: string;
+}
+
+export interface OnlineKeyView {
+  role: OnlineRole;
+  keyId: string;
+  key: TufKey;
+  createdAt: string;
+  /** Listed for its role in the current root. */
+  active: boolean;
+}
+
+type Heads = Map<string, { version: number; expiresAt: string }>;
+
+const MAX_ATTEMPTS = 8;
+
+/**
+ * One TUF repository (consistent snapshots, hashed-bin delegations) stored in the database and signed with
+ * online keys. Every change writes new metadata versions in one transaction; the (repository, role, version)
+ * primary key means two processes racing can never publish two different files under one version — the
+ * loser re-reads and tries again.
+ */
+export class TufRepository {
+  private readonly logger: Logger;
+
+  constructor(
+    readonly name: string,
+    private readonly store: TufMetadataRepository,
+    private readonly keys: OnlineKeyStore,
+    private readonly layout: DelegationLayout,
+    private readonly ttl: TufConfig,
+  ) {
+    this.logger = new Logger(`TufRepository(${name})`);
+  }
+
+  async isInitialized(): Promise<boolean> {
+    return !!(await this.store.latest(this.name, 'root'));
+  }
+
+  async currentRoot(): Promise<SignedEnvelope<RootSigned>> {
+    const row = await this.store.latest(this.name, 'root');
+    if (!row) throw new TufError('TUF_NOT_INITIALIZED', `the ${this.name} repository has no root yet`);
+    return JSON.parse(row.body) as SignedEnvelope<RootSigned>;
+  }
+
+  /** The file a client asked for: `N.role.json` or `timestamp.json` (version undefined). */
+  async metadataFile(role: string, version?: number): Promise<string> {
+    const row =
+      version === undefined
+        ? await this.store.latest(this.name, role)
+        : await this.store.get(this.name, role, version);
+    if (!row || (version === undefined && role !== 'timestamp')) {
+      throw new TufError(
+        'TUF_METADATA_NOT_FOUND',
+        `no ${version ?? ''}${version === undefined ? '' : '.'}${role}.json`,
+      );
+    }
+    return row.body;
+  }
+
+  async target(path: string, sha256: string): Promise<ServedTarget> {
+    const t = await this.store.findTargetByHash(this.name, path, sha256);
+    if (!t) throw new TufError('TUF_TARGET_NOT_FOUND', 'no such target');
+    return { path: t.path, length: t.length, sha256: t.sha256, blobKey: t.blobKey };
+  }
+
+  /** Checks a target path before anything is uploaded for it. */
+  async assertNewTargetPath(path: string): Promise<void> {
+    const placed = this.layout.classify(path);
+    if ('error' in placed)
+      throw new TufError(
+        'TUF_TARGET_INVALID',
+        `invalid target path ${JSON.stringify(path)}: ${placed.error}`,
+      );
+    if (await this.store.targetExists(this.name, path))
+      throw new TufError('TUF_CONFLICT', `target ${path} already exists`);
+  }
+
+  /**
+   * Development bootstrap: a 1-of-1 root signed by a key kept in the data dir. Never for production: whoever
+   * reads the data dir can sign any root.
+   */
+  async initializeWithDevRoot(devRootSigner: Ed25519Signer): Promise<boolean> {
+    if (await this.isInitialized()) return false;
+    await this.keys.ensureKeys(ONLINE_ROLES);
+    const draft = createRootDraft({
+      rootKeys: [devRootSigner.tufKey],
+      rootThreshold: 1,
+      onlineKeys: await this.preferredOnlineKeys(),
+      expires: tufExpiry(Date.now() + this.ttl.rootTtl * 1000),
+    });
+    try {
+      await this.publishRoot(signRoot(draft, devRootSigner));
+      return true;
+    } catch (e) {
+      if (await this.isInitialized()) return false; // another process initialized it first
+      throw e;
+    }
+  }
+
+  /**
+   * Accepts a root signed offline (version 1 or a rotation), then re-signs every online role with the keys it
+   * names, so clients that follow the new root find metadata signed by its keys.
+   */
+  async publishRoot(candidate: SignedEnvelope): Promise<RootSigned> {
+    const trustedRow = await this.store.latest(this.name, 'root');
+    const trusted = trustedRow
+      ? (JSON.parse(trustedRow.body) as SignedEnvelope<RootSigned>).signed
+      : undefined;
+    const problems = checkRootTransition(trusted, candidate);
+    if (problems.length > 0)
+      throw new TufError('TUF_ROOT_REJECTED', `root rejected: ${problems.join('; ')}`, { problems });
+    const root = candidate.signed as RootSigned;
+    const held = new Set((await this.keys.keys()).map((k) => k.info.keyId));
+    for (const role of ONLINE_ROLES) {
+      if (!root.roles[role].keyids.some((id) => held.has(id))) {
+        throw new TufError(
+          'TUF_ROOT_REJECTED',
+          `root rejected: Otter holds no private key for the ${role} role it names`,
+        );
+      }
+    }
+    if (root.roles.root.keyids.some((id) => held.has(id))) {
+      throw new TufError('TUF_ROOT_REJECTED', 'root rejected: an online key must never be a root key');
+    }
+    const body = JSON.stringify({ signatures: candidate.signatures, signed: root });
+    await this.commitWithRetry(async (heads) => {
+      const rootWrite: MetadataWrite = { role: 'root', version: root.version, expiresAt: root.expires, body };
+      return { targets: [], metadata: [rootWrite, ...(await this.resignAll(heads, root))] };
+    });
+    this.logger.log(`published root version ${root.version}`);
+    return root;
+  }
+
+  /** Adds targets and publishes the bins they land in, one snapshot and one timestamp for the whole batch. */
+  async addTargets(targets: NewTarget[]): Promise<void> {
+    if (targets.length === 0) return;
+    const placed = targets.map((t) => {
+      const p = this.layout.classify(t.path);
+      if ('error' in p)
+        throw new TufError('TUF_TARGET_INVALID', `invalid target path ${JSON.stringify(t.path)}: ${p.error}`);
+      if (!/^[0-9a-f]{64}$/.test(t.sha256) || !Number.isSafeInteger(t.length) || t.length < 0) {
+        throw new TufError('TUF_TARGET_INVALID', `target ${t.path} needs a sha256 hex digest and a length`);
+      }
+      return { ...t, bin: p.bin };
+    });
+    if (new Set(placed.map((t) => t.path)).size !== placed.length) {
+      throw new TufError('TUF_TARGET_INVALID', 'a batch names the same target path twice');
+    }
+    await this.commitWithRetry(async (heads) => {
+      for (const t of placed) {
+        if (await this.store.targetExists(this.name, t.path))
+          throw new TufError('TUF_CONFLICT', `target ${t.path} already exists`);
+      }
+      const root = (await this.currentRoot()).signed;
+      const bins = [...new Set(placed.map((t) => t.bin))];
+      const existing = await this.store.targetsInBins(this.name, bins);
+      const metadata: MetadataWrite[] = [];
+      for (const bin of bins) {
+        const inBin = [...existing.filter((t) => t.bin === bin), ...placed.filter((t) => t.bin === bin)];
+        metadata.push(await this.signTargets(root, bin, nextVersion(heads, bin), targetMap(inBin)));
+      }
+      metadata.push(...(await this.signSnapshotAndTimestamp(root, heads, metadata)));
+      return { targets: placed, metadata };
+    });
+  }
+
+  /**
+   * Re-signs every role whose expiry is within half its lifetime, and what depends on it (a bin needs a new
+   * snapshot, a snapshot a new timestamp). Returns the roles re-signed. Safe to run from several processes.
+   */
+  async resignExpiring(now = Date.now()): Promise<string[]> {
+    if (!(await this.isInitialized())) return [];
+    const done: string[] = [];
+    await this.commitWithRetry(async (heads) => {
+      done.length = 0;
+      const root = (await this.currentRoot()).signed;
+      const due = (role: string, ttl: number): boolean => {
+        const head = heads.get(role);
+        return !head || Date.parse(head.expiresAt) - now < (ttl * 1000) / 2;
+      };
+      const metadata: MetadataWrite[] = [];
+      for (const role of this.layout.allTargetsRoles()) {
+        if (due(role, this.ttl.targetsTtl)) metadata.push(await this.resignTargetsRole(root, heads, role));
+      }
+      if (metadata.length > 0 || due('snapshot', this.ttl.snapshotTtl)) {
+        metadata.push(...(await this.signSnapshotAndTimestamp(root, heads, metadata)));
+      } else if (due('timestamp', this.ttl.timestampTtl)) {
+        const snapshot = await this.store.latest(this.name, 'snapshot');
+        if (!snapshot) throw new TufError('TUF_NOT_INITIALIZED', 'no snapshot to time-stamp');
+        metadata.push(await this.signTimestamp(root, heads, snapshot.version, snapshot.body));
+      }
+      done.push(...metadata.map((m) => m.role));
+      return { targets: [], metadata };
+    });
+    if (done.length > 0)
+      this.logger.log(`re-signed ${done.length} role(s) before expiry: ${summarize(done)}`);
+    const root = (await this.currentRoot()).signed;
+    if (Date.parse(root.expires) - now < 30 * 86_400_000) {
+      this.logger.warn(
+        `root version ${root.version} expires at ${root.expires}: run the root rotation ceremony`,
+      );
+    }
+    return done;
+  }
+
+  async onlineKeys(): Promise<OnlineKeyView[]> {
+    const root = (await this.store.latest(this.name, 'root')) ? (await this.currentRoot()).signed : undefined;
+    return (await this.keys.keys()).map(({ signer, info }) => ({
+      role: info.role,
+      keyId: info.keyId,
+      key: signer.tufKey,
+      createdAt: info.createdAt,
+      active: !!root?.roles[info.role].keyids.includes(info.keyId),
+    }));
+  }
+
+  /** Generates a new online key for a role; it signs once a root that lists it is published. */
+  async rotateOnlineKey(role: OnlineRole): Promise<OnlineKeyView> {
+    const info = await this.keys.addKey(role);
+    const key = (await this.keys.signer(info.keyId))!.tufKey;
+    return { ...info, key, active: false };
+  }
+
+  /** The newest key the server holds for each online role: what the next root should list. */
+  async preferredOnlineKeys(): Promise<Record<OnlineRole, TufKey[]>> {
+    const all = await this.keys.keys();
+    const pick = (role: OnlineRole): TufKey[] => {
+      const mine = all
+        .filter((k) => k.info.role === role)
+        .sort((a, b) => a.info.createdAt.localeCompare(b.info.createdAt));
+      const newest = mine.at(-1);
+      if (!newest) throw new TufError('TUF_KEY_UNAVAILABLE', `no online key for ${role}`);
+      return [newest.signer.tufKey];
+    };
+    return { targets: pick('targets'), snapshot: pick('snapshot'), timestamp: pick('timestamp') };
+  }
+
+  // --- signing -------------------------------------------------------------------------------------------
+
+  private async commitWithRetry(
+    build: (heads: Heads) => Promise<{ targets: StoredTarget[]; metadata: MetadataWrite[] }>,
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const heads = await this.store.heads(this.name);
+      const change = await build(heads);
+      if (change.metadata.length === 0) return;
+      try {
+        await this.store.commit(this.name, change.targets, change.metadata);
+        return;
+      } catch (e) {
+        if (!isUniqueViolation(e) || attempt >= MAX_ATTEMPTS) throw e;
+        // Another process published first: rebuild on top of what it wrote.
+        await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+      }
+    }
+  }
+
+  private async resignAll(heads: Heads, root: RootSigned): Promise<MetadataWrite[]> {
+    const metadata: MetadataWrite[] = [];
+    for (const role of this.layout.allTargetsRoles())
+      metadata.push(await this.resignTargetsRole(root, heads, role));
+    metadata.push(...(await this.signSnapshotAndTimestamp(root, heads, metadata)));
+    return metadata;
+  }
+
+  private async resignTargetsRole(root: RootSigned, heads: Heads, role: string): Promise<MetadataWrite> {
+    const targets = this.layout.isBin(role)
+      ? targetMap(await this.store.targetsInBins(this.name, [role]))
+      : {};
+    return this.signTargets(root, role, nextVersion(heads, role), targets);
+  }
+
+  private async signTargets(
+    root: RootSigned,
+    role: string,
+    version: number,
+    targets: Record<string, TargetFile>,
+  ): Promise<MetadataWrite> {
+    const signers = await this.signersFor(root, 'targets');
+    const delegationKeys = Object.fromEntries(signers.map((s) => [s.keyId, s.tufKey]));
+    const keyids = signers.map((s) => s.keyId);
+    const signed: TargetsSigned = {
+      _type: 'targets',
+      spec_version: SPEC_VERSION,
+      version,
+      expires: tufExpiry(Date.now() + this.ttl.targetsTtl * 1000),
+      targets,
+    };
+    if (role === 'targets') {
+      signed.delegations = {
+        keys: delegationKeys,
+        roles: this.layout.families.map((f) => ({
+          name: f.role,
+          keyids,
+          threshold: 1,
+          terminating: true,
+          paths: [f.pattern],
+        })),
+      };
+    }
+    const family = this.layout.families.find((f) => f.role === role);
+    if (family) {
+      signed.delegations = {
+        keys: delegationKeys,
+        succinct_roles: {
+          keyids,
+          threshold: 1,
+          bit_length: this.layout.binBits,
+          name_prefix: family.binPrefix,
+        },
+      };
+    }
+    return this.envelope(role, signed, signers);
+  }
+
+  private async signSnapshotAndTimestamp(
+    root: RootSigned,
+    heads: Heads,
+    changed: MetadataWrite[],
+  ): Promise<MetadataWrite[]> {
+    const versions = new Map([...heads].map(([role, h]) => [role, h.version]));
+    for (const m of changed) versions.set(m.role, m.version);
+    const meta: SnapshotSigned['meta'] = {};
+    for (const role of this.layout.allTargetsRoles()) {
+      const v = versions.get(role);
+      if (v === undefined) throw new TufError('TUF_NOT_INITIALIZED', `role ${role} has no metadata`);
+      meta[`${role}.json`] = { version: v };
+    }
+    const signed: SnapshotSigned = {
+      _type: 'snapshot',
+      spec_version: SPEC_VERSION,
+      version: nextVersion(heads, 'snapshot'),
+      expires: tufExpiry(Date.now() + this.ttl.snapshotTtl * 1000),
+      meta,
+    };
+    const snapshot = this.envelope('snapshot', signed, await this.signersFor(root, 'snapshot'));
+    return [snapshot, await this.signTimestamp(root, heads, signed.version, snapshot.body)];
+  }
+
+  private async signTimestamp(
+    root: RootSigned,
+    heads: Heads,
+    snapshotVersion: number,
+    snapshotBody: string,
+  ): Promise<MetadataWrite> {
+    const bytes = Buffer.from(snapshotBody, 'utf8');
+    const signed: TimestampSigned = {
+      _type: 'timestamp',
+      spec_version: SPEC_VERSION,
+      version: nextVersion(heads, 'timestamp'),
+      expires: tufExpiry(Date.now() + this.ttl.timestampTtl * 1000),
+      meta: {
+        'snapshot.json': {
+          version: snapshotVersion,
+          length: bytes.length,
+          hashes: { sha256: createHash('sha256').update(bytes).digest('hex') },
+        },
+      },
+    };
+    return this.envelope('timestamp', signed, await this.signersFor(root, 'timestamp'));
+  }
+
+  private envelope(role: string, signed: AnySigned, signers: Ed25519Signer[]): MetadataWrite {
+    // The stored string is served byte for byte, so the hashes in snapshot and timestamp always match.
+    const body = JSON.stringify({ signatures: signers.map((s) => s.sign(signed)), signed });
+    return { role, version: signed.version, expiresAt: signed.expires, body };
+  }
+
+  private async signersFor(root: RootSigned, role: OnlineRole): Promise<Ed25519Signer[]> {
+    const signers: Ed25519Signer[] = [];
+    for (const id of root.roles[role].keyids) {
+      const s = await this.keys.signer(id);
+      if (s) signers.push(s);
+    }
+    if (signers.length < root.roles[role].threshold) {
+      throw new TufError(
+        'TUF_KEY_UNAVAILABLE',
+        `Otter holds ${signers.length} of the ${role} keys the root names`,
+      );
+    }
+    return signers;
+  }
+}
+
+function nextVersion(heads: Heads, role: string): number {
+  return (heads.get(role)?.version ?? 0) + 1;
+}
+
+function targetMap(
+  targets: Array<Pick<StoredTarget, 'path' | 'length' | 'sha256' | 'custom'>>,
+): Record<string, TargetFile> {
+  const map: Record<string, TargetFile> = {};
+  for (const t of [...targets].sort((a, b) => a.path.localeCompare(b.path))) {
+    map[t.path] = { length: t.length, hashes: { sha256: t.sha256 }, custom: t.custom };
+  }
+  return map;
+}
+
+function summarize(roles: string[]): string {
+  return roles.length > 6 ? `${roles.slice(0, 5).join(', ')} and ${roles.length - 5} more` : roles.join(', ');
+}
