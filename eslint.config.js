@@ -26,6 +26,11 @@ export default tseslint.config(
     },
   },
   {
+    // System tests compose whole apps (in-process or as real processes); apps and libs never may.
+    files: ['test/**/*.ts'],
+    rules: { 'no-restricted-imports': 'off' },
+  },
+  {
     files: ['**/*.mjs', '**/*.js'],
     ...tseslint.configs.disableTypeChecked,
   },

@@ -9,7 +9,7 @@ export async function createApi(config: OtterConfig): Promise<NestFastifyApplica
   const app = await NestFactory.create<NestFastifyApplication>(
     ApiModule.forRoot(config),
     new FastifyAdapter({ bodyLimit: 1024 * 1024, trustProxy: true }),
-    { bufferLogs: true },
+    { bufferLogs: true, abortOnError: false },
   );
   app.useLogger(app.get(Logger));
   await app.register(multipart, {

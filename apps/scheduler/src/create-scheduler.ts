@@ -7,6 +7,7 @@ import { SchedulerModule } from './scheduler.module.js';
 export async function createScheduler(config: OtterConfig): Promise<INestApplicationContext> {
   const app = await NestFactory.createApplicationContext(SchedulerModule.forRoot(config), {
     bufferLogs: true,
+    abortOnError: false,
   });
   app.useLogger(app.get(Logger));
   app.enableShutdownHooks();

@@ -4,7 +4,7 @@ import { access, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
 /** Bytes read from disk per chunk; bounds memory regardless of image size. */
-export const UPLOAD_CHUNK_BYTES = 1024 * 1024;
+const UPLOAD_CHUNK_BYTES = 1024 * 1024;
 const CRLF = '\r\n';
 
 export interface MultipartFilePart {

@@ -1,5 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -406,8 +408,23 @@ describe('OtterApiClient upload framing', () => {
   });
 
   it('keeps memory flat while streaming a large image', async () => {
-    const api = await new FakeOtterApi().start();
+    // The server runs in a child process so the measurement sees only the client's buffers.
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('node:http').createServer((req, res) => {
+           let n = 0;
+           req.on('data', (c) => (n += c.length));
+           req.on('end', () => res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ length: n })));
+         });
+         s.listen(0, '127.0.0.1', () => console.log(s.address().port));`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     try {
+      const [line] = (await once(child.stdout, 'data')) as [Buffer];
+      const url = `http://127.0.0.1:${line.toString().trim()}`;
       const path = join(dir, 'large.img');
       const size = 512 * 1024 * 1024;
       // Sparse: costs no disk and reads fast, but every byte still crosses the wire.
@@ -417,24 +434,27 @@ describe('OtterApiClient upload framing', () => {
       v8.setFlagsFromString('--expose-gc');
       const gc = vm.runInNewContext('gc') as () => void;
       gc();
+      gc();
       const baseline = process.memoryUsage().arrayBuffers;
       let peak = baseline;
       let chunks = 0;
-      const release = await new OtterApiClient({ server: api.url, token: TOKEN }).pushRelease({
+      const answer = await new OtterApiClient({ server: url, token: TOKEN }).pushRelease({
         hardware: 'large',
         version: '1.0.0',
         imagePath: path,
         onProgress: () => {
           if (++chunks % 32 !== 0) return;
+          // Twice: the first collection can leave dead buffers to a lazy sweep that still counts them.
+          gc();
           gc();
           peak = Math.max(peak, process.memoryUsage().arrayBuffers);
         },
       });
-      expect(release.length).toBe(size);
-      expect(release.sha256).toBe(createHash('sha256').update(Buffer.alloc(size)).digest('hex'));
-      expect(peak - baseline).toBeLessThan(64 * 1024 * 1024);
+      expect(answer.length).toBeGreaterThan(size);
+      expect(chunks).toBe(size / (1024 * 1024));
+      expect(peak - baseline).toBeLessThan(32 * 1024 * 1024);
     } finally {
-      await api.app.close();
+      child.kill();
     }
   });
 

@@ -10,7 +10,7 @@ import type {
 } from '#otter/contracts';
 import { ApiError, ApiUnreachableError } from './api-error.js';
 import type { ClientSettings } from './client-settings.js';
-import { createMultipartUpload, UPLOAD_CHUNK_BYTES, UploadSourceError } from './multipart-upload.js';
+import { createMultipartUpload, UploadSourceError } from './multipart-upload.js';
 import { validateReleaseFields } from './release-input.js';
 
 export interface PushReleaseInput {
@@ -67,10 +67,7 @@ export class OtterApiClient {
     );
     try {
       return await this.request<ReleaseDto>('POST', 'api/v1/releases', {
-        // Without a byte-length strategy toWeb queues far ahead of the socket.
-        body: Readable.toWeb(upload.body, {
-          strategy: new ByteLengthQueuingStrategy({ highWaterMark: UPLOAD_CHUNK_BYTES }),
-        }) as ReadableStream<Uint8Array>,
+        body: Readable.toWeb(upload.body) as ReadableStream<Uint8Array>,
         headers: { 'content-type': upload.contentType, 'content-length': String(upload.contentLength) },
       });
     } finally {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql, SqliteDialect } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import type { DatabaseConfig } from '#otter/config';
@@ -10,11 +10,15 @@ import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
 
+const postgresDbs = new WeakSet<Db>();
+
 export function createDatabase(config: DatabaseConfig): Db {
   if (config.dialect === 'postgres') {
-    return new Kysely<Database>({
+    const db = new Kysely<Database>({
       dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: config.url, max: 10 }) }),
     });
+    postgresDbs.add(db);
+    return db;
   }
   if (config.file !== ':memory:') mkdirSync(dirname(config.file), { recursive: true });
   const sqlite = new SqliteDatabase(config.file);
@@ -26,7 +30,12 @@ export function createDatabase(config: DatabaseConfig): Db {
 }
 
 export async function migrateToLatest(db: Db): Promise<void> {
-  const migrator = new Migrator({ db, provider: migrationProvider });
+  // Kysely looks for its bookkeeping tables in every schema unless told which one; on a server where other
+  // schemas hold Otter tables (several deployments, or parallel tests) it must look only in ours.
+  const migrationTableSchema = postgresDbs.has(db)
+    ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s
+    : undefined;
+  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableSchema });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {

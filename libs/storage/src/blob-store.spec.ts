@@ -218,6 +218,26 @@ describe.each(backends)('$name blob store', ({ name, setup }) => {
     expect(await h.snapshot()).toEqual(before);
   });
 
+  it('stops reading an endless source at the limit and destroys it', async () => {
+    let produced = 0;
+    let destroyed = false;
+    const endless = new Readable({
+      read() {
+        produced += 64 * 1024;
+        this.push(randomBytes(64 * 1024));
+      },
+      destroy(error, callback) {
+        destroyed = true;
+        callback(error);
+      },
+    });
+    const key = freshKey();
+    await expectOtterError(store.put(key, endless, { maxBytes: 6 * MIB }), 'PAYLOAD_TOO_LARGE');
+    expect(destroyed).toBe(true);
+    expect(produced).toBeLessThan(8 * MIB); // the limit plus stream buffers, not the endless rest
+    expect(await store.stat(key)).toBeNull();
+  });
+
   it('keeps the existing object when an over-limit put targets its key', async () => {
     const key = freshKey();
     const original = randomBytes(1000);

@@ -28,6 +28,8 @@ export interface BlobStore {
    * Streams body in, hashing as it goes. Atomic: the key shows the new object only once it is complete and
    * (if expectedSha256 given) verified. Over maxBytes -> OtterError('PAYLOAD_TOO_LARGE'), nothing stored.
    * Source stream error -> rethrown, nothing stored. Hash mismatch -> OtterError('BLOB_HASH_MISMATCH').
+   * A failed put has destroyed body (stream pipeline semantics): wrap a socket-backed stream (`request.raw`)
+   * in a PassThrough if the connection must survive to carry the error response.
    */
   put(key: string, body: Readable, options?: PutOptions): Promise<StoredBlob>;
   /** Whole object or an inclusive range. Missing -> OtterError('BLOB_NOT_FOUND'); bad range -> 'RANGE_NOT_SATISFIABLE'. */

@@ -98,7 +98,8 @@ export class FsBlobStore implements BlobStore {
       await unlink(path);
     } catch (error) {
       // Missing, or only a directory that other keys live under: either way no blob is stored at this key.
-      if (isFsError(error, 'ENOENT', 'ENOTDIR', 'EISDIR', 'EPERM')) return;
+      if (isFsError(error, 'ENOENT', 'ENOTDIR')) return;
+      if (isFsError(error, 'EISDIR', 'EPERM') && (await stat(path).catch(() => null))?.isDirectory()) return;
       throw error;
     }
   }

@@ -122,10 +122,16 @@ export class S3BlobStore implements BlobStore {
     try {
       await upload.done();
     } catch (error) {
+      const bodyFailure = counter.errored;
       // The upload may have given up first (S3 unreachable): stop reading the source.
       counter.destroy();
-      // A body that broke or failed a check explains the failure better than the abort that followed it.
-      throw counter.errored ?? error;
+      body.destroy();
+      // A source that broke or a failed check explains the failure better than the multipart abort that
+      // followed it. When lib-storage gives up first, it abandons its read of the counter, which destroys
+      // the counter with an AbortError: then the upload's own error is the cause.
+      throw bodyFailure && !(bodyFailure instanceof Error && bodyFailure.name === 'AbortError')
+        ? bodyFailure
+        : error;
     }
     return counter.result();
   }
@@ -153,7 +159,12 @@ export class S3BlobStore implements BlobStore {
       // S3 shortens a range that runs past the end, and test servers have been seen to answer `bytes=0-0`
       // with the whole object or an empty one with `0-0/0`: the contract is exactly [start, end] or an error.
       const served = parseContentRange(response.ContentRange);
-      if (!served || served.start !== range.start || served.end !== range.end || served.end >= served.length) {
+      if (
+        !served ||
+        served.start !== range.start ||
+        served.end !== range.end ||
+        served.end >= served.length
+      ) {
         body.destroy();
         throw rangeNotSatisfiable(range, served?.length);
       }

@@ -73,6 +73,10 @@ export class OnlineKeyStore {
   }
 
   async signer(keyId: string): Promise<Ed25519Signer | undefined> {
+    const cached = (await this.keys()).find((k) => k.info.keyId === keyId);
+    if (cached) return cached.signer;
+    // Another process may have added it (a rotation through the api, seen here by the scheduler).
+    this.cache = undefined;
     return (await this.keys()).find((k) => k.info.keyId === keyId)?.signer;
   }
 

@@ -1,5 +1,5 @@
 import { keyIdOf, type Ed25519Signer, verifySignature } from './ed25519.js';
-import { SPEC_VERSION, type RootSigned, type SignedEnvelope, type TufKey } from './tuf-types.js';
+import { SPEC_VERSION, type RootSigned, type SignedEnvelope, type TufKey, type UntrustedEnvelope } from './tuf-types.js';
 
 export interface RootDraftInput {
   /** The root this one replaces (rotation), or undefined for version 1. */
@@ -54,7 +54,7 @@ export function signRoot(
 export function countValidSignatures(
   root: RootSigned,
   role: keyof RootSigned['roles'],
-  envelope: SignedEnvelope,
+  envelope: SignedEnvelope | UntrustedEnvelope,
 ): number {
   const allowed = new Set(root.roles[role].keyids);
   const seen = new Set<string>();
@@ -73,7 +73,7 @@ export function countValidSignatures(
  */
 export function checkRootTransition(
   trusted: RootSigned | undefined,
-  candidate: SignedEnvelope,
+  candidate: SignedEnvelope | UntrustedEnvelope,
   now = Date.now(),
 ): string[] {
   const problems: string[] = [];

@@ -21,6 +21,7 @@ import {
   type TargetsSigned,
   type TimestampSigned,
   type TufKey,
+  type UntrustedEnvelope,
 } from './tuf-types.js';
 
 export interface NewTarget {
@@ -139,7 +140,7 @@ export class TufRepository {
    * Accepts a root signed offline (version 1 or a rotation), then re-signs every online role with the keys it
    * names, so clients that follow the new root find metadata signed by its keys.
    */
-  async publishRoot(candidate: SignedEnvelope): Promise<RootSigned> {
+  async publishRoot(candidate: SignedEnvelope | UntrustedEnvelope): Promise<RootSigned> {
     const trustedRow = await this.store.latest(this.name, 'root');
     const trusted = trustedRow
       ? (JSON.parse(trustedRow.body) as SignedEnvelope<RootSigned>).signed
@@ -147,7 +148,7 @@ export class TufRepository {
     const problems = checkRootTransition(trusted, candidate);
     if (problems.length > 0)
       throw new TufError('TUF_ROOT_REJECTED', `root rejected: ${problems.join('; ')}`, { problems });
-    const root = candidate.signed as RootSigned;
+    const root = candidate.signed as unknown as RootSigned;
     const held = new Set((await this.keys.keys()).map((k) => k.info.keyId));
     for (const role of ONLINE_ROLES) {
       if (!root.roles[role].keyids.some((id) => held.has(id))) {

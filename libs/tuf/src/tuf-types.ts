@@ -81,3 +81,9 @@ export interface SignedEnvelope<T extends AnySigned = AnySigned> {
 export const SPEC_VERSION = '1.0.31';
 export const ONLINE_ROLES = ['targets', 'snapshot', 'timestamp'] as const;
 export type OnlineRole = (typeof ONLINE_ROLES)[number];
+
+/** Metadata as received from outside (a ceremony upload): nothing about `signed` is trusted yet. */
+export interface UntrustedEnvelope {
+  signatures: TufSignature[];
+  signed: Record<string, unknown>;
+}

@@ -1,11 +1,13 @@
 import { Inject, Module, type OnApplicationBootstrap } from '@nestjs/common';
+import { AuthModule } from '#otter/auth';
 import { ImageRepositoryInitializer, TufModule } from '#otter/tuf';
+import { TufAdminController } from './tuf-admin.controller.js';
 import { TimestampCache } from './timestamp-cache.js';
 import { TufImageController } from './tuf-image.controller.js';
 
 @Module({
-  imports: [TufModule],
-  controllers: [TufImageController],
+  imports: [TufModule, AuthModule],
+  controllers: [TufImageController, TufAdminController],
   providers: [TimestampCache],
 })
 export class TufHttpModule implements OnApplicationBootstrap {

@@ -1,0 +1,54 @@
+import { Body, Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
+import { z } from 'zod';
+import { RequireRole } from '#otter/auth';
+import { ValidationError } from '#otter/errors';
+import { IMAGE_REPOSITORY, ONLINE_ROLES, type OnlineKeyView, type TufRepository } from '#otter/tuf';
+
+const envelopeSchema = z
+  .object({
+    signatures: z.array(z.object({ keyid: z.string().regex(/^[0-9a-f]{64}$/), sig: z.string().regex(/^[0-9a-f]+$/) }).strict()).max(64),
+    signed: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+
+export interface OnlineKeysDto {
+  keys: OnlineKeyView[];
+  /** What the next root should list for each online role (newest key per role). */
+  next: Record<string, OnlineKeyView['key'][]>;
+}
+
+/** The root ceremony's server side and online key rotation (admin only). */
+@Controller('api/v1/tuf/image')
+@RequireRole('admin')
+export class TufAdminController {
+  constructor(@Inject(IMAGE_REPOSITORY) private readonly repository: TufRepository) {}
+
+  @Get('root')
+  async root(): Promise<unknown> {
+    return this.repository.currentRoot();
+  }
+
+  @Post('root')
+  @HttpCode(201)
+  async publishRoot(@Body() body: unknown): Promise<{ version: number; expires: string }> {
+    const parsed = envelopeSchema.safeParse(body);
+    if (!parsed.success) {
+      throw new ValidationError(`root: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
+    }
+    const root = await this.repository.publishRoot(parsed.data);
+    return { version: root.version, expires: root.expires };
+  }
+
+  @Get('online-keys')
+  async onlineKeys(): Promise<OnlineKeysDto> {
+    return { keys: await this.repository.onlineKeys(), next: await this.repository.preferredOnlineKeys() };
+  }
+
+  @Post('online-keys/:role/rotate')
+  @HttpCode(201)
+  async rotate(@Param('role') role: string): Promise<OnlineKeyView> {
+    const r = ONLINE_ROLES.find((x) => x === role);
+    if (!r) throw new ValidationError(`role must be one of ${ONLINE_ROLES.join(', ')}`);
+    return this.repository.rotateOnlineKey(r);
+  }
+}
