@@ -18,7 +18,7 @@ export class ProcessGroup {
     name: string,
     command: string,
     args?: string[],
-    options?: { env?: NodeJS.ProcessEnv; cwd?: string; stopLast?: boolean },
+    options?: { env?: NodeJS.ProcessEnv; cwd?: string; stopLast?: boolean; output?: NodeJS.WritableStream },
   ): ManagedProcess;
   stop(): Promise<void>;
   kill(): void;
@@ -46,5 +46,5 @@ export function probeRedis(
 export function ensureRedis(
   group: ProcessGroup,
   env?: NodeJS.ProcessEnv,
-  options?: { port?: number; timeoutMs?: number },
+  options?: { port?: number; timeoutMs?: number; output?: NodeJS.WritableStream },
 ): Promise<string>;

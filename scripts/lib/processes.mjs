@@ -47,14 +47,20 @@ export class ProcessGroup {
    * @param {string} name
    * @param {string} command
    * @param {string[]} [args]
-   * @param {{ env?: NodeJS.ProcessEnv, cwd?: string, stopLast?: boolean }} [options]
+   * @param {{ env?: NodeJS.ProcessEnv, cwd?: string, stopLast?: boolean, output?: NodeJS.WritableStream }} [options]
    *   stopLast: stop this child only after every other one has stopped (infrastructure such as Redis,
    *   which the others still talk to while they shut down).
+   *   output: where the child's stdout and stderr lines go (e.g. a log file), instead of ours.
    * @returns {ManagedProcess}
    */
-  start(name, command, args = [], { env = process.env, cwd = process.cwd(), stopLast = false } = {}) {
+  start(
+    name,
+    command,
+    args = [],
+    { env = process.env, cwd = process.cwd(), stopLast = false, output = undefined } = {},
+  ) {
     if (this.#stopping) throw new Error(`cannot start ${name}: the process group is stopping`);
-    const color = useColor() ? COLORS[this.#children.length % COLORS.length] : 0;
+    const color = useColor() && !output ? COLORS[this.#children.length % COLORS.length] : 0;
     const prefix = color ? `\x1b[${color}m[${name}]\x1b[0m ` : `[${name}] `;
     // detached: the child gets its own process group, so a Ctrl-C in the terminal reaches only us and we
     // decide the order of shutdown; stop() then signals the child's whole group (its own children too).
@@ -63,8 +69,8 @@ export class ProcessGroup {
       createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) =>
         out.write(prefix + line + '\n'),
       );
-    pipe(child.stdout, process.stdout);
-    pipe(child.stderr, process.stderr);
+    pipe(child.stdout, output ?? process.stdout);
+    pipe(child.stderr, output ?? process.stderr);
 
     /** @type {ManagedProcess} */
     const managed = {
@@ -75,7 +81,7 @@ export class ProcessGroup {
       exited: new Promise((resolve) => {
         child.once('error', (error) => {
           // spawn failures (ENOENT, EACCES) never produce 'exit'.
-          process.stderr.write(`${prefix}could not start ${command}: ${error.message}\n`);
+          (output ?? process.stderr).write(`${prefix}could not start ${command}: ${error.message}\n`);
           managed.running = false;
           resolve({ code: null, signal: null, error });
         });
@@ -214,10 +220,15 @@ export function probeRedis(port, host = '127.0.0.1', timeoutMs = 1_000) {
  * persisted, stopped after the other children).
  * @param {ProcessGroup} group
  * @param {NodeJS.ProcessEnv} [env]
- * @param {{ port?: number, timeoutMs?: number }} [options]
+ * @param {{ port?: number, timeoutMs?: number, output?: NodeJS.WritableStream }} [options]
+ *   output: where a started redis-server's output goes (see ProcessGroup.start).
  * @returns {Promise<string>}
  */
-export async function ensureRedis(group, env = process.env, { port = 6379, timeoutMs = 10_000 } = {}) {
+export async function ensureRedis(
+  group,
+  env = process.env,
+  { port = 6379, timeoutMs = 10_000, output = undefined } = {},
+) {
   if (env.REDIS_URL) return env.REDIS_URL;
   const url = `redis://127.0.0.1:${port}`;
   const found = await probeRedis(port);
@@ -231,7 +242,7 @@ export async function ensureRedis(group, env = process.env, { port = 6379, timeo
     'redis',
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
-    { stopLast: true },
+    { stopLast: true, output },
   );
   const deadline = Date.now() + timeoutMs;
   while ((await probeRedis(port)) !== 'redis') {

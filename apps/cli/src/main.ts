@@ -5,6 +5,7 @@ import { ApiError } from '#otter/api-client';
 import { processCliContext, type CliContext } from './cli-context.js';
 import { registerReleaseCommands } from './commands/release.command.js';
 import { registerTokenCommands } from './commands/token.command.js';
+import { registerTufCommands } from './commands/tuf.command.js';
 
 /** The `otter` command tree. A new command group is one `registerXCommands(program, ctx)` line here. */
 export function createProgram(ctx: CliContext = processCliContext()): Command {
@@ -20,6 +21,7 @@ export function createProgram(ctx: CliContext = processCliContext()): Command {
 
   registerReleaseCommands(program, ctx);
   registerTokenCommands(program, ctx);
+  registerTufCommands(program, ctx);
   return program;
 }
 

@@ -12,3 +12,5 @@ export {
   validateReleaseFields,
 } from './release-input.js';
 export { UploadSourceError } from './multipart-upload.js';
+export { TufAdminClient } from './tuf-admin-client.js';
+export type { TufOnlineKeyDto, TufOnlineKeysDto, PublishedRootDto } from './tuf-admin-client.js';

@@ -92,7 +92,8 @@ export class OtterApiClient {
     await this.request<void>('DELETE', `api/v1/tokens/${encodeURIComponent(id)}`);
   }
 
-  private async request<T>(
+  /** One JSON request to the API; subclasses (TufAdminClient) add endpoints through it. */
+  protected async request<T>(
     method: string,
     path: string,
     init: { body?: string | ReadableStream<Uint8Array>; headers?: Record<string, string> } = {},

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { OtterError } from './otter-error.js';
 
 export interface ErrorBody {
@@ -18,8 +18,13 @@ export class OtterExceptionFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const reply = host.switchToHttp().getResponse<FastifyReply>();
+    const request = host.switchToHttp().getRequest<FastifyRequest>();
     const body = this.toBody(exception);
-    void reply.status(body.statusCode).header('cache-control', 'no-store').send(body);
+    void reply.status(body.statusCode).header('cache-control', 'no-store');
+    // Refused before its body was read (an oversized or duplicate upload): the rest of that body is still on
+    // the wire, so this connection cannot carry another request.
+    if (!request.raw.complete) void reply.header('connection', 'close');
+    void reply.send(body);
   }
 
   private toBody(exception: unknown): ErrorBody {

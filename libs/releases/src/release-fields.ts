@@ -3,12 +3,19 @@ import { z } from 'zod';
 import { HARDWARE_ID_PATTERN, MAX_NOTES_BYTES, SHA256_HEX_PATTERN } from '#otter/contracts';
 import { ReleaseError } from './release.errors.js';
 
+const PCR_INDEX = /^(?:[0-9]|1[0-9]|2[0-3])$/;
+
 const measurements = z
   .record(
-    z.string().regex(/^(?:[0-9]|1[0-9]|2[0-3])$/, 'PCR index must be 0-23'),
+    z.string(),
     z.string().regex(SHA256_HEX_PATTERN, 'PCR value must be 64 lowercase hex characters (sha256)'),
   )
-  .refine((m) => Object.keys(m).length <= 24, 'at most 24 PCRs');
+  .superRefine((m, ctx) => {
+    for (const index of Object.keys(m)) {
+      if (!PCR_INDEX.test(index))
+        ctx.addIssue({ code: 'custom', path: [index], message: 'PCR index must be 0-23' });
+    }
+  });
 
 export const releaseFieldsSchema = z
   .object({

@@ -3,7 +3,14 @@ export { TufRepository } from './tuf-repository.js';
 export type { NewTarget, ServedTarget, OnlineKeyView } from './tuf-repository.js';
 export { TufError } from './tuf.errors.js';
 export { Ed25519Signer, keyIdOf, verifySignature } from './ed25519.js';
-export { createRootDraft, signRoot, checkRootTransition } from './root-ceremony.js';
+export {
+  createRootDraft,
+  signRoot,
+  checkRootTransition,
+  countValidSignatures,
+  roleSignatureStatus,
+} from './root-ceremony.js';
+export type { RootDraftInput, RoleSignatureStatus } from './root-ceremony.js';
 export { tufExpiry } from './tuf-time.js';
 export { ONLINE_ROLES } from './tuf-types.js';
 export type {

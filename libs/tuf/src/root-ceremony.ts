@@ -1,5 +1,11 @@
 import { keyIdOf, type Ed25519Signer, verifySignature } from './ed25519.js';
-import { SPEC_VERSION, type RootSigned, type SignedEnvelope, type TufKey, type UntrustedEnvelope } from './tuf-types.js';
+import {
+  SPEC_VERSION,
+  type RootSigned,
+  type SignedEnvelope,
+  type TufKey,
+  type UntrustedEnvelope,
+} from './tuf-types.js';
 
 export interface RootDraftInput {
   /** The root this one replaces (rotation), or undefined for version 1. */
@@ -50,20 +56,46 @@ export function signRoot(
   };
 }
 
+export interface RoleSignatureStatus {
+  threshold: number;
+  /** Key ids of `role` that made a valid signature, in the order the role lists them. */
+  signedBy: string[];
+  /** Key ids of `role` with no valid signature yet. */
+  missing: string[];
+}
+
+/** Which keys of `role` in `root` made a valid signature over `envelope.signed`, and which have not. */
+export function roleSignatureStatus(
+  root: RootSigned,
+  role: keyof RootSigned['roles'],
+  envelope: SignedEnvelope | UntrustedEnvelope,
+): RoleSignatureStatus {
+  const allowed = new Set(root.roles[role].keyids);
+  const valid = new Set<string>();
+  for (const sig of envelope.signatures) {
+    const key = root.keys[sig.keyid];
+    if (!allowed.has(sig.keyid) || !key || valid.has(sig.keyid)) continue;
+    if (verifySignature(key, envelope.signed, sig)) valid.add(sig.keyid);
+  }
+  return {
+    threshold: root.roles[role].threshold,
+    signedBy: root.roles[role].keyids.filter((id) => valid.has(id)),
+    missing: root.roles[role].keyids.filter((id) => !valid.has(id)),
+  };
+}
+
 /** Number of distinct keys of `role` in `root` that made a valid signature over `envelope.signed`. */
 export function countValidSignatures(
   root: RootSigned,
   role: keyof RootSigned['roles'],
   envelope: SignedEnvelope | UntrustedEnvelope,
 ): number {
-  const allowed = new Set(root.roles[role].keyids);
-  const seen = new Set<string>();
-  for (const sig of envelope.signatures) {
-    const key = root.keys[sig.keyid];
-    if (!allowed.has(sig.keyid) || !key || seen.has(sig.keyid)) continue;
-    if (verifySignature(key, envelope.signed, sig)) seen.add(sig.keyid);
-  }
-  return seen.size;
+  return roleSignatureStatus(root, role, envelope).signedBy.length;
+}
+
+/** Key ids are shown by their first 16 hex digits, as `otter tuf` prints them. */
+function missingList(status: RoleSignatureStatus): string {
+  return status.missing.map((id) => id.slice(0, 16)).join(', ');
 }
 
 /**
@@ -114,14 +146,19 @@ export function checkRootTransition(
   }
   if (problems.length > 0) return problems;
   const root = c as RootSigned;
-  const ownCount = countValidSignatures(root, 'root', candidate);
-  if (ownCount < root.roles.root.threshold) {
-    problems.push(`signed by ${ownCount} of its own root keys, needs ${root.roles.root.threshold}`);
+  // The messages name the keys still to sign, so a ceremony knows whom to call.
+  const own = roleSignatureStatus(root, 'root', candidate);
+  if (own.signedBy.length < own.threshold) {
+    problems.push(
+      `signed by ${own.signedBy.length} of its own root keys, needs ${own.threshold}; not signed by ${missingList(own)}`,
+    );
   }
   if (trusted) {
-    const oldCount = countValidSignatures(trusted, 'root', candidate);
-    if (oldCount < trusted.roles.root.threshold) {
-      problems.push(`signed by ${oldCount} of the current root keys, needs ${trusted.roles.root.threshold}`);
+    const old = roleSignatureStatus(trusted, 'root', candidate);
+    if (old.signedBy.length < old.threshold) {
+      problems.push(
+        `signed by ${old.signedBy.length} of the current root keys, needs ${old.threshold}; not signed by ${missingList(old)}`,
+      );
     }
   }
   return problems;

@@ -25,6 +25,15 @@ export async function readReleaseUpload(req: FastifyRequest): Promise<ReleaseUpl
     if (part.type === 'file') {
       if (part.fieldname !== 'image')
         throw new ValidationError(`unexpected file field "${part.fieldname}": the image goes in "image"`);
+      // Busboy ends a file stream silently at the size limit; make that an error so a cut image is never stored.
+      part.file.once('limit', () =>
+        part.file.destroy(
+          new OtterError(
+            'PAYLOAD_TOO_LARGE',
+            'image: larger than the server accepts (OTTER_MAX_UPLOAD_BYTES)',
+          ),
+        ),
+      );
       return { fields, image: part.file };
     }
     if (!TEXT_FIELDS.has(part.fieldname))

@@ -3,10 +3,17 @@ import { z } from 'zod';
 import { RequireRole } from '#otter/auth';
 import { ValidationError } from '#otter/errors';
 import { IMAGE_REPOSITORY, ONLINE_ROLES, type OnlineKeyView, type TufRepository } from '#otter/tuf';
+import { TimestampCache } from './timestamp-cache.js';
 
 const envelopeSchema = z
   .object({
-    signatures: z.array(z.object({ keyid: z.string().regex(/^[0-9a-f]{64}$/), sig: z.string().regex(/^[0-9a-f]+$/) }).strict()).max(64),
+    signatures: z
+      .array(
+        z
+          .object({ keyid: z.string().regex(/^[0-9a-f]{64}$/), sig: z.string().regex(/^[0-9a-f]+$/) })
+          .strict(),
+      )
+      .max(64),
     signed: z.record(z.string(), z.unknown()),
   })
   .strict();
@@ -21,7 +28,10 @@ export interface OnlineKeysDto {
 @Controller('api/v1/tuf/image')
 @RequireRole('admin')
 export class TufAdminController {
-  constructor(@Inject(IMAGE_REPOSITORY) private readonly repository: TufRepository) {}
+  constructor(
+    @Inject(IMAGE_REPOSITORY) private readonly repository: TufRepository,
+    private readonly timestamps: TimestampCache,
+  ) {}
 
   @Get('root')
   async root(): Promise<unknown> {
@@ -33,9 +43,14 @@ export class TufAdminController {
   async publishRoot(@Body() body: unknown): Promise<{ version: number; expires: string }> {
     const parsed = envelopeSchema.safeParse(body);
     if (!parsed.success) {
-      throw new ValidationError(`root: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
+      throw new ValidationError(
+        `root: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`,
+      );
     }
     const root = await this.repository.publishRoot(parsed.data);
+    // A new root may name a new timestamp key: a client that just fetched it must not get the held
+    // timestamp.json signed by the retired key (it would refuse it until the hold runs out).
+    this.timestamps.invalidate();
     return { version: root.version, expires: root.expires };
   }
 
