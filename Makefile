@@ -30,6 +30,7 @@ demo: build
 
 bench: build
 	@$(ENV); node bench/timestamp.bench.mjs
+	@$(ENV); node bench/tuf-metadata-size.mjs 10000
 
 clean:
 	rm -rf dist .otter .otter-test

@@ -1,4 +1,4 @@
-import { Module, type DynamicModule } from '@nestjs/common';
+import { Module, RequestMethod, type DynamicModule } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
 import type { OtterConfig } from '#otter/config';
 
@@ -16,6 +16,9 @@ export class LoggingModule {
             autoLogging: { ignore: (req) => req.url === '/health' },
             redact: ['req.headers.authorization', 'req.headers.cookie'],
           },
+          // Public TUF GETs are what every agent polls: per-request logging there would dominate the cost of
+          // answering and drown the log. Errors on them still reach the exception filter's log.
+          exclude: [{ method: RequestMethod.GET, path: 'tuf/*path' }],
         }),
       ],
       exports: [LoggerModule],

@@ -167,6 +167,7 @@ export class TufRepository {
       return { targets: [], metadata: [rootWrite, ...(await this.resignAll(heads, root))] };
     });
     this.logger.log(`published root version ${root.version}`);
+    await this.retireUnlistedKeys(root);
     return root;
   }
 
@@ -272,6 +273,26 @@ export class TufRepository {
       return [newest.signer.tufKey];
     };
     return { targets: pick('targets'), snapshot: pick('snapshot'), timestamp: pick('timestamp') };
+  }
+
+  /**
+   * After a rotation, destroys online keys the new root replaced: those not listed and older than the newest
+   * listed key of their role. Keys created since (pending a later rotation) are kept.
+   */
+  private async retireUnlistedKeys(root: RootSigned): Promise<void> {
+    const all = await this.keys.keys();
+    const keep = new Set<string>();
+    for (const role of ONLINE_ROLES) {
+      const listed = all.filter((k) => k.info.role === role && root.roles[role].keyids.includes(k.info.keyId));
+      const newestListed = listed.map((k) => k.info.createdAt).sort().at(-1) ?? '';
+      for (const k of all.filter((x) => x.info.role === role)) {
+        if (root.roles[role].keyids.includes(k.info.keyId) || k.info.createdAt > newestListed) keep.add(k.info.keyId);
+      }
+    }
+    if (keep.size < all.length) {
+      await this.keys.retain(keep);
+      this.logger.log(`destroyed ${all.length - keep.size} online key(s) the new root no longer lists`);
+    }
   }
 
   // --- signing -------------------------------------------------------------------------------------------
