@@ -37,7 +37,7 @@ export class TufMetadataRepository {
       .where('role', '=', role)
       .where('version', '=', version)
       .executeTakeFirst();
-    return row && { role: row.role, version: Number(row.version), expiresAt: row.expires_at, body: row.body };
+    return row && toStoredMetadata(row);
   }
 
   async latest(repository: string, role: string): Promise<StoredMetadata | undefined> {
@@ -49,7 +49,7 @@ export class TufMetadataRepository {
       .orderBy('version', 'desc')
       .limit(1)
       .executeTakeFirst();
-    return row && { role: row.role, version: Number(row.version), expiresAt: row.expires_at, body: row.body };
+    return row && toStoredMetadata(row);
   }
 
   /** Latest version and expiry of every role in the repository. */
@@ -81,14 +81,7 @@ export class TufMetadataRepository {
       .where('bin', 'in', bins)
       .orderBy('path')
       .execute();
-    return rows.map((r) => ({
-      path: r.path,
-      bin: r.bin,
-      length: Number(r.length),
-      sha256: r.sha256,
-      custom: JSON.parse(r.custom) as Record<string, unknown>,
-      blobKey: r.blob_key,
-    }));
+    return rows.map(toStoredTarget);
   }
 
   async targetExists(repository: string, path: string): Promise<boolean> {
@@ -113,17 +106,7 @@ export class TufMetadataRepository {
       .where('path', '=', path)
       .where('sha256', '=', sha256)
       .execute();
-    const r = rows[0];
-    return (
-      r && {
-        path: r.path,
-        bin: r.bin,
-        length: Number(r.length),
-        sha256: r.sha256,
-        custom: JSON.parse(r.custom) as Record<string, unknown>,
-        blobKey: r.blob_key,
-      }
-    );
+    return rows[0] && toStoredTarget(rows[0]);
   }
 
   async countTargets(repository: string): Promise<number> {
@@ -174,4 +157,31 @@ export class TufMetadataRepository {
       }
     });
   }
+}
+
+function toStoredMetadata(row: {
+  role: string;
+  version: number;
+  expires_at: string;
+  body: string;
+}): StoredMetadata {
+  return { role: row.role, version: Number(row.version), expiresAt: row.expires_at, body: row.body };
+}
+
+function toStoredTarget(r: {
+  path: string;
+  bin: string;
+  length: number | string;
+  sha256: string;
+  custom: string;
+  blob_key: string;
+}): StoredTarget {
+  return {
+    path: r.path,
+    bin: r.bin,
+    length: Number(r.length),
+    sha256: r.sha256,
+    custom: JSON.parse(r.custom) as Record<string, unknown>,
+    blobKey: r.blob_key,
+  };
 }

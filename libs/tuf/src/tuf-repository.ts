@@ -104,6 +104,12 @@ export class TufRepository {
 
   /** Checks a target path before anything is uploaded for it. */
   async assertNewTargetPath(path: string): Promise<void> {
+    if (!(await this.isInitialized())) {
+      throw new TufError(
+        'TUF_NOT_INITIALIZED',
+        `the ${this.name} repository has no root yet: run the root ceremony`,
+      );
+    }
     const placed = this.layout.classify(path);
     if ('error' in placed)
       throw new TufError(
@@ -163,6 +169,14 @@ export class TufRepository {
     }
     const body = JSON.stringify({ signatures: candidate.signatures, signed: root });
     await this.commitWithRetry(async (heads) => {
+      // A concurrent publish may have stored this version while we checked: then this one is no longer next.
+      const stored = heads.get('root')?.version ?? 0;
+      if (stored >= root.version) {
+        throw new TufError(
+          'TUF_ROOT_REJECTED',
+          `root rejected: version must be ${stored + 1}, got ${root.version}`,
+        );
+      }
       const rootWrite: MetadataWrite = { role: 'root', version: root.version, expiresAt: root.expires, body };
       return { targets: [], metadata: [rootWrite, ...(await this.resignAll(heads, root))] };
     });
@@ -283,10 +297,17 @@ export class TufRepository {
     const all = await this.keys.keys();
     const keep = new Set<string>();
     for (const role of ONLINE_ROLES) {
-      const listed = all.filter((k) => k.info.role === role && root.roles[role].keyids.includes(k.info.keyId));
-      const newestListed = listed.map((k) => k.info.createdAt).sort().at(-1) ?? '';
+      const listed = all.filter(
+        (k) => k.info.role === role && root.roles[role].keyids.includes(k.info.keyId),
+      );
+      const newestListed =
+        listed
+          .map((k) => k.info.createdAt)
+          .sort()
+          .at(-1) ?? '';
       for (const k of all.filter((x) => x.info.role === role)) {
-        if (root.roles[role].keyids.includes(k.info.keyId) || k.info.createdAt > newestListed) keep.add(k.info.keyId);
+        if (root.roles[role].keyids.includes(k.info.keyId) || k.info.createdAt > newestListed)
+          keep.add(k.info.keyId);
       }
     }
     if (keep.size < all.length) {

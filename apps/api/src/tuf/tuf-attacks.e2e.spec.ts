@@ -195,4 +195,26 @@ describe('attacks a tuf-js client refuses against Otter', () => {
     await expect(poll()).rejects.toThrow(/signed by 0\/\d+ keys|threshold/i);
     expect(trustedVersion('root')).toBe(2);
   });
+
+  it('two concurrent publishes of the same root: one wins, the other is refused as no longer next', async () => {
+    const devRoot = Ed25519Signer.fromPem(
+      readFileSync(join(api.config.dataDir, 'keys', 'dev-root-key.pem'), 'utf8'),
+    );
+    const draft = createRootDraft({
+      previous: (await api.repository.currentRoot()).signed,
+      rootKeys: [devRoot.tufKey],
+      rootThreshold: 1,
+      onlineKeys: await api.repository.preferredOnlineKeys(),
+      expires: tufExpiry(Date.now() + 86_400_000),
+    });
+    const signed = signRoot(draft, devRoot);
+    const results = await Promise.allSettled([
+      api.repository.publishRoot(signed),
+      api.repository.publishRoot(signed),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(refused.reason).toMatchObject({ code: 'TUF_ROOT_REJECTED' });
+    expect((await api.repository.currentRoot()).signed.version).toBe(2);
+  });
 });
