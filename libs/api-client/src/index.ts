@@ -13,4 +13,3 @@ export {
 } from './release-input.js';
 export { UploadSourceError } from './multipart-upload.js';
 export { TufAdminClient } from './tuf-admin-client.js';
-export type { TufOnlineKeyDto, TufOnlineKeysDto, PublishedRootDto } from './tuf-admin-client.js';

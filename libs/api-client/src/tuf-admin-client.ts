@@ -1,26 +1,6 @@
-import type { OnlineRole, RootSigned, SignedEnvelope, TufKey } from '#otter/tuf';
+import type { PublishedRootDto, TufOnlineKeyDto, TufOnlineKeysDto } from '#otter/contracts';
+import type { OnlineRole, RootSigned, SignedEnvelope } from '#otter/tuf';
 import { OtterApiClient } from './otter-api-client.js';
-
-/** One online signing key the server holds (`GET /api/v1/tuf/image/online-keys`). */
-export interface TufOnlineKeyDto {
-  role: OnlineRole;
-  keyId: string;
-  key: TufKey;
-  createdAt: string;
-  /** Listed for its role in the current root. */
-  active: boolean;
-}
-
-export interface TufOnlineKeysDto {
-  keys: TufOnlineKeyDto[];
-  /** What the next root should list for each online role (the newest key per role). */
-  next: Record<OnlineRole, TufKey[]>;
-}
-
-export interface PublishedRootDto {
-  version: number;
-  expires: string;
-}
 
 /** The TUF root ceremony's server side and online key rotation (admin tokens only). */
 export class TufAdminClient extends OtterApiClient {

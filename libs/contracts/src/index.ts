@@ -2,3 +2,10 @@ export type { ReleaseDto, ReleaseListDto } from './releases.js';
 export { HARDWARE_ID_PATTERN, SHA256_HEX_PATTERN, MAX_NOTES_BYTES } from './releases.js';
 export { ROLES } from './auth.js';
 export type { Role, TokenDto, CreatedTokenDto, TokenListDto } from './auth.js';
+export type {
+  OnlineRoleName,
+  TufPublicKeyJson,
+  TufOnlineKeyDto,
+  TufOnlineKeysDto,
+  PublishedRootDto,
+} from './tuf.js';

@@ -1,8 +1,9 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireRole } from '#otter/auth';
+import type { PublishedRootDto, TufOnlineKeyDto, TufOnlineKeysDto } from '#otter/contracts';
 import { ValidationError } from '#otter/errors';
-import { IMAGE_REPOSITORY, ONLINE_ROLES, type OnlineKeyView, type TufRepository } from '#otter/tuf';
+import { IMAGE_REPOSITORY, ONLINE_ROLES, type TufRepository } from '#otter/tuf';
 import { TimestampCache } from './timestamp-cache.js';
 
 const envelopeSchema = z
@@ -17,12 +18,6 @@ const envelopeSchema = z
     signed: z.record(z.string(), z.unknown()),
   })
   .strict();
-
-export interface OnlineKeysDto {
-  keys: OnlineKeyView[];
-  /** What the next root should list for each online role (newest key per role). */
-  next: Record<string, OnlineKeyView['key'][]>;
-}
 
 /** The root ceremony's server side and online key rotation (admin only). */
 @Controller('api/v1/tuf/image')
@@ -40,7 +35,7 @@ export class TufAdminController {
 
   @Post('root')
   @HttpCode(201)
-  async publishRoot(@Body() body: unknown): Promise<{ version: number; expires: string }> {
+  async publishRoot(@Body() body: unknown): Promise<PublishedRootDto> {
     const parsed = envelopeSchema.safeParse(body);
     if (!parsed.success) {
       throw new ValidationError(
@@ -55,13 +50,13 @@ export class TufAdminController {
   }
 
   @Get('online-keys')
-  async onlineKeys(): Promise<OnlineKeysDto> {
+  async onlineKeys(): Promise<TufOnlineKeysDto> {
     return { keys: await this.repository.onlineKeys(), next: await this.repository.preferredOnlineKeys() };
   }
 
   @Post('online-keys/:role/rotate')
   @HttpCode(201)
-  async rotate(@Param('role') role: string): Promise<OnlineKeyView> {
+  async rotate(@Param('role') role: string): Promise<TufOnlineKeyDto> {
     const r = ONLINE_ROLES.find((x) => x === role);
     if (!r) throw new ValidationError(`role must be one of ${ONLINE_ROLES.join(', ')}`);
     return this.repository.rotateOnlineKey(r);
