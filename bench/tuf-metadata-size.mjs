@@ -16,7 +16,12 @@ const sha = (s) => createHash('sha256').update(s).digest('hex');
 
 async function measure(binBits) {
   const dir = mkdtempSync(join(tmpdir(), 'otter-tufsize-'));
-  const config = loadConfig({ OTTER_DATA_DIR: dir, OTTER_ENV: 'test', OTTER_LOG_LEVEL: 'silent', OTTER_TUF_BIN_BITS: String(binBits) });
+  const config = loadConfig({
+    OTTER_DATA_DIR: dir,
+    OTTER_ENV: 'test',
+    OTTER_LOG_LEVEL: 'silent',
+    OTTER_TUF_BIN_BITS: String(binBits),
+  });
   class BenchModule {}
   Module({ imports: [ConfigModule.forRoot(config), DbModule, TufModule] })(BenchModule);
   const app = await NestFactory.createApplicationContext(BenchModule, { logger: false });
@@ -34,7 +39,11 @@ async function measure(binBits) {
         length: 100_000_000 + j,
         sha256: sha(`image ${j}`),
         blobKey: `bench/${j}`,
-        custom: { hardware: hw, version, measurements: { 4: sha(`4 ${j}`), 8: sha(`8 ${j}`), 9: sha(`9 ${j}`) } },
+        custom: {
+          hardware: hw,
+          version,
+          measurements: { 4: sha(`4 ${j}`), 8: sha(`8 ${j}`), 9: sha(`9 ${j}`) },
+        },
       });
     }
     await repo.addTargets(targets);
@@ -44,8 +53,11 @@ async function measure(binBits) {
   const snapMeta = JSON.parse(ts).signed.meta['snapshot.json'];
   const snapshot = await repo.metadataFile('snapshot', snapMeta.version);
   const versions = JSON.parse(snapshot).signed.meta;
-  const fileSize = async (role) => Buffer.byteLength(await repo.metadataFile(role, versions[`${role}.json`].version));
-  const bins = Object.keys(versions).filter((k) => k.startsWith('images-bin')).map((k) => k.replace(/\.json$/, ''));
+  const fileSize = async (role) =>
+    Buffer.byteLength(await repo.metadataFile(role, versions[`${role}.json`].version));
+  const bins = Object.keys(versions)
+    .filter((k) => k.startsWith('images-bin'))
+    .map((k) => k.replace(/\.json$/, ''));
   const binSizes = await Promise.all(bins.map(fileSize));
   const row = {
     binBits,
@@ -66,7 +78,9 @@ async function measure(binBits) {
 
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
 console.log(`TUF metadata sizes with ${total} image targets (3 PCR measurements each)\n`);
-console.log('bin bits | bins | timestamp | snapshot | targets | images | one bin (avg / max) | first poll, one target | publish time');
+console.log(
+  'bin bits | bins | timestamp | snapshot | targets | images | one bin (avg / max) | first poll, one target | publish time',
+);
 const unbinned = { perTarget: 0 };
 for (const bits of [4, 6, 8]) {
   const r = await measure(bits);
@@ -75,4 +89,6 @@ for (const bits of [4, 6, 8]) {
     `${String(bits).padStart(8)} | ${String(r.bins).padStart(4)} | ${kib(r.timestamp).padStart(9)} | ${kib(r.snapshot).padStart(8)} | ${kib(r.targets).padStart(7)} | ${kib(r.images).padStart(6)} | ${`${kib(r.binAvg)} / ${kib(r.binMax)}`.padStart(19)} | ${kib(r.firstPoll).padStart(22)} | ${r.publishSeconds.toFixed(1)} s`,
   );
 }
-console.log(`\nWithout delegation a single targets.json would hold every entry: about ${kib(unbinned.perTarget * total)}.`);
+console.log(
+  `\nWithout delegation a single targets.json would hold every entry: about ${kib(unbinned.perTarget * total)}.`,
+);

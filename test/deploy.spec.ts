@@ -18,7 +18,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 // The schema is not part of #otter/config's public index; this test alone reads it by path to learn the
 // full list of variables Otter understands. (zod 4's superRefine keeps the ZodObject, so .shape is there.)
- 
+
 import { configSchema } from '../libs/config/src/config.schema.js';
 import { ProcessGroup, ensureRedis, freePort, probeRedis, waitForHttp } from '../scripts/lib/processes.mjs';
 

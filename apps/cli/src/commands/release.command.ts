@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parseMeasurements, validateReleaseFields } from '#otter/api-client';
+import { ApiError, parseMeasurements, validateReleaseFields } from '#otter/api-client';
 import type { ReleaseDto } from '#otter/contracts';
 import { apiClient, CliError, processCliContext, writeJson, type CliContext } from '../cli-context.js';
 import { formatBytes, formatTimestamp, renderTable } from '../output.js';
@@ -48,6 +48,15 @@ export async function pushRelease(ctx: CliContext, image: string, opts: PushRele
   const imagePath = resolve(ctx.cwd, image);
   checkImage(imagePath, image);
   const client = apiClient(ctx);
+  // The server refuses a duplicate before reading the upload and closes the connection, which a client still
+  // sending often sees as a reset rather than the 409; asking first gives the clear answer and saves the upload.
+  if ((await client.listReleases(opts.hardware)).some((r) => r.version === opts.version)) {
+    throw new ApiError(
+      409,
+      'RELEASE_DUPLICATE',
+      `release ${opts.version} for ${opts.hardware} already exists`,
+    );
+  }
 
   const progress = ctx.stderr.isTTY ? new UploadProgress(ctx.stderr) : undefined;
   let release: ReleaseDto;
