@@ -59,18 +59,20 @@ ensure_node_modules() {
   # `npm ci` refuses this lock file: npm records only the host platform's optional binaries (@swc/core-*,
   # @msgpackr-extract/*) and `ci` then calls it out of sync (npm/cli#4828). `install` honours the same
   # pinned versions and leaves the lock file as it is.
-  (cd "$root" && npm install --no-audit --no-fund --loglevel=error >&2)
+  # Native addons must build against Node 24's headers, not the machine's global nodedir.
+  (
+    cd "$root"
+    if [ -d "$node_dir/include/node" ]; then export npm_config_nodedir="$node_dir"; fi
+    npm install --no-audit --no-fund --loglevel=error >&2
+  )
   echo "$want" >"$stamp"
 }
 
 if [ "${1:-}" = "--env" ]; then
   echo "export PATH=\"$node_dir/bin:\$PATH\""
-  # Native addons must build against Node 24's headers, not the machine's global nodedir.
-  [ -d "$node_dir/include/node" ] && echo "export npm_config_nodedir=\"$node_dir\""
   exit 0
 fi
 ensure_node
 export PATH="$node_dir/bin:$PATH"
-if [ -d "$node_dir/include/node" ]; then export npm_config_nodedir="$node_dir"; fi
 ensure_debian_packages
 ensure_node_modules

@@ -4,10 +4,9 @@ import { ValidationError } from '#otter/errors';
 import { BLOB_STORE, type BlobStore } from '#otter/storage';
 import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
 import { parseRange } from './http-range.js';
-import { TimestampCache } from './timestamp-cache.js';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
-const METADATA_FILE = /^(?:(\d{1,10})\.([A-Za-z0-9][A-Za-z0-9._-]{0,127})|(timestamp))\.json$/;
+const METADATA_FILE = /^(\d{1,10})\.([A-Za-z0-9][A-Za-z0-9._-]{0,127})\.json$/;
 
 /** TUF image repository, exactly the layout a stock tuf-js Updater expects (consistent snapshots). */
 @Controller('tuf/image')
@@ -15,30 +14,15 @@ export class TufImageController {
   constructor(
     @Inject(IMAGE_REPOSITORY) private readonly repository: TufRepository,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
-    private readonly timestamps: TimestampCache,
   ) {}
 
+  /** `N.role.json`; `timestamp.json` is served by TimestampRoute. */
   @Get('metadata/:file')
-  async metadata(
-    @Param('file') file: string,
-    @Headers('if-none-match') ifNoneMatch: string | undefined,
-    @Res() reply: FastifyReply,
-  ): Promise<void> {
+  async metadata(@Param('file') file: string, @Res() reply: FastifyReply): Promise<void> {
     const m = METADATA_FILE.exec(file);
     if (!m) throw new ValidationError('metadata file names are N.role.json or timestamp.json');
-    reply.header('content-type', 'application/json');
-    if (m[3]) {
-      const ts = await this.timestamps.get();
-      reply.header('cache-control', `public, max-age=${ts.maxAge}`).header('etag', ts.etag);
-      if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === ts.etag || t.trim() === '*')) {
-        await reply.status(304).send();
-        return;
-      }
-      await reply.send(ts.body);
-      return;
-    }
     const body = await this.repository.metadataFile(m[2]!, Number(m[1]));
-    await reply.header('cache-control', IMMUTABLE).send(body);
+    await reply.header('content-type', 'application/json').header('cache-control', IMMUTABLE).send(body);
   }
 
   @Get('targets/*')
