@@ -5,6 +5,7 @@ import { DbModule } from '#otter/db';
 import { OtterExceptionFilter } from '#otter/errors';
 import { LoggingModule } from '#otter/logging';
 import { StorageModule } from '#otter/storage';
+import { DevicesHttpModule } from './devices/devices-http.module.js';
 import { HealthController } from './health.controller.js';
 import { ReleasesHttpModule } from './releases/releases-http.module.js';
 import { TokensHttpModule } from './tokens/tokens-http.module.js';
@@ -23,6 +24,7 @@ export class ApiModule {
         TokensHttpModule,
         TufHttpModule,
         ReleasesHttpModule,
+        DevicesHttpModule,
       ],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: OtterExceptionFilter }],

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { ApiError } from '#otter/api-client';
 import { processCliContext, type CliContext } from './cli-context.js';
+import { registerNodeCommands } from './commands/node.command.js';
 import { registerReleaseCommands } from './commands/release.command.js';
 import { registerTokenCommands } from './commands/token.command.js';
 import { registerTufCommands } from './commands/tuf.command.js';
@@ -22,6 +23,7 @@ export function createProgram(ctx: CliContext = processCliContext()): Command {
   registerReleaseCommands(program, ctx);
   registerTokenCommands(program, ctx);
   registerTufCommands(program, ctx);
+  registerNodeCommands(program, ctx);
   return program;
 }
 

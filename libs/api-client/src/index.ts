@@ -13,3 +13,4 @@ export {
 } from './release-input.js';
 export { UploadSourceError } from './multipart-upload.js';
 export { TufAdminClient } from './tuf-admin-client.js';
+export { NodesClient } from './nodes-client.js';

@@ -38,6 +38,15 @@ export const configSchema = z
       .int()
       .positive()
       .default(64 * 1024 ** 3),
+    OTTER_TPM_CA_DIR: z.string().min(1).optional(),
+    OTTER_PINNED_PCRS: z
+      .string()
+      .regex(/^\d{1,2}(-\d{1,2})?(,\d{1,2}(-\d{1,2})?)*$/, 'a list like 0-7 or 0,2,4-7')
+      .default('0-7'),
+    OTTER_DEVICE_CERT_TTL: seconds(90 * DAY),
+    OTTER_DEVICE_TOKEN_TTL: seconds(600),
+    OTTER_ATTESTATION_NONCE_TTL: seconds(120),
+    OTTER_ENROLLMENT_TTL: seconds(300),
     OTTER_TUF_ROOT_TTL: seconds(365 * DAY),
     OTTER_TUF_TARGETS_TTL: seconds(90 * DAY),
     OTTER_TUF_SNAPSHOT_TTL: seconds(7 * DAY),

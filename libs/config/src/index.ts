@@ -1,3 +1,3 @@
 export { ConfigModule, OTTER_CONFIG } from './config.module.js';
 export { loadConfig, ConfigError } from './otter-config.js';
-export type { OtterConfig, S3Config, DatabaseConfig, TufConfig } from './otter-config.js';
+export type { OtterConfig, S3Config, DatabaseConfig, TufConfig, DeviceConfig } from './otter-config.js';

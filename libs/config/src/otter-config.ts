@@ -36,6 +36,18 @@ export interface OtterConfig {
   keyPassphrase?: string;
   maxUploadBytes: number;
   tuf: TufConfig;
+  devices: DeviceConfig;
+}
+
+export interface DeviceConfig {
+  /** Directory of trusted TPM manufacturer CA certificates (PEM), for EK certificate chains. */
+  tpmCaDir: string;
+  /** Firmware and boot PCRs pinned at enrollment; changing them needs an operator re-pin. */
+  pinnedPcrs: number[];
+  certificateTtl: number;
+  accessTokenTtl: number;
+  nonceTtl: number;
+  enrollmentTtl: number;
 }
 
 export class ConfigError extends Error {
@@ -84,6 +96,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
         : { kind: 'fs', dir: join(dataDir, 'blobs') },
     keyPassphrase: e.OTTER_KEY_PASSPHRASE,
     maxUploadBytes: e.OTTER_MAX_UPLOAD_BYTES,
+    devices: {
+      tpmCaDir: resolve(e.OTTER_TPM_CA_DIR ?? join(dataDir, 'tpm-ca')),
+      pinnedPcrs: parsePcrList(e.OTTER_PINNED_PCRS),
+      certificateTtl: e.OTTER_DEVICE_CERT_TTL,
+      accessTokenTtl: e.OTTER_DEVICE_TOKEN_TTL,
+      nonceTtl: e.OTTER_ATTESTATION_NONCE_TTL,
+      enrollmentTtl: e.OTTER_ENROLLMENT_TTL,
+    },
     tuf: {
       rootTtl: e.OTTER_TUF_ROOT_TTL,
       targetsTtl: e.OTTER_TUF_TARGETS_TTL,
@@ -93,6 +113,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
       resignEvery: e.OTTER_TUF_RESIGN_EVERY,
     },
   };
+}
+
+function parsePcrList(text: string): number[] {
+  const pcrs = new Set<number>();
+  for (const part of text.split(',')) {
+    const [a, b] = part.split('-').map(Number) as [number, number | undefined];
+    for (let i = a; i <= (b ?? a); i++) if (i <= 23) pcrs.add(i);
+  }
+  return [...pcrs].sort((x, y) => x - y);
 }
 
 // An exported-but-empty variable (`FOO=`) means "unset", as in most twelve-factor tools.

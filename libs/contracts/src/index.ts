@@ -9,3 +9,20 @@ export type {
   TufOnlineKeysDto,
   PublishedRootDto,
 } from './tuf.js';
+export type {
+  EnrollmentRequest,
+  EnrollmentChallenge,
+  TpmQuote,
+  ActivationRequest,
+  ActivationResult,
+  NodeIdentityState,
+  IdentityRequest,
+  IdentityResult,
+  AccessTokenDto,
+  AttestationChallenge,
+  AttestationRequest,
+  VerdictDto,
+  DeviceReport,
+  NodeDto,
+  NodeListDto,
+} from './devices.js';

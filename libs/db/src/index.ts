@@ -1,5 +1,16 @@
 export { DbModule, DB } from './db.module.js';
 export { createDatabase, migrateToLatest, isUniqueViolation } from './create-database.js';
 export type { Db } from './create-database.js';
-export type { Database, ApiTokenTable, ReleaseTable, TufMetadataTable, TufTargetTable } from './schema.js';
+export type {
+  Database,
+  ApiTokenTable,
+  ReleaseTable,
+  TufMetadataTable,
+  TufTargetTable,
+  NodeTable,
+  EnrollmentTable,
+  EnrollmentAllowlistTable,
+  AttestationVerdictTable,
+  DeviceReportTable,
+} from './schema.js';
 export { testDatabases } from './testing.js';

@@ -59,6 +59,83 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_nodes': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('nodes')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('hardware_id', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('ek_public_sha256', 'text', (c) => c.notNull().unique())
+        .addColumn('ek_cert_serial', 'text', (c) => c.notNull())
+        .addColumn('ek_cert_issuer', 'text', (c) => c.notNull())
+        .addColumn('ak_public', 'text', (c) => c.notNull())
+        .addColumn('device_public', 'text')
+        .addColumn('device_cert_serial', 'text')
+        .addColumn('device_cert_not_after', 'text')
+        .addColumn('pinned_pcrs', 'text', (c) => c.notNull())
+        .addColumn('running_version', 'text')
+        .addColumn('tpm_reset_count', 'bigint')
+        .addColumn('tpm_restart_count', 'bigint')
+        .addColumn('tpm_clock', 'bigint')
+        .addColumn('integrity_failed_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('enrollments')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('hardware_id', 'text', (c) => c.notNull())
+        .addColumn('ek_kind', 'text', (c) => c.notNull())
+        .addColumn('ek_public', 'text', (c) => c.notNull())
+        .addColumn('ek_public_sha256', 'text', (c) => c.notNull())
+        .addColumn('ek_cert_serial', 'text', (c) => c.notNull())
+        .addColumn('ek_cert_issuer', 'text', (c) => c.notNull())
+        .addColumn('ak_public', 'text', (c) => c.notNull())
+        .addColumn('secret_sha256', 'text', (c) => c.notNull())
+        .addColumn('nonce', 'text', (c) => c.notNull())
+        .addColumn('running_version', 'text')
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('enrollment_allowlist')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('note', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('enrollment_allowlist_pk', ['kind', 'value'])
+        .execute();
+      await db.schema
+        .createTable('attestation_verdicts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('passed', 'integer', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('pcr_values', 'text', (c) => c.notNull())
+        .addColumn('release_version', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('attestation_verdicts_node')
+        .on('attestation_verdicts')
+        .columns(['node_id', 'created_at'])
+        .execute();
+      await db.schema
+        .createTable('device_reports')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('ok', 'integer', (c) => c.notNull())
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('detail', 'text', (c) => c.notNull())
+        .addColumn('reported_at', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

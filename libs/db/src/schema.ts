@@ -42,9 +42,81 @@ export interface TufTargetTable {
   created_at: string;
 }
 
+export interface NodeTable {
+  id: string;
+  hardware_id: string;
+  state: string;
+  ek_public_sha256: string;
+  ek_cert_serial: string;
+  ek_cert_issuer: string;
+  ak_public: string;
+  device_public: string | null;
+  device_cert_serial: string | null;
+  device_cert_not_after: string | null;
+  pinned_pcrs: string;
+  running_version: string | null;
+  tpm_reset_count: number | string | null;
+  tpm_restart_count: number | string | null;
+  tpm_clock: number | string | null;
+  integrity_failed_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface EnrollmentTable {
+  id: string;
+  hardware_id: string;
+  ek_kind: string;
+  ek_public: string;
+  ek_public_sha256: string;
+  ek_cert_serial: string;
+  ek_cert_issuer: string;
+  ak_public: string;
+  secret_sha256: string;
+  nonce: string;
+  running_version: string | null;
+  attempts: number;
+  state: string;
+  expires_at: string;
+  created_at: string;
+}
+
+export interface EnrollmentAllowlistTable {
+  kind: string;
+  value: string;
+  note: string;
+  created_at: string;
+}
+
+export interface AttestationVerdictTable {
+  id: string;
+  node_id: string;
+  passed: number;
+  reason: string;
+  pcr_values: string;
+  release_version: string | null;
+  created_at: string;
+}
+
+export interface DeviceReportTable {
+  id: string;
+  node_id: string;
+  kind: string;
+  ok: number;
+  event: string;
+  detail: string;
+  reported_at: string;
+  created_at: string;
+}
+
 export interface Database {
   api_tokens: ApiTokenTable;
   releases: ReleaseTable;
   tuf_metadata: TufMetadataTable;
   tuf_targets: TufTargetTable;
+  nodes: NodeTable;
+  enrollments: EnrollmentTable;
+  enrollment_allowlist: EnrollmentAllowlistTable;
+  attestation_verdicts: AttestationVerdictTable;
+  device_reports: DeviceReportTable;
 }

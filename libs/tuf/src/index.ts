@@ -22,3 +22,5 @@ export type {
   TufSignature,
 } from './tuf-types.js';
 export { OnlineKeyStore } from './online-key-store.js';
+export { seal, open } from './secret-box.js';
+export type { SealedBox } from './secret-box.js';

@@ -149,10 +149,15 @@ function newKey(role: OnlineRole): StoredKey {
   return { role, pem: Ed25519Signer.generate().toPem(), createdAt: new Date().toISOString() };
 }
 
+/** Creates `file` with `content` unless it exists; readers never see it empty (written aside, then linked). */
 async function writeExclusive(file: string, content: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(tmp, content, { mode: 0o600 });
   try {
-    await writeFile(file, content, { mode: 0o600, flag: 'wx' });
+    await link(tmp, file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  } finally {
+    await unlink(tmp);
   }
 }

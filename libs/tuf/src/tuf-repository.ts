@@ -102,6 +102,16 @@ export class TufRepository {
     return { path: t.path, length: t.length, sha256: t.sha256, blobKey: t.blobKey };
   }
 
+  /** A target's signed length, hash and custom metadata, exactly as its bin lists it; undefined if unsigned. */
+  async signedTarget(
+    path: string,
+  ): Promise<{ length: number; sha256: string; custom: Record<string, unknown> } | undefined> {
+    const placed = this.layout.classify(path);
+    if ('error' in placed) return undefined;
+    const t = (await this.store.targetsInBins(this.name, [placed.bin])).find((x) => x.path === path);
+    return t && { length: t.length, sha256: t.sha256, custom: t.custom };
+  }
+
   /** Checks a target path before anything is uploaded for it. */
   async assertNewTargetPath(path: string): Promise<void> {
     if (!(await this.isInitialized())) {

@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { ActivationResult, DeviceReport, VerdictDto } from '#otter/contracts';
+import { Tpm2Tools, type EkKind } from '#otter/tpm';
+import { DeviceApi, DeviceApiError } from './device-api.js';
+import { loadDeviceState, saveDeviceState, type DeviceState } from './device-state.js';
+
+export interface EnrollOptions {
+  server: string;
+  tcti: string;
+  stateDir: string;
+  hardwareId: string;
+  ekKind?: EkKind;
+  runningVersion?: string;
+}
+
+export interface EnrollResult {
+  nodeId: string;
+  state: string;
+  certificateNotAfter?: string;
+}
+
+const DEVICE_AUTH_AUDIENCE = 'otter:device-auth';
+
+/**
+ * The agent's side of enrollment, identity and attestation. All key material stays in the TPM; the state
+ * directory holds only public data and tpm2-tools' key blobs.
+ */
+export class DeviceAgent {
+  private constructor(
+    private readonly stateDir: string,
+    private state: DeviceState,
+    private readonly tpm: Tpm2Tools,
+  ) {}
+
+  static async open(stateDir: string): Promise<DeviceAgent> {
+    const state = await loadDeviceState(stateDir);
+    if (!state) throw new Error(`no enrollment in ${stateDir}: run \`otter-agent enroll\` first`);
+    return new DeviceAgent(
+      stateDir,
+      state,
+      new Tpm2Tools({ tcti: state.tcti, stateDir: join(stateDir, 'tpm') }),
+    );
+  }
+
+  /** Enrolls (once), then obtains the device identity as soon as the node is approved. Safe to re-run. */
+  static async enroll(options: EnrollOptions): Promise<EnrollResult> {
+    const existing = await loadDeviceState(options.stateDir);
+    const state: DeviceState = existing ?? {
+      server: options.server,
+      tcti: options.tcti,
+      hardwareId: options.hardwareId,
+      ekKind: options.ekKind ?? 'ecc',
+      runningVersion: options.runningVersion,
+    };
+    const agent = new DeviceAgent(
+      options.stateDir,
+      state,
+      new Tpm2Tools({ tcti: state.tcti, stateDir: join(options.stateDir, 'tpm') }),
+    );
+    if (!state.nodeId) await agent.enrollWithTpm();
+    if (!state.certificate) await agent.obtainIdentity();
+    return {
+      nodeId: agent.state.nodeId!,
+      state: agent.state.state!,
+      certificateNotAfter: agent.state.certificateNotAfter,
+    };
+  }
+
+  private api(): DeviceApi {
+    return new DeviceApi(this.state.server);
+  }
+
+  private async enrollWithTpm(): Promise<ActivationResult> {
+    const kind = this.state.ekKind;
+    const [ekCertificate, ekPublic, ak] = [
+      await this.tpm.readEkCertificate(kind),
+      await this.tpm.ekPublic(kind),
+      await this.tpm.createAttestationKey(),
+    ];
+    const challenge = await this.api().startEnrollment({
+      hardwareId: this.state.hardwareId,
+      ekKind: kind,
+      ekCertificate: ekCertificate.toString('base64'),
+      ekPublic: ekPublic.toString('base64'),
+      akPublic: ak.public.toString('base64'),
+      runningVersion: this.state.runningVersion,
+    });
+    const secret = await this.tpm.activateCredential(Buffer.from(challenge.credentialBlob, 'base64'), kind);
+    const quote = await this.tpm.quote(Buffer.from(challenge.nonce, 'hex'), challenge.pcrs);
+    const result = await this.api().activate(challenge.enrollmentId, {
+      secret: secret.toString('base64'),
+      quote: {
+        attest: quote.attest.toString('base64'),
+        signature: quote.signature.toString('base64'),
+        pcrValues: stringKeys(quote.pcrValues),
+      },
+    });
+    this.state = { ...this.state, nodeId: result.nodeId, state: result.state };
+    await saveDeviceState(this.stateDir, this.state);
+    return result;
+  }
+
+  /** Certifies the TPM device key with the AK and gets its X.509 certificate; renewal is the same call. */
+  async obtainIdentity(): Promise<void> {
+    const nodeId = this.state.nodeId!;
+    const device = await this.tpm.createDeviceKey();
+    const certify = await this.tpm.certifyDeviceKey();
+    try {
+      const result = await this.api().identity(nodeId, {
+        devicePublic: device.public.toString('base64'),
+        certifyAttest: certify.attest.toString('base64'),
+        certifySignature: certify.signature.toString('base64'),
+        assertion: await this.assertion(),
+      });
+      this.state = {
+        ...this.state,
+        state: 'active',
+        certificate: result.certificate,
+        certificateNotAfter: result.notAfter,
+      };
+    } catch (e) {
+      if (e instanceof DeviceApiError && e.code === 'NODE_NOT_ADMITTED') {
+        this.state = { ...this.state, state: 'pending-approval' };
+      } else {
+        throw e;
+      }
+    }
+    await saveDeviceState(this.stateDir, this.state);
+  }
+
+  /** Quotes the PCRs Otter asks for over its fresh nonce; returns the verdict (passing or not). */
+  async attest(runningVersion?: string): Promise<VerdictDto> {
+    const version = runningVersion ?? this.state.runningVersion;
+    const api = await this.authenticatedApi();
+    const challenge = await api.challenge(version);
+    const quote = await this.tpm.quote(Buffer.from(challenge.nonce, 'hex'), challenge.pcrs);
+    try {
+      const verdict = await api.attest({
+        nonce: challenge.nonce,
+        runningVersion: version,
+        quote: {
+          attest: quote.attest.toString('base64'),
+          signature: quote.signature.toString('base64'),
+          pcrValues: stringKeys(quote.pcrValues),
+        },
+      });
+      if (version && version !== this.state.runningVersion) {
+        this.state = { ...this.state, runningVersion: version };
+        await saveDeviceState(this.stateDir, this.state);
+      }
+      return verdict;
+    } catch (e) {
+      if (e instanceof DeviceApiError && e.code === 'ATTESTATION_FAILED' && e.details?.verdict)
+        return e.details.verdict as VerdictDto;
+      throw e;
+    }
+  }
+
+  async report(report: Omit<DeviceReport, 'at'>): Promise<void> {
+    await (await this.authenticatedApi()).report({ ...report, at: new Date().toISOString() });
+  }
+
+  get tpmTools(): Tpm2Tools {
+    return this.tpm;
+  }
+
+  get nodeId(): string | undefined {
+    return this.state.nodeId;
+  }
+
+  /** The device API with a fresh access token (from a new TPM-signed assertion). */
+  async authenticatedApi(): Promise<DeviceApi> {
+    if (!this.state.certificate)
+      throw new Error('this node has no identity yet: is it approved? re-run `otter-agent enroll`');
+    const { accessToken } = await this.api().token(await this.assertion());
+    return this.api().withAccessToken(accessToken);
+  }
+
+  /** A single-use ES256 assertion signed inside the TPM with the device key. */
+  private assertion(): Promise<string> {
+    const now = Math.floor(Date.now() / 1000);
+    const nodeId = this.state.nodeId!;
+    return this.tpm.signJwt(
+      { alg: 'ES256', typ: 'JWT' },
+      { iss: nodeId, sub: nodeId, aud: DEVICE_AUTH_AUDIENCE, iat: now, exp: now + 120, jti: randomUUID() },
+    );
+  }
+}
+
+function stringKeys(values: Record<number, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [String(k), v]));
+}

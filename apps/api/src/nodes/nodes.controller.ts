@@ -1,0 +1,54 @@
+import { Body, Controller, Get, Headers, HttpCode, Param, ParseUUIDPipe, Post } from '@nestjs/common';
+import { RequireRole } from '#otter/auth';
+import type { NodeDto, NodeListDto } from '#otter/contracts';
+import { NodeService } from '#otter/nodes';
+import { parseBody, requireJson } from '../common/request-body.js';
+import { allowRequest } from '../devices/device-requests.js';
+
+@Controller('api/v1')
+export class NodesController {
+  constructor(private readonly nodes: NodeService) {}
+
+  @Get('nodes')
+  @RequireRole('viewer')
+  async list(): Promise<NodeListDto> {
+    return { nodes: await this.nodes.list() };
+  }
+
+  @Post('nodes/:id/approve')
+  @HttpCode(200)
+  @RequireRole('release-engineer')
+  approve(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
+    return this.nodes.approve(id);
+  }
+
+  @Post('nodes/:id/reject')
+  @HttpCode(200)
+  @RequireRole('release-engineer')
+  reject(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
+    return this.nodes.reject(id);
+  }
+
+  @Post('nodes/:id/revoke')
+  @HttpCode(200)
+  @RequireRole('admin')
+  revoke(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
+    return this.nodes.revoke(id);
+  }
+
+  @Post('nodes/:id/repin')
+  @HttpCode(200)
+  @RequireRole('admin')
+  repin(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
+    return this.nodes.repin(id);
+  }
+
+  @Post('enrollment-allowlist')
+  @HttpCode(204)
+  @RequireRole('admin')
+  async allow(@Headers('content-type') type: string | undefined, @Body() body: unknown): Promise<void> {
+    requireJson(type);
+    const { kind, value, note } = parseBody(allowRequest, body);
+    await this.nodes.allow(kind, value, note);
+  }
+}

@@ -1,0 +1,33 @@
+import type { NodeDto, NodeListDto } from '#otter/contracts';
+import { OtterApiClient } from './otter-api-client.js';
+
+/** Fleet operations on enrolled nodes (`/api/v1/nodes`). */
+export class NodesClient extends OtterApiClient {
+  async listNodes(): Promise<NodeDto[]> {
+    return (await this.request<NodeListDto>('GET', 'api/v1/nodes')).nodes;
+  }
+
+  approveNode(id: string): Promise<NodeDto> {
+    return this.request<NodeDto>('POST', `api/v1/nodes/${encodeURIComponent(id)}/approve`);
+  }
+
+  rejectNode(id: string): Promise<NodeDto> {
+    return this.request<NodeDto>('POST', `api/v1/nodes/${encodeURIComponent(id)}/reject`);
+  }
+
+  revokeNode(id: string): Promise<NodeDto> {
+    return this.request<NodeDto>('POST', `api/v1/nodes/${encodeURIComponent(id)}/revoke`);
+  }
+
+  /** Accepts the node's current firmware/boot PCR values as its new pinned baseline. */
+  repinNode(id: string): Promise<NodeDto> {
+    return this.request<NodeDto>('POST', `api/v1/nodes/${encodeURIComponent(id)}/repin`);
+  }
+
+  allowEnrollment(kind: 'ek-serial' | 'ek-public-sha256', value: string, note: string): Promise<void> {
+    return this.request<void>('POST', 'api/v1/enrollment-allowlist', {
+      body: JSON.stringify({ kind, value, note }),
+      headers: { 'content-type': 'application/json' },
+    });
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Device (node) API contract: enrollment, identity, attestation and reports. Binary TPM structures travel as
+ * base64 of the exact bytes tpm2-tools writes (TPM2B_PUBLIC, TPMS_ATTEST, TPMT_SIGNATURE, credential blob).
+ *
+ * 1. POST /api/v1/devices/enrollments                  EnrollmentRequest -> 201 EnrollmentChallenge
+ * 2. POST /api/v1/devices/enrollments/:id/activation    ActivationRequest -> 200 ActivationResult
+ *    The AK is trusted only after the node proves, by decrypting the credential, that it lives in the same
+ *    TPM as the certified EK; the quote in this request pins the firmware/boot PCRs.
+ * 3. POST /api/v1/devices/:nodeId/identity              IdentityRequest (AK-certified device key) -> 201 IdentityResult
+ * 4. POST /api/v1/devices/token                          { assertion } (ES256 JWT signed in the TPM) -> 200 AccessTokenDto
+ *    Steps 5-7 take `Authorization: Bearer <access token>` and act on the caller's own node only.
+ * 5. POST /api/v1/devices/me/attestation/challenge       -> 201 AttestationChallenge
+ * 6. POST /api/v1/devices/me/attestation                 AttestationRequest -> 200 VerdictDto
+ * 7. POST /api/v1/devices/me/reports                     DeviceReport -> 202
+ */
+export interface EnrollmentRequest {
+  hardwareId: string;
+  ekKind: 'rsa' | 'ecc';
+  /** DER, base64. */
+  ekCertificate: string;
+  /** TPM2B_PUBLIC, base64. */
+  ekPublic: string;
+  /** TPM2B_PUBLIC, base64. */
+  akPublic: string;
+  /** Release the node runs now: a version of images/{hardwareId}/*. */
+  runningVersion?: string;
+}
+
+export interface EnrollmentChallenge {
+  enrollmentId: string;
+  /** tpm2-tools credential blob for tpm2_activatecredential, base64. */
+  credentialBlob: string;
+  /** Quote nonce for the activation request, hex. */
+  nonce: string;
+  /** PCRs the activation quote must cover. */
+  pcrs: number[];
+  expiresAt: string;
+}
+
+export interface TpmQuote {
+  /** TPMS_ATTEST, base64. */
+  attest: string;
+  /** TPMT_SIGNATURE, base64. */
+  signature: string;
+  /** PCR index -> sha256 hex, as read when quoting. */
+  pcrValues: Record<string, string>;
+}
+
+export interface ActivationRequest {
+  /** The decrypted credential, base64. */
+  secret: string;
+  quote: TpmQuote;
+}
+
+export type NodeIdentityState = 'pending-approval' | 'approved' | 'active' | 'rejected' | 'revoked';
+
+export interface ActivationResult {
+  nodeId: string;
+  state: NodeIdentityState;
+}
+
+export interface IdentityRequest {
+  /** TPM2B_PUBLIC of the device signing key, base64. */
+  devicePublic: string;
+  /** TPM2_Certify of the device key by the AK: TPMS_ATTEST and TPMT_SIGNATURE, base64. */
+  certifyAttest: string;
+  certifySignature: string;
+  /** ES256 JWT signed with the device key (iss = sub = nodeId, aud = otter:device-auth): proof of possession. */
+  assertion: string;
+}
+
+export interface IdentityResult {
+  nodeId: string;
+  certificate: string;
+  notAfter: string;
+}
+
+export interface AccessTokenDto {
+  accessToken: string;
+  expiresAt: string;
+}
+
+export interface AttestationChallenge {
+  nonce: string;
+  pcrs: number[];
+  expiresAt: string;
+}
+
+export interface AttestationRequest {
+  nonce: string;
+  quote: TpmQuote;
+  /** Release the node says it booted: its quote must match that release's signed reference measurements. */
+  runningVersion?: string;
+}
+
+export interface VerdictDto {
+  nodeId: string;
+  passed: boolean;
+  reason: string;
+  pcrValues: Record<string, string>;
+  releaseVersion: string | null;
+  createdAt: string;
+}
+
+export interface DeviceReport {
+  kind: 'health' | 'integrity';
+  ok: boolean;
+  event: string;
+  detail?: string;
+  at: string;
+}
+
+/** Operator view (GET /api/v1/nodes). */
+export interface NodeDto {
+  id: string;
+  hardwareId: string;
+  state: NodeIdentityState;
+  runningVersion: string | null;
+  lastVerdict: { passed: boolean; reason: string; at: string; ageSeconds: number } | null;
+  createdAt: string;
+}
+
+export interface NodeListDto {
+  nodes: NodeDto[];
+}

@@ -1,0 +1,225 @@
+import { randomBytes, type KeyObject } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { OtterError } from '#otter/errors';
+import {
+  ACCESS_TOKEN_ISSUER,
+  DEVICE_API_AUDIENCE,
+  DEVICE_AUTH_AUDIENCE,
+  isNodeId,
+} from './identity-names.js';
+import { isP256PublicKey } from './p256.js';
+import type { TokenSigningKey } from './token-signing-key.js';
+
+/** RFC 9068 media type of our access tokens: a device assertion (a plain JWT) can never pass for one. */
+const ACCESS_TOKEN_TYP = 'at+jwt';
+/** A compact ES256 JWS with our claims is a few hundred characters; refuse big input before parsing it. */
+const MAX_JWT_CHARS = 4096;
+/** Printable ASCII, no spaces: a jti is an opaque id, and this keeps Redis keys readable. */
+const JTI_PATTERN = /^[\x21-\x7e]{1,128}$/;
+
+export interface DeviceTokenServiceOptions {
+  /** Signs and verifies access tokens (loadOrCreateTokenSigningKey). */
+  signingKey: TokenSigningKey;
+  /** `aud` a device assertion must carry; default `otter:device-auth`. */
+  deviceAuthAudience?: string;
+  /** `aud` of issued access tokens; default `otter:device-api`. */
+  accessTokenAudience?: string;
+  /** Tolerated clock difference with a node, both ways, for device assertions; default 60 s. */
+  clockSkewSeconds?: number;
+  /** Longest accepted device assertion, exp - iat; default 300 s. */
+  maxAssertionLifetimeSeconds?: number;
+  /** Lifetime of issued access tokens; default 600 s. */
+  accessTokenLifetimeSeconds?: number;
+  /** Prefix of every Redis key this service writes; default `otter:`. */
+  keyPrefix?: string;
+  /** The clock; tests move it. */
+  now?: () => Date;
+}
+
+export interface DeviceIdentityClaim {
+  nodeId: string;
+  /** The node's TPM device key, from its verified identity (database or device certificate). */
+  devicePublicKey: KeyObject;
+}
+
+export interface VerifiedDeviceAssertion {
+  nodeId: string;
+  jti: string;
+  issuedAt: Date;
+  expiresAt: Date;
+}
+
+export interface IssuedAccessToken {
+  token: string;
+  expiresAt: Date;
+}
+
+/**
+ * Device authentication for the device API. A node proves possession of its TPM device key with a short-lived,
+ * single-use ES256 assertion; in exchange Otter issues an ES256 access token signed with its own key.
+ *
+ * Every refusal is OtterError('UNAUTHENTICATED') with the same message per kind of token and a short reason
+ * code in `details.reason` (the exception filter sends details to the client: the reason names only what the
+ * presenter of the token already knows about it). Tokens and keys are never logged.
+ */
+export class DeviceTokenService {
+  private readonly deviceAuthAudience: string;
+  private readonly accessTokenAudience: string;
+  private readonly skew: number;
+  private readonly maxAssertionLifetime: number;
+  private readonly accessTokenLifetime: number;
+  private readonly keyPrefix: string;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly options: DeviceTokenServiceOptions,
+  ) {
+    this.deviceAuthAudience = options.deviceAuthAudience ?? DEVICE_AUTH_AUDIENCE;
+    this.accessTokenAudience = options.accessTokenAudience ?? DEVICE_API_AUDIENCE;
+    this.skew = options.clockSkewSeconds ?? 60;
+    this.maxAssertionLifetime = options.maxAssertionLifetimeSeconds ?? 300;
+    this.accessTokenLifetime = options.accessTokenLifetimeSeconds ?? 600;
+    this.keyPrefix = options.keyPrefix ?? 'otter:';
+    this.now = options.now ?? (() => new Date());
+    if (this.deviceAuthAudience === this.accessTokenAudience) {
+      throw new Error('device assertions and access tokens need different audiences');
+    }
+  }
+
+  /**
+   * Checks a device assertion: ES256 only, signed by this node's device key, iss = sub = nodeId, aud = the
+   * device-auth audience, iat not in the future and exp not past (each with the clock skew), exp - iat within
+   * the maximum lifetime, and a jti never seen before for this node. The jti is consumed only after every
+   * other check passed, so a forger cannot burn a node's jtis.
+   */
+  async verifyDeviceAssertion(jwt: string, device: DeviceIdentityClaim): Promise<VerifiedDeviceAssertion> {
+    const { nodeId, devicePublicKey } = device;
+    if (!isNodeId(nodeId)) throw assertionRejected('invalid_node_id');
+    if (!isP256PublicKey(devicePublicKey)) throw assertionRejected('unsupported_device_key');
+    if (typeof jwt !== 'string' || jwt.length > MAX_JWT_CHARS) throw assertionRejected('malformed');
+    const now = this.now();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(jwt, devicePublicKey, {
+        // The one allowed algorithm: `none`, HMAC with the public key as secret, RSA... are refused before any
+        // key is used.
+        algorithms: ['ES256'],
+        audience: this.deviceAuthAudience,
+        issuer: nodeId,
+        subject: nodeId,
+        requiredClaims: ['iat', 'exp', 'jti'],
+        clockTolerance: this.skew,
+        currentDate: now,
+      }));
+    } catch (e) {
+      throw assertionRejected(joseReason(e));
+    }
+    // jose checked presence and that iat/exp are numbers; the rest is ours.
+    const iat = payload.iat as number;
+    const exp = payload.exp as number;
+    const nowSeconds = Math.floor(now.getTime() / 1000);
+    if (Array.isArray(payload.aud) && payload.aud.length !== 1) throw assertionRejected('invalid_aud');
+    if (iat > nowSeconds + this.skew) throw assertionRejected('issued_in_future');
+    if (exp <= iat) throw assertionRejected('invalid_exp');
+    if (exp - iat > this.maxAssertionLifetime) throw assertionRejected('lifetime_too_long');
+    const jti = payload.jti;
+    if (typeof jti !== 'string' || !JTI_PATTERN.test(jti)) throw assertionRejected('invalid_jti');
+    // Remembered for as long as the assertion could still pass the exp check, then Redis forgets it.
+    // NumericDate may have a fraction; EX takes whole seconds, so round up.
+    const ttl = Math.max(1, Math.ceil(exp + this.skew - nowSeconds));
+    const first = await this.redis.set(`${this.keyPrefix}jti:${nodeId}:${jti}`, '1', 'EX', ttl, 'NX');
+    if (first !== 'OK') throw assertionRejected('jti_reused');
+    return { nodeId, jti, issuedAt: new Date(iat * 1000), expiresAt: new Date(exp * 1000) };
+  }
+
+  async issueAccessToken(nodeId: string): Promise<IssuedAccessToken> {
+    if (!isNodeId(nodeId)) throw new OtterError('VALIDATION_FAILED', 'invalid node id', { nodeId });
+    const iat = Math.floor(this.now().getTime() / 1000);
+    const exp = iat + this.accessTokenLifetime;
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256', typ: ACCESS_TOKEN_TYP, kid: this.options.signingKey.kid })
+      .setIssuer(ACCESS_TOKEN_ISSUER)
+      .setSubject(nodeId)
+      .setAudience(this.accessTokenAudience)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .setJti(randomBytes(16).toString('base64url'))
+      .sign(this.options.signingKey.privateKey);
+    return { token, expiresAt: new Date(exp * 1000) };
+  }
+
+  /**
+   * Returns the node id of a valid access token: ES256, signed by Otter's key, typ at+jwt, aud = the device-API
+   * audience, not expired. Not checked here: whether the node is still allowed — the caller reads the node's
+   * state in the database (authoritative) and may consult isRevoked() first.
+   */
+  async verifyAccessToken(token: string): Promise<string> {
+    if (typeof token !== 'string' || token.length > MAX_JWT_CHARS) throw accessTokenRejected('malformed');
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.options.signingKey.publicKey, {
+        algorithms: ['ES256'],
+        typ: ACCESS_TOKEN_TYP,
+        audience: this.accessTokenAudience,
+        issuer: ACCESS_TOKEN_ISSUER,
+        requiredClaims: ['sub', 'iat', 'exp', 'jti'],
+        // Our own tokens, checked by replicas that keep server time: no tolerance past exp.
+        clockTolerance: 0,
+        currentDate: this.now(),
+      }));
+    } catch (e) {
+      throw accessTokenRejected(joseReason(e));
+    }
+    if (!isNodeId(payload.sub)) throw accessTokenRejected('invalid_sub');
+    return payload.sub;
+  }
+
+  /**
+   * Marks a node revoked in Redis so every api replica refuses it at once, before any database read. The
+   * database state of the node stays authoritative: revoke there too; this set is a fast path, not the record.
+   */
+  async revokeNode(nodeId: string): Promise<void> {
+    await this.redis.sadd(this.revokedNodesKey, nodeId);
+  }
+
+  /** Undoes revokeNode (a node re-approved by an operator). */
+  async reinstateNode(nodeId: string): Promise<void> {
+    await this.redis.srem(this.revokedNodesKey, nodeId);
+  }
+
+  async isRevoked(nodeId: string): Promise<boolean> {
+    return (await this.redis.sismember(this.revokedNodesKey, nodeId)) === 1;
+  }
+
+  private get revokedNodesKey(): string {
+    return `${this.keyPrefix}revoked-nodes`;
+  }
+}
+
+function assertionRejected(reason: string): OtterError {
+  return new OtterError('UNAUTHENTICATED', 'device assertion rejected', { reason });
+}
+
+function accessTokenRejected(reason: string): OtterError {
+  return new OtterError('UNAUTHENTICATED', 'invalid access token', { reason });
+}
+
+/** jose's error codes, as short reasons; anything else counts as malformed. */
+function joseReason(e: unknown): string {
+  const { code, claim } = e as { code?: unknown; claim?: unknown };
+  switch (code) {
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+    case 'ERR_JOSE_NOT_SUPPORTED':
+      return 'alg_not_allowed';
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return 'bad_signature';
+    case 'ERR_JWT_EXPIRED':
+      return 'expired';
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      return typeof claim === 'string' ? `invalid_${claim}` : 'invalid_claims';
+    default:
+      return 'malformed';
+  }
+}

@@ -1,0 +1,146 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { evaluatePcrPolicy, parseTpm2bPublic, verifyQuote } from '#otter/attestation';
+import type { AttestationChallenge, AttestationRequest, DeviceReport, VerdictDto } from '#otter/contracts';
+import { AttestationNonces } from './attestation-nonces.js';
+import { numericKeys } from './enrollment.service.js';
+import { NodeError } from './node.errors.js';
+import { NodeRepository, type NodeRecord, type VerdictRecord } from './node.repository.js';
+import { ReleaseMeasurements } from './release-measurements.js';
+
+/**
+ * Remote attestation: a fresh nonce, a quote from the node's trusted AK over it, and a verdict on the quoted
+ * PCRs against the firmware/boot values pinned at enrollment and the reference measurements the node's
+ * release carries in its signed metadata. A quote that is not authentic is refused without a verdict; an
+ * authentic quote of the wrong values is stored as a failing verdict.
+ */
+@Injectable()
+export class AttestationService {
+  private readonly logger = new Logger(AttestationService.name);
+
+  constructor(
+    private readonly nodes: NodeRepository,
+    private readonly nonces: AttestationNonces,
+    private readonly measurements: ReleaseMeasurements,
+  ) {}
+
+  async challenge(node: NodeRecord, runningVersion?: string): Promise<AttestationChallenge> {
+    const { nonce, expiresAt } = await this.nonces.issue(node.id);
+    const reference = await this.referenceFor(node, runningVersion ?? node.runningVersion ?? undefined);
+    const pcrs = [
+      ...new Set([...Object.keys(node.pinnedPcrs).map(Number), ...Object.keys(reference ?? {}).map(Number)]),
+    ];
+    return { nonce, pcrs: pcrs.sort((a, b) => a - b), expiresAt: expiresAt.toISOString() };
+  }
+
+  async attest(node: NodeRecord, request: AttestationRequest): Promise<VerdictDto> {
+    if (!(await this.nonces.consume(node.id, request.nonce))) {
+      throw new NodeError('NONCE_INVALID', 'unknown, reused or expired nonce: ask for a new challenge');
+    }
+    const quote = verifyQuote({
+      akPublic: parseTpm2bPublic(node.akPublic),
+      attest: Buffer.from(request.quote.attest, 'base64'),
+      signature: Buffer.from(request.quote.signature, 'base64'),
+      expectedNonce: Buffer.from(request.nonce, 'hex'),
+      pcrValues: numericKeys(request.quote.pcrValues),
+      requiredPcrs: Object.keys(node.pinnedPcrs).map(Number),
+      previous: node.tpmCounters ?? undefined,
+    });
+    // The quote is authentic from here on: its counters move the node's baseline forward.
+    await this.nodes.update(node.id, {
+      tpmCounters: { resetCount: quote.resetCount, restartCount: quote.restartCount, clock: quote.clock },
+    });
+    const version = request.runningVersion ?? node.runningVersion ?? undefined;
+    const reference = await this.referenceFor(node, version);
+    const values = Object.fromEntries(
+      Object.entries(request.quote.pcrValues).map(([k, v]) => [k, v.toLowerCase()]),
+    );
+    let verdict: Omit<VerdictRecord, 'createdAt'>;
+    if (version && !reference) {
+      verdict = {
+        nodeId: node.id,
+        passed: false,
+        reason: `release ${version} for ${node.hardwareId} is not signed`,
+        pcrValues: values,
+        releaseVersion: version,
+      };
+    } else {
+      const policy = evaluatePcrPolicy({
+        pcrValues: numericKeys(values),
+        pinned: numericKeys(node.pinnedPcrs),
+        reference: numericKeys(reference ?? {}),
+      });
+      verdict = {
+        nodeId: node.id,
+        passed: policy.pass,
+        reason: policy.pass
+          ? version
+            ? `matches the pinned boot state and release ${version}`
+            : 'matches the pinned boot state (no release reported)'
+          : describeMismatch(policy),
+        pcrValues: values,
+        releaseVersion: version ?? null,
+      };
+    }
+    if (verdict.passed && version)
+      await this.nodes.update(node.id, { runningVersion: version, integrityFailedAt: null });
+    else if (verdict.passed) await this.nodes.update(node.id, { integrityFailedAt: null });
+    const stored = await this.nodes.addVerdict(verdict);
+    this.logger.log({ node: node.id, passed: stored.passed, reason: stored.reason }, 'attestation verdict');
+    const dto = toDto(stored);
+    if (!stored.passed) throw new NodeError('ATTESTATION_FAILED', stored.reason, { verdict: dto });
+    return dto;
+  }
+
+  /** Health and integrity reports; a failed integrity check fails the node's attestation until it attests clean. */
+  async report(node: NodeRecord, report: DeviceReport): Promise<void> {
+    await this.nodes.addReport({
+      nodeId: node.id,
+      kind: report.kind,
+      ok: report.ok,
+      event: report.event,
+      detail: report.detail ?? '',
+      reportedAt: report.at,
+    });
+    if (report.kind === 'integrity' && !report.ok) {
+      await this.nodes.update(node.id, { integrityFailedAt: new Date().toISOString() });
+      await this.nodes.addVerdict({
+        nodeId: node.id,
+        passed: false,
+        reason: `integrity failure reported: ${report.event}${report.detail ? ` (${report.detail})` : ''}`,
+        pcrValues: {},
+        releaseVersion: node.runningVersion,
+      });
+    }
+  }
+
+  private async referenceFor(
+    node: NodeRecord,
+    version: string | undefined,
+  ): Promise<Record<string, string> | undefined> {
+    if (!version) return {};
+    return this.measurements.of(node.hardwareId, version);
+  }
+}
+
+export function toDto(v: VerdictRecord): VerdictDto {
+  return {
+    nodeId: v.nodeId,
+    passed: v.passed,
+    reason: v.reason,
+    pcrValues: v.pcrValues,
+    releaseVersion: v.releaseVersion,
+    createdAt: v.createdAt,
+  };
+}
+
+function describeMismatch(policy: {
+  mismatches: Array<{ pcr: number; source: string }>;
+  missing: number[];
+}): string {
+  const parts = policy.mismatches.map(
+    (m) =>
+      `PCR ${m.pcr} differs from the ${m.source === 'pinned' ? 'pinned boot value' : 'release reference'}`,
+  );
+  if (policy.missing.length > 0) parts.push(`PCRs ${policy.missing.join(', ')} not quoted`);
+  return parts.join('; ') || 'PCR policy not met';
+}

@@ -1,0 +1,100 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { decodeJwt } from 'jose';
+import { checkDeviceKey, parseTpm2bPublic, publicKeyObject, verifyCertify } from '#otter/attestation';
+import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
+import type { AccessTokenDto, IdentityRequest, IdentityResult } from '#otter/contracts';
+import { DeviceCertificateAuthority, DeviceTokenService, isNodeId } from '#otter/identity';
+import { NodeError } from './node.errors.js';
+import { NodeRepository, type NodeRecord } from './node.repository.js';
+
+/**
+ * A node's identity: a TPM-resident signing key, certified by its trusted AK (TPM2_Certify) and proven in use
+ * by a fresh assertion signed with it, gets an X.509 certificate from Otter's device CA. Renewal repeats the
+ * same proof. The device then trades short-lived TPM-signed assertions for access tokens.
+ */
+@Injectable()
+export class DeviceIdentityService {
+  private readonly logger = new Logger(DeviceIdentityService.name);
+
+  constructor(
+    private readonly nodes: NodeRepository,
+    private readonly ca: DeviceCertificateAuthority,
+    private readonly tokens: DeviceTokenService,
+    @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+  ) {}
+
+  async issueIdentity(nodeId: string, request: IdentityRequest): Promise<IdentityResult> {
+    const node = await this.admittedNode(nodeId, ['approved', 'active']);
+    const devicePublicBytes = Buffer.from(request.devicePublic, 'base64');
+    const devicePublic = parseTpm2bPublic(devicePublicBytes);
+    checkDeviceKey(devicePublic);
+    verifyCertify({
+      akPublic: parseTpm2bPublic(node.akPublic),
+      attest: Buffer.from(request.certifyAttest, 'base64'),
+      signature: Buffer.from(request.certifySignature, 'base64'),
+      certifiedPublic: devicePublic,
+    });
+    const publicKey = publicKeyObject(devicePublic);
+    // tpm2_certify carries no qualifying data, so the certify alone could be replayed: the assertion signed
+    // with the certified key right now is what makes this request fresh.
+    await this.tokens.verifyDeviceAssertion(request.assertion, { nodeId, devicePublicKey: publicKey });
+    const cert = await this.ca.issue({
+      nodeId,
+      hardwareId: node.hardwareId,
+      publicKey,
+      lifetimeSeconds: this.config.devices.certificateTtl,
+    });
+    await this.nodes.update(nodeId, {
+      state: 'active',
+      devicePublic: devicePublicBytes,
+      deviceCertSerial: cert.serialNumber,
+      deviceCertNotAfter: cert.notAfter.toISOString(),
+    });
+    this.logger.log({ node: nodeId, serial: cert.serialNumber }, 'device certificate issued');
+    return { nodeId, certificate: cert.pem, notAfter: cert.notAfter.toISOString() };
+  }
+
+  async exchangeAssertion(assertion: string): Promise<AccessTokenDto> {
+    let nodeId: unknown;
+    try {
+      nodeId = decodeJwt(assertion).iss;
+    } catch {
+      throw new NodeError('UNAUTHENTICATED', 'malformed device assertion');
+    }
+    if (typeof nodeId !== 'string' || !isNodeId(nodeId))
+      throw new NodeError('UNAUTHENTICATED', 'unknown node');
+    const node = await this.nodes.get(nodeId);
+    if (!node || node.state !== 'active' || !node.devicePublic)
+      throw new NodeError('UNAUTHENTICATED', 'unknown node');
+    if (node.deviceCertNotAfter && Date.parse(node.deviceCertNotAfter) < Date.now()) {
+      throw new NodeError('UNAUTHENTICATED', 'the device certificate expired: renew the identity');
+    }
+    await this.tokens.verifyDeviceAssertion(assertion, {
+      nodeId,
+      devicePublicKey: publicKeyObject(parseTpm2bPublic(node.devicePublic)),
+    });
+    const issued = await this.tokens.issueAccessToken(nodeId);
+    return { accessToken: issued.token, expiresAt: issued.expiresAt.toISOString() };
+  }
+
+  /** The node an access token speaks for, refused if revoked or no longer active. */
+  async authenticate(accessToken: string): Promise<NodeRecord> {
+    const nodeId = await this.tokens.verifyAccessToken(accessToken);
+    if (await this.tokens.isRevoked(nodeId)) throw new NodeError('UNAUTHENTICATED', 'node revoked');
+    const node = await this.nodes.get(nodeId);
+    if (!node || node.state !== 'active') throw new NodeError('UNAUTHENTICATED', 'node not active');
+    return node;
+  }
+
+  private async admittedNode(nodeId: string, states: NodeRecord['state'][]): Promise<NodeRecord> {
+    const node = await this.nodes.get(nodeId);
+    if (!node) throw new NodeError('NODE_NOT_FOUND', 'no such node');
+    if (!states.includes(node.state)) {
+      throw new NodeError(
+        'NODE_NOT_ADMITTED',
+        `node is ${node.state}; it needs approval before it gets an identity`,
+      );
+    }
+    return node;
+  }
+}

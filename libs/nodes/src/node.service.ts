@@ -1,0 +1,93 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { NodeDto, NodeIdentityState } from '#otter/contracts';
+import { DeviceTokenService } from '#otter/identity';
+import { EnrollmentRepository } from './enrollment.repository.js';
+import { NodeError } from './node.errors.js';
+import { NodeRepository, type NodeRecord } from './node.repository.js';
+
+/** What operators do with nodes: see them, admit or refuse them, revoke them, re-pin their boot state. */
+@Injectable()
+export class NodeService {
+  private readonly logger = new Logger(NodeService.name);
+
+  constructor(
+    private readonly nodes: NodeRepository,
+    private readonly enrollments: EnrollmentRepository,
+    private readonly tokens: DeviceTokenService,
+  ) {}
+
+  async list(): Promise<NodeDto[]> {
+    return Promise.all((await this.nodes.list()).map((n) => this.toDto(n)));
+  }
+
+  async get(id: string): Promise<NodeDto> {
+    return this.toDto(await this.require(id));
+  }
+
+  async approve(id: string): Promise<NodeDto> {
+    return this.transition(id, ['pending-approval'], 'approved');
+  }
+
+  async reject(id: string): Promise<NodeDto> {
+    return this.transition(id, ['pending-approval'], 'rejected');
+  }
+
+  /** Effective at once: the revoked set in Redis is checked on every device request, then the database. */
+  async revoke(id: string): Promise<NodeDto> {
+    await this.tokens.revokeNode(id);
+    return this.transition(id, ['pending-approval', 'approved', 'active', 'rejected'], 'revoked');
+  }
+
+  /** Accepts the firmware/boot PCR values of the node's latest authentic quote as its new baseline. */
+  async repin(id: string): Promise<NodeDto> {
+    const node = await this.require(id);
+    const latest = await this.nodes.latestVerdict(id);
+    if (!latest || Object.keys(latest.pcrValues).length === 0) {
+      throw new NodeError('NODE_STATE_INVALID', 'the node has no quote to pin from: ask it to attest first');
+    }
+    const pinned = Object.fromEntries(
+      Object.keys(node.pinnedPcrs).map((p) => [p, latest.pcrValues[p] ?? node.pinnedPcrs[p]!]),
+    );
+    await this.nodes.update(id, { pinnedPcrs: pinned });
+    this.logger.warn({ node: id }, 'boot PCRs re-pinned by an operator');
+    return this.toDto((await this.nodes.get(id))!);
+  }
+
+  allow(kind: 'ek-serial' | 'ek-public-sha256', value: string, note: string): Promise<void> {
+    return this.enrollments.allow(kind, value.toLowerCase(), note);
+  }
+
+  private async transition(id: string, from: NodeIdentityState[], to: NodeIdentityState): Promise<NodeDto> {
+    const node = await this.require(id);
+    if (!from.includes(node.state))
+      throw new NodeError('NODE_STATE_INVALID', `node is ${node.state}; cannot become ${to}`);
+    await this.nodes.update(id, { state: to });
+    this.logger.log({ node: id, from: node.state, to }, 'node state changed');
+    return this.toDto((await this.nodes.get(id))!);
+  }
+
+  private async require(id: string): Promise<NodeRecord> {
+    const node = await this.nodes.get(id);
+    if (!node) throw new NodeError('NODE_NOT_FOUND', 'no such node');
+    return node;
+  }
+
+  private async toDto(n: NodeRecord): Promise<NodeDto> {
+    const v = await this.nodes.latestVerdict(n.id);
+    return {
+      id: n.id,
+      hardwareId: n.hardwareId,
+      state: n.state,
+      runningVersion: n.runningVersion,
+      lastVerdict: v
+        ? {
+            passed: v.passed,
+            reason: v.reason,
+            at: v.createdAt,
+            ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(v.createdAt)) / 1000)),
+          }
+        : null,
+      createdAt: n.createdAt,
+    };
+  }
+}

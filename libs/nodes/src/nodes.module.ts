@@ -1,0 +1,29 @@
+import { Module } from '@nestjs/common';
+import { IdentityModule } from '#otter/identity';
+import { TufModule } from '#otter/tuf';
+import { AttestationNonces } from './attestation-nonces.js';
+import { AttestationService } from './attestation.service.js';
+import { DeviceIdentityService } from './device-identity.service.js';
+import { EnrollmentRepository } from './enrollment.repository.js';
+import { EnrollmentService } from './enrollment.service.js';
+import { NodeRepository } from './node.repository.js';
+import { NodeService } from './node.service.js';
+import { ReleaseMeasurements } from './release-measurements.js';
+import { TrustedTpmCas } from './trusted-tpm-cas.js';
+
+@Module({
+  imports: [IdentityModule.forRoot(), TufModule],
+  providers: [
+    NodeRepository,
+    EnrollmentRepository,
+    TrustedTpmCas,
+    ReleaseMeasurements,
+    AttestationNonces,
+    EnrollmentService,
+    DeviceIdentityService,
+    AttestationService,
+    NodeService,
+  ],
+  exports: [EnrollmentService, DeviceIdentityService, AttestationService, NodeService],
+})
+export class NodesModule {}
