@@ -45,11 +45,15 @@ async function count(table: 'nodes' | 'attestation_verdicts' | 'enrollments'): P
   );
 }
 
-async function boot(image: Buffer, clean = true): Promise<void> {
-  await tpm.restart({ clean });
+function writeSlot(image: Buffer): string {
   const file = join(work, `slot-${randomBytes(3).toString('hex')}.img`);
   writeFileSync(file, image);
-  await new SimulatedMeasuredBoot(agent.tpmTools, 9).measureBootedSlot(file);
+  return file;
+}
+
+async function boot(image: Buffer, clean = true): Promise<void> {
+  await tpm.restart({ clean });
+  await new SimulatedMeasuredBoot(agent.tpmTools, 9).measureBootedSlot(writeSlot(image));
 }
 
 beforeAll(async () => {
@@ -128,6 +132,43 @@ describe('node identity and attestation against swtpm', () => {
   it('still attests after three power losses in a row (no dictionary-attack lockout)', async () => {
     for (let i = 0; i < 3; i++) await tpm.restart({ clean: false });
     await boot(imageA, false);
+    expect((await agent.attest('1.0.0')).passed).toBe(true);
+  });
+
+  it('refuses a TPM whose state was rolled back to an earlier copy', async () => {
+    const saved = join(work, 'tpm-state-snapshot');
+    const stateFile = join(tpm.stateDir, 'tpm2-00.permall');
+    await tpm.restart({ whileOff: async () => copyFileSync(stateFile, saved) });
+    for (let i = 0; i < 2; i++) await tpm.restart({ clean: false });
+    await boot(imageA, false);
+    expect((await agent.attest('1.0.0')).passed).toBe(true);
+    const verdicts = await count('attestation_verdicts');
+
+    await tpm.restart({ clean: false, whileOff: async () => copyFileSync(saved, stateFile) });
+    await new SimulatedMeasuredBoot(agent.tpmTools, 9).measureBootedSlot(writeSlot(imageA));
+    await expect(agent.attest('1.0.0')).rejects.toMatchObject({
+      status: 403,
+      code: 'QUOTE_COUNTER_ROLLBACK',
+    });
+    expect(await count('attestation_verdicts')).toBe(verdicts);
+
+    // Booting on past the recorded counters is accepted again (the TPM moved forward, not back).
+    for (let i = 0; i < 3; i++) await tpm.restart({ clean: false });
+    await boot(imageA, false);
+    expect((await agent.attest('1.0.0')).passed).toBe(true);
+  });
+
+  it('renews its identity by proving the TPM key again', async () => {
+    const before = JSON.parse(readFileSync(join(work, 'node-1', 'device.json'), 'utf8')) as {
+      certificate: string;
+    };
+    await agent.obtainIdentity();
+    const after = JSON.parse(readFileSync(join(work, 'node-1', 'device.json'), 'utf8')) as {
+      certificate: string;
+      state: string;
+    };
+    expect(after.state).toBe('active');
+    expect(after.certificate).not.toBe(before.certificate);
     expect((await agent.attest('1.0.0')).passed).toBe(true);
   });
 

@@ -21,8 +21,11 @@ export interface SoftwareTpm {
   port: number;
   stateDir: string;
   ca: SoftwareTpmCa;
-  /** Power-cycles the TPM: with `clean`, a TPM2_Shutdown first (as an orderly reboot); without, a power loss. */
-  restart(options?: { clean?: boolean }): Promise<void>;
+  /**
+   * Power-cycles the TPM: with `clean`, a TPM2_Shutdown first (as an orderly reboot); without, a power loss.
+   * `whileOff` runs while swtpm is stopped (tests copy or restore `stateDir` there).
+   */
+  restart(options?: { clean?: boolean; whileOff?: () => Promise<void> }): Promise<void>;
   /** Orderly shutdown and stop; the state directory is removed unless `keepState`. */
   stop(options?: { keepState?: boolean }): Promise<void>;
 }
@@ -121,9 +124,11 @@ export async function startSoftwareTpm(options: { caDir?: string } = {}): Promis
       dir: caDir,
       certificateFiles: [join(caDir, 'swtpm-localca-rootca-cert.pem'), join(caDir, 'issuercert.pem')],
     },
-    async restart({ clean = true } = {}) {
+    async restart({ clean = true, whileOff }: { clean?: boolean; whileOff?: () => Promise<void> } = {}) {
       if (clean) await shutdown();
       await kill();
+      // With the TPM off its state file can be copied or replaced: how tests roll a TPM's state back.
+      await whileOff?.();
       await start();
     },
     async stop({ keepState = false } = {}) {

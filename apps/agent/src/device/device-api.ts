@@ -11,18 +11,10 @@ import type {
   IdentityResult,
   VerdictDto,
 } from '#otter/contracts';
+import { ApiError } from '#otter/api-client';
 
-export class DeviceApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'DeviceApiError';
-  }
-}
+/** Otter's answer to a refused device request: HTTP status, Otter's error code, message and details. */
+export { ApiError as DeviceApiError };
 
 /** The device side of Otter's HTTP API: JSON in, JSON out, errors as DeviceApiError with Otter's code. */
 export class DeviceApi {
@@ -66,14 +58,23 @@ export class DeviceApi {
   private async post<T>(path: string, body: unknown): Promise<T> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (this.accessToken) headers.authorization = `Bearer ${this.accessToken}`;
-    const res = await fetch(new URL(path, this.server.endsWith('/') ? this.server : `${this.server}/`), {
-      method: 'POST',
-      headers,
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
+    const url = new URL(path, this.server.endsWith('/') ? this.server : `${this.server}/`);
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(30_000),
+      });
+    } catch (e) {
+      // fetch() says only "fetch failed"; the reason (ECONNREFUSED, a timeout) is in its cause.
+      const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
+      const reason = cause instanceof Error ? cause.message : String(cause);
+      throw new DeviceApiError(0, 'SERVER_UNREACHABLE', `POST ${url.href} failed: ${reason}`);
+    }
     const text = await res.text();
-    const json = text ? (JSON.parse(text) as unknown) : undefined;
+    const json = parseJson(text);
     if (!res.ok) {
       const e = (json ?? {}) as { code?: string; message?: string; details?: Record<string, unknown> };
       throw new DeviceApiError(
@@ -83,6 +84,18 @@ export class DeviceApi {
         e.details,
       );
     }
+    if (text && json === undefined)
+      throw new DeviceApiError(res.status, 'BAD_RESPONSE', `POST ${url.href}: the answer is not JSON`);
     return json as T;
+  }
+}
+
+/** The body as JSON, or undefined when it is empty or not JSON (a proxy's HTML error page, say). */
+function parseJson(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
   }
 }
