@@ -31,6 +31,7 @@ demo: build
 bench: build
 	@$(ENV); node bench/timestamp.bench.mjs
 	@$(ENV); node bench/tuf-metadata-size.mjs 10000
+	@$(ENV); node bench/attestation.bench.mjs
 
 clean:
 	rm -rf dist .otter .otter-test

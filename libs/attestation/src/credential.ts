@@ -109,16 +109,20 @@ function rsaSeed(
   hash: { name: HashName; size: number },
 ): { seed: Buffer; encryptedSecret: Buffer } {
   const seed = randomBytes(hash.size);
-  const encryptedSecret = publicEncrypt(
-    {
-      key: ekKey,
-      padding: constants.RSA_PKCS1_OAEP_PADDING,
-      oaepHash: hash.name,
-      oaepLabel: Buffer.from('IDENTITY\0', 'latin1'),
-    },
-    seed,
-  );
-  return { seed, encryptedSecret };
+  try {
+    const encryptedSecret = publicEncrypt(
+      {
+        key: ekKey,
+        padding: constants.RSA_PKCS1_OAEP_PADDING,
+        oaepHash: hash.name,
+        oaepLabel: Buffer.from('IDENTITY\0', 'latin1'),
+      },
+      seed,
+    );
+    return { seed, encryptedSecret };
+  } catch {
+    throw new AttestationError('CREDENTIAL_EK_UNSUPPORTED', 'RSA-OAEP encryption to the EK failed');
+  }
 }
 
 /**

@@ -50,6 +50,7 @@ export interface VerifiedEkCertificate {
 }
 
 const MAX_CERTIFICATE_BYTES = 64 * 1024;
+const MAX_BUNDLE_CHARACTERS = 8 * 1024 * 1024;
 const MAX_CHAIN_DEPTH = 8;
 const TCG_KP_EK_CERTIFICATE = '2.23.133.8.1';
 const OID = {
@@ -100,8 +101,12 @@ export async function verifyEkCertificate(input: VerifyEkCertificateInput): Prom
     throw new AttestationError('EK_CERT_KEY_MISMATCH', 'ekPublic must be a parsed TPM public key');
   }
   const leaf = parseCertificates(input.certificate, 'EK certificate', true)[0]!;
-  if (!Array.isArray(input.trustedCas))
-    throw new AttestationError('EK_CERT_MALFORMED', 'trustedCas must be an array');
+  if (
+    !Array.isArray(input.trustedCas) ||
+    (input.intermediates !== undefined && !Array.isArray(input.intermediates))
+  ) {
+    throw new AttestationError('EK_CERT_MALFORMED', 'trustedCas and intermediates must be arrays');
+  }
   const anchors = input.trustedCas.flatMap((ca, i) => parseCertificates(ca, `trusted CA ${i}`, false));
   const intermediates = (input.intermediates ?? []).flatMap((ca, i) =>
     parseCertificates(ca, `intermediate ${i}`, false),
@@ -289,8 +294,10 @@ function parseCertificates(input: unknown, what: string, single: boolean): X509C
   if (input instanceof X509Certificate) return [input];
   if (input instanceof NodeX509Certificate) return [parseDer(input.raw, what)];
   if (typeof input === 'string') {
-    if (input.length > MAX_CERTIFICATE_BYTES * 2)
+    // One EK certificate from a device, or a trust bundle from configuration (larger, but still bounded).
+    if (input.length > (single ? 2 * MAX_CERTIFICATE_BYTES : MAX_BUNDLE_CHARACTERS)) {
       throw new AttestationError('EK_CERT_MALFORMED', `${what} is too large`);
+    }
     const blocks = [
       ...input.matchAll(/-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*)-----END CERTIFICATE-----/g),
     ];

@@ -3,7 +3,14 @@ import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSoftwareTpm, type SoftwareTpm } from '#otter/tpm';
-import { parseTpm2bPublic, parseTpmsAttest, publicKeyObject, verifyQuote, type TpmPublic } from './index.js';
+import {
+  parseTpm2bPublic,
+  parseTpmsAttest,
+  publicKeyObject,
+  verifyQuote,
+  type TpmCounters,
+  type TpmPublic,
+} from './index.js';
 import { attestationErrorCode, Tpm2Tools } from './testing.js';
 
 const AK = '0x81010020';
@@ -217,10 +224,7 @@ describe('verifyQuote against a real TPM (swtpm)', () => {
   });
 
   it('refuses counters that went backwards: older quote within a boot, across a reboot, and a restored TPM state', async () => {
-    const verify = (
-      q: Awaited<ReturnType<typeof freshQuote>>,
-      previous?: { resetCount: number; restartCount: number; clock: bigint },
-    ) =>
+    const verify = (q: Awaited<ReturnType<typeof freshQuote>>, previous?: TpmCounters) =>
       verifyQuote({
         akPublic: ak,
         attest: q.attest,
@@ -242,6 +246,10 @@ describe('verifyQuote against a real TPM (swtpm)', () => {
     expect(b.clock).toBeGreaterThan(a.clock);
     // The older quote presented after the newer one was accepted: clock went backwards within the boot.
     expect(attestationErrorCode(() => verify(first, b))).toBe('QUOTE_COUNTER_ROLLBACK');
+    // The same with counters as a database returns them (clock as a decimal string).
+    expect(attestationErrorCode(() => verify(first, { ...b, clock: b.clock.toString() }))).toBe(
+      'QUOTE_COUNTER_ROLLBACK',
+    );
     // Same reset, lower restartCount.
     expect(attestationErrorCode(() => verify(second, { ...b, restartCount: b.restartCount + 1 }))).toBe(
       'QUOTE_COUNTER_ROLLBACK',

@@ -22,7 +22,8 @@ import { parseTpmsAttest, type PcrBankSelection, type TpmsAttest } from './tpms-
 export interface TpmCounters {
   resetCount: number;
   restartCount: number;
-  clock: bigint | number;
+  /** u64 milliseconds: a bigint, a safe integer, or a decimal string (as PostgreSQL returns a bigint). */
+  clock: bigint | number | string;
 }
 
 export interface VerifyQuoteInput {
@@ -56,7 +57,8 @@ export interface VerifiedQuote {
  * the PCR values the device reports. Checks, in order: magic, type, structure, signature, nonce (constant
  * time), selection (sha256 bank only, no PCR twice, exactly the reported PCRs, includes requiredPcrs),
  * pcrDigest = SHA-256 of the reported values concatenated in the signed selection's order, then counters
- * against `previous`.
+ * against `previous` (see checkNotRolledBack). A parsed `akPublic` is checked with checkAttestationKey first
+ * (AK_REJECTED). Throws AttestationError only; the codes are QUOTE_* and AK_REJECTED.
  *
  * Counters are only meaningful from an AK in the endorsement (or platform) hierarchy: for keys in the owner
  * hierarchy the TPM obfuscates resetCount, restartCount and firmwareVersion (clock is never obfuscated).
@@ -222,10 +224,14 @@ function readCounters(previous: unknown): { resetCount: number; restartCount: nu
       'previous counters must have integer resetCount and restartCount',
     );
   }
-  let clock: bigint;
-  if (typeof p.clock === 'bigint' && p.clock >= 0n) clock = p.clock;
-  else if (typeof p.clock === 'number' && Number.isSafeInteger(p.clock) && p.clock >= 0)
-    clock = BigInt(p.clock);
-  else throw new AttestationError('QUOTE_MALFORMED', 'previous clock must be a non-negative integer');
+  const clock = readClock(p.clock);
   return { resetCount: p.resetCount, restartCount: p.restartCount, clock };
+}
+
+function readClock(value: unknown): bigint {
+  if (typeof value === 'bigint' && value >= 0n && value < 1n << 64n) return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
+  if (typeof value === 'string' && /^\d{1,20}$/.test(value) && BigInt(value) < 1n << 64n)
+    return BigInt(value);
+  throw new AttestationError('QUOTE_MALFORMED', 'previous clock must be a non-negative u64 integer');
 }

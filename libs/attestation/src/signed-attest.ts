@@ -64,12 +64,13 @@ export function verifyAttestSignature(
     }
     throw rewrap(error, codes.malformed);
   }
-  if (parsed.hashAlg !== TPM_ALG.SHA256)
+  if (parsed.hashAlg !== TPM_ALG.SHA256) {
     throw new AttestationError(codes.invalid, 'signature hash is not SHA-256');
+  }
   if (parsed.r.length > 32 || parsed.s.length > 32) {
     throw new AttestationError(codes.invalid, 'signature scalars are too long for P-256');
   }
-  let ok = false;
+  let ok: boolean;
   try {
     ok = verify('sha256', attest, { key, dsaEncoding: 'der' }, ecdsaSignatureToDer(parsed));
   } catch {

@@ -238,6 +238,11 @@ function buildKeyObject(key: TpmPublic): KeyObject {
     if (key.rsa.keyBits < 2048) {
       throw new AttestationError('TPM_PUBLIC_UNSUPPORTED', `RSA key of ${key.rsa.keyBits} bits is too small`);
     }
+    // OpenSSL imports any integer as a modulus; an RSA modulus is odd and uses all its bits.
+    const modulus = key.rsa.modulus;
+    if (modulus[0]! < 0x80 || (modulus[modulus.length - 1]! & 1) === 0) {
+      throw new AttestationError('TPM_PUBLIC_MALFORMED', 'RSA modulus is not a valid modulus');
+    }
     const e = Buffer.alloc(4);
     e.writeUInt32BE(key.rsa.exponent);
     const jwk = {

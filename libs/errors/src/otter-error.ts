@@ -61,6 +61,12 @@ export const ERROR_STATUS = {
   EK_CERT_EXPIRED: 403,
   EK_CERT_KEY_MISMATCH: 403,
   PCR_POLICY_INVALID: 400,
+  // Delta updates (libs/delta): a patch is untrusted input until its result matches the signed target.
+  DELTA_MALFORMED: 422,
+  DELTA_SOURCE_MISMATCH: 409,
+  DELTA_TARGET_MISMATCH: 422,
+  DELTA_LIMIT_EXCEEDED: 413,
+  DELTA_BUILD_FAILED: 500,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

@@ -93,6 +93,7 @@ export class DeviceIdentityService {
       throw new NodeError(
         'NODE_NOT_ADMITTED',
         `node is ${node.state}; it needs approval before it gets an identity`,
+        { state: node.state },
       );
     }
     return node;

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { ActivationResult, DeviceReport, VerdictDto } from '#otter/contracts';
 import { Tpm2Tools, type EkKind } from '#otter/tpm';
+import { BOOTED_SLOT_PCR, SimulatedMeasuredBoot } from '../platform/measured-boot.js';
+import { AgentError } from './agent-error.js';
 import { DeviceApi, DeviceApiError } from './device-api.js';
 import { loadDeviceState, saveDeviceState, type DeviceState } from './device-state.js';
 
@@ -35,7 +37,8 @@ export class DeviceAgent {
 
   static async open(stateDir: string): Promise<DeviceAgent> {
     const state = await loadDeviceState(stateDir);
-    if (!state) throw new Error(`no enrollment in ${stateDir}: run \`otter-agent enroll\` first`);
+    if (!state)
+      throw new AgentError('NOT_ENROLLED', `no enrollment in ${stateDir}: run \`otter-agent enroll\` first`);
     return new DeviceAgent(
       stateDir,
       state,
@@ -121,7 +124,8 @@ export class DeviceAgent {
       };
     } catch (e) {
       if (e instanceof DeviceApiError && e.code === 'NODE_NOT_ADMITTED') {
-        this.state = { ...this.state, state: 'pending-approval' };
+        const state = typeof e.details?.state === 'string' ? e.details.state : 'pending-approval';
+        this.state = { ...this.state, state };
       } else {
         throw e;
       }
@@ -157,8 +161,22 @@ export class DeviceAgent {
     }
   }
 
-  async report(report: Omit<DeviceReport, 'at'>): Promise<void> {
-    await (await this.authenticatedApi()).report({ ...report, at: new Date().toISOString() });
+  /** Sends a health or integrity report; returns it as sent. */
+  async report(report: Omit<DeviceReport, 'at'>): Promise<DeviceReport> {
+    const sent: DeviceReport = { ...report, at: new Date().toISOString() };
+    await (await this.authenticatedApi()).report(sent);
+    return sent;
+  }
+
+  /**
+   * Measures the booted slot image into `pcr` of this node's TPM, as firmware would before the OS starts
+   * (simulated: see SimulatedMeasuredBoot). Idempotent within one power cycle.
+   */
+  measureBootedSlot(
+    slotImagePath: string,
+    pcr: number = BOOTED_SLOT_PCR,
+  ): Promise<{ pcr: number; digest: string }> {
+    return new SimulatedMeasuredBoot(this.tpm, pcr).measureBootedSlot(slotImagePath);
   }
 
   get tpmTools(): Tpm2Tools {
@@ -172,7 +190,10 @@ export class DeviceAgent {
   /** The device API with a fresh access token (from a new TPM-signed assertion). */
   async authenticatedApi(): Promise<DeviceApi> {
     if (!this.state.certificate)
-      throw new Error('this node has no identity yet: is it approved? re-run `otter-agent enroll`');
+      throw new AgentError(
+        'NO_IDENTITY',
+        'this node has no identity yet: is it approved? re-run `otter-agent enroll`',
+      );
     const { accessToken } = await this.api().token(await this.assertion());
     return this.api().withAccessToken(accessToken);
   }

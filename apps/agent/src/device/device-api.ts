@@ -11,7 +11,7 @@ import type {
   IdentityResult,
   VerdictDto,
 } from '#otter/contracts';
-import { ApiError } from '#otter/api-client';
+import { ApiError, ApiUnreachableError } from '#otter/api-client';
 
 /** Otter's answer to a refused device request: HTTP status, Otter's error code, message and details. */
 export { ApiError as DeviceApiError };
@@ -71,21 +71,16 @@ export class DeviceApi {
       // fetch() says only "fetch failed"; the reason (ECONNREFUSED, a timeout) is in its cause.
       const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
       const reason = cause instanceof Error ? cause.message : String(cause);
-      throw new DeviceApiError(0, 'SERVER_UNREACHABLE', `POST ${url.href} failed: ${reason}`);
+      throw new ApiUnreachableError(`POST ${url.href} failed: ${reason}`, { cause: e });
     }
     const text = await res.text();
     const json = parseJson(text);
     if (!res.ok) {
       const e = (json ?? {}) as { code?: string; message?: string; details?: Record<string, unknown> };
-      throw new DeviceApiError(
-        res.status,
-        e.code ?? `HTTP_${res.status}`,
-        e.message ?? res.statusText,
-        e.details,
-      );
+      throw new ApiError(res.status, e.code ?? `HTTP_${res.status}`, e.message ?? res.statusText, e.details);
     }
     if (text && json === undefined)
-      throw new DeviceApiError(res.status, 'BAD_RESPONSE', `POST ${url.href}: the answer is not JSON`);
+      throw new ApiError(res.status, 'INVALID_RESPONSE', `POST ${url.pathname}: answer is not JSON`);
     return json as T;
   }
 }
