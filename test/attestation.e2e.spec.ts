@@ -120,6 +120,27 @@ describe('node identity and attestation against swtpm', () => {
     });
   });
 
+  it('enrolls through the RSA endorsement key as well', async () => {
+    const rsaTpm = await startSoftwareTpm({ caDir });
+    tpms.push(rsaTpm);
+    const result = await DeviceAgent.enroll({
+      server: api.url,
+      tcti: rsaTpm.tcti,
+      stateDir: join(work, 'node-rsa'),
+      hardwareId: 'board',
+      ekKind: 'rsa',
+    });
+    expect(result.state).toBe('pending-approval');
+    expect((await adminPost(`/api/v1/nodes/${result.nodeId}/approve`)).status).toBe(200);
+    const active = await DeviceAgent.enroll({
+      server: api.url,
+      tcti: rsaTpm.tcti,
+      stateDir: join(work, 'node-rsa'),
+      hardwareId: 'board',
+    });
+    expect(active.state).toBe('active');
+  });
+
   it('fails a node that booted a tampered image, and passes it again once it boots the expected one', async () => {
     await boot(imageTampered);
     const bad = await agent.attest('1.0.0');
