@@ -75,6 +75,7 @@ export type DeltaFailure =
   | 'source-mismatch'
   | 'bad-operation'
   | 'out-of-order'
+  | 'overlap'
   | 'gap'
   | 'overrun'
   | 'source-range'
@@ -101,6 +102,7 @@ const FAILURE_CODES: Readonly<Record<DeltaFailure, ErrorCode>> = {
   'source-mismatch': 'DELTA_SOURCE_MISMATCH',
   'bad-operation': 'DELTA_MALFORMED',
   'out-of-order': 'DELTA_MALFORMED',
+  overlap: 'DELTA_MALFORMED',
   gap: 'DELTA_MALFORMED',
   overrun: 'DELTA_MALFORMED',
   'source-range': 'DELTA_MALFORMED',
@@ -171,7 +173,9 @@ export function decodeHeader(buf: Buffer): DeltaHeader {
   if (!buf.subarray(0, 8).equals(DELTA_MAGIC)) throw new DeltaError('bad-magic', 'not an Otter delta');
   const version = buf.readUInt16BE(8);
   if (version !== DELTA_FORMAT_VERSION) {
-    throw new DeltaError('unsupported-version', `delta format version ${version} is not supported`, { version });
+    throw new DeltaError('unsupported-version', `delta format version ${version} is not supported`, {
+      version,
+    });
   }
   if (buf.readUInt16BE(10) !== 0) throw new DeltaError('bad-header', 'reserved header flags are set');
   const blockSize = buf.readUInt32BE(12);
@@ -227,7 +231,8 @@ export function operationType(firstByte: number): OpType {
 /** Parses one operation header (its full OP_HEADER_BYTES); reserved bytes must be zero. */
 export function decodeOperation(buf: Buffer): DeltaOperation {
   const type = operationType(buf.readUInt8(0));
-  if (buf.length !== OP_HEADER_BYTES[type]) throw new DeltaError('truncated', 'operation header is truncated');
+  if (buf.length !== OP_HEADER_BYTES[type])
+    throw new DeltaError('truncated', 'operation header is truncated');
   for (let i = 1; i < 8; i++) {
     if (buf[i] !== 0) throw new DeltaError('bad-operation', 'reserved operation bytes are set');
   }
@@ -274,13 +279,21 @@ export function checkBsdiffPayloadHeader(head: Buffer, payloadLength: number, ex
   const controlLength = readBsdiffLength(head, 8);
   const diffLength = readBsdiffLength(head, 16);
   const newSize = readBsdiffLength(head, 24);
-  if (controlLength < 0 || diffLength < 0 || BSDIFF_HEADER_BYTES + controlLength + diffLength > payloadLength) {
+  if (
+    controlLength < 0 ||
+    diffLength < 0 ||
+    BSDIFF_HEADER_BYTES + controlLength + diffLength > payloadLength
+  ) {
     throw new DeltaError('bsdiff-invalid', 'bsdiff block lengths do not fit the payload');
   }
   if (newSize !== expectedLength) {
-    throw new DeltaError('bsdiff-length', `bsdiff payload produces ${newSize} bytes, operation declares ${expectedLength}`, {
-      produces: newSize,
-      declared: expectedLength,
-    });
+    throw new DeltaError(
+      'bsdiff-length',
+      `bsdiff payload produces ${newSize} bytes, operation declares ${expectedLength}`,
+      {
+        produces: newSize,
+        declared: expectedLength,
+      },
+    );
   }
 }

@@ -1,0 +1,46 @@
+export {
+  DELTA_FORMAT_VERSION,
+  DELTA_HEADER_BYTES,
+  DELTA_MAGIC,
+  DeltaError,
+  OP_BSDIFF,
+  OP_COPY,
+  OP_RAW,
+  OP_ZERO,
+  decodeHeader,
+  decodeOperation,
+} from './format.js';
+export type { DeltaFailure, DeltaHeader, DeltaOperation, ImageIdentity } from './format.js';
+export {
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_MEMORY_BUDGET_BYTES,
+  DELTA_BUILDER_ENV,
+  FIXED_RESERVE_BYTES,
+  BUDGET_BYTES_PER_EXTENT_BYTE,
+  extentLimitsFor,
+} from './limits.js';
+export type { ExtentLimits } from './limits.js';
+export { planDelta } from './plan.js';
+export type {
+  DeltaPhase,
+  DeltaPlan,
+  DeltaProgress,
+  ExtentItem,
+  PlanDeltaOptions,
+  PlannedOperation,
+  ProgressListener,
+} from './plan.js';
+export { assembleDelta, buildDelta, buildExtent, RAW_ZSTD_LEVEL } from './build.js';
+export type {
+  AssembleResult,
+  BuildDeltaOptions,
+  BuildDeltaResult,
+  BuildExtentOptions,
+  BuiltOperations,
+  OperationCounts,
+} from './build.js';
+export { applyDelta, DEFAULT_MAX_OPERATION_BYTES } from './apply.js';
+export type { ApplyDeltaOptions, ApplyDeltaResult } from './apply.js';
+export { bsdiffStats } from './bsdiff.js';
+export { randomBytesFrom, seededRandom, textFrom, writeFilesystemLikePair } from './testing.js';
+export type { FileFate, FilesystemLikePair, FilesystemLikePairOptions } from './testing.js';
