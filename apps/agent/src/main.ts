@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { describeAgentError } from './commands/describe-error.js';
 import { EXIT_VERDICT_FAILED, registerDeviceCommands } from './commands/device.commands.js';
 import { registerFetchCommand } from './commands/fetch.command.js';
+import { registerInstallCommand } from './commands/install.command.js';
 
 const program = new Command('otter-agent')
   .description('Otter update agent')
@@ -12,6 +13,7 @@ const program = new Command('otter-agent')
   );
 
 registerFetchCommand(program);
+registerInstallCommand(program);
 registerDeviceCommands(program);
 
 try {

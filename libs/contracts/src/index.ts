@@ -26,3 +26,12 @@ export type {
   NodeDto,
   NodeListDto,
 } from './devices.js';
+export type {
+  DeltaBuildState,
+  DeltaBuildDto,
+  DeltaBuildListDto,
+  DeltaRequest,
+  DownloadReport,
+  SavingsDto,
+  DeltaTargetCustom,
+} from './deltas.js';

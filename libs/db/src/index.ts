@@ -12,5 +12,7 @@ export type {
   EnrollmentAllowlistTable,
   AttestationVerdictTable,
   DeviceReportTable,
+  DeltaBuildTable,
+  DownloadTable,
 } from './schema.js';
 export { testDatabases } from './testing.js';

@@ -136,6 +136,43 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_deltas': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('delta_builds')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('hardware_id', 'text', (c) => c.notNull())
+        .addColumn('from_version', 'text', (c) => c.notNull())
+        .addColumn('to_version', 'text', (c) => c.notNull())
+        .addColumn('from_sha256', 'text', (c) => c.notNull())
+        .addColumn('to_sha256', 'text', (c) => c.notNull())
+        .addColumn('from_length', 'bigint', (c) => c.notNull())
+        .addColumn('to_length', 'bigint', (c) => c.notNull())
+        .addColumn('target_path', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('progress', 'integer', (c) => c.notNull())
+        .addColumn('patch_length', 'bigint')
+        .addColumn('patch_sha256', 'text')
+        .addColumn('blob_key', 'text')
+        .addColumn('build_seconds', 'real')
+        .addColumn('peak_rss_bytes', 'bigint')
+        .addColumn('error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('downloads')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('hardware_id', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('method', 'text', (c) => c.notNull())
+        .addColumn('bytes_downloaded', 'bigint', (c) => c.notNull())
+        .addColumn('full_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -109,6 +109,39 @@ export interface DeviceReportTable {
   created_at: string;
 }
 
+export interface DeltaBuildTable {
+  id: string;
+  hardware_id: string;
+  from_version: string;
+  to_version: string;
+  from_sha256: string;
+  to_sha256: string;
+  from_length: number | string;
+  to_length: number | string;
+  target_path: string;
+  state: string;
+  progress: number;
+  patch_length: number | string | null;
+  patch_sha256: string | null;
+  blob_key: string | null;
+  build_seconds: number | null;
+  peak_rss_bytes: number | string | null;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DownloadTable {
+  id: string;
+  node_id: string;
+  hardware_id: string;
+  version: string;
+  method: string;
+  bytes_downloaded: number | string;
+  full_bytes: number | string;
+  created_at: string;
+}
+
 export interface Database {
   api_tokens: ApiTokenTable;
   releases: ReleaseTable;
@@ -119,4 +152,6 @@ export interface Database {
   enrollment_allowlist: EnrollmentAllowlistTable;
   attestation_verdicts: AttestationVerdictTable;
   device_reports: DeviceReportTable;
+  delta_builds: DeltaBuildTable;
+  downloads: DownloadTable;
 }

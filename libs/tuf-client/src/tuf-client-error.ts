@@ -14,7 +14,9 @@ export type TufClientErrorCode =
   /** Transport failure while downloading a target (HTTP status, timeout, short body). The partial file is kept. */
   | 'TARGET_DOWNLOAD_FAILED'
   /** The bytes served are not the signed bytes (too long, wrong hash). The partial file is deleted. */
-  | 'TARGET_VERIFICATION_FAILED';
+  | 'TARGET_VERIFICATION_FAILED'
+  /** A slot cannot take the image: the output is the current slot, a device too small, not a file or device. */
+  | 'SLOT_INVALID';
 
 export class TufClientError extends Error {
   constructor(

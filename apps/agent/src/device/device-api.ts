@@ -5,6 +5,7 @@ import type {
   AttestationChallenge,
   AttestationRequest,
   DeviceReport,
+  DownloadReport,
   EnrollmentChallenge,
   EnrollmentRequest,
   IdentityRequest,
@@ -53,6 +54,10 @@ export class DeviceApi {
 
   report(body: DeviceReport): Promise<void> {
     return this.post('api/v1/devices/me/reports', body);
+  }
+
+  reportDownload(body: DownloadReport): Promise<void> {
+    return this.post('api/v1/devices/me/downloads', body);
   }
 
   private async post<T>(path: string, body: unknown): Promise<T> {

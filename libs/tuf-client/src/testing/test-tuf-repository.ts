@@ -16,6 +16,7 @@ import {
 // Not exported from the package index (see the TUF notes): deep imports.
 import { Delegations } from '@tufjs/models/dist/delegations.js';
 import { DelegatedRole, SuccinctRoles } from '@tufjs/models/dist/role.js';
+import type { JSONValue } from '@tufjs/models/dist/utils/types.js';
 
 /** An ed25519 TUF key with its signer. */
 export interface TestKey {
@@ -44,6 +45,8 @@ interface TestTarget {
   /** Hashes to sign instead of the real ones (to sign metadata that does not match what is served). */
   signedHashes?: Record<string, string>;
   signedLength?: number;
+  /** The target's `custom` metadata. */
+  custom?: Record<string, unknown>;
 }
 
 type DelegationSpec = { kind: 'paths'; roles: DelegatedRole[] } | { kind: 'bins'; bins: SuccinctRoles };
@@ -116,7 +119,11 @@ export class TestTufRepository {
   addTarget(
     path: string,
     content: Buffer,
-    options: { signedHashes?: Record<string, string>; signedLength?: number } = {},
+    options: {
+      signedHashes?: Record<string, string>;
+      signedLength?: number;
+      custom?: Record<string, unknown>;
+    } = {},
   ): this {
     this.targets.set(path, { content, ...options });
     return this;
@@ -238,7 +245,13 @@ export class TestTufRepository {
   private targetFilesFor(role: string): Record<string, TargetFile> {
     const files: Record<string, TargetFile> = {};
     for (const path of this.targets.keys()) {
-      if (this.roleFor(path) === role) files[path] = new TargetFile({ path, ...this.targetInfo(path) });
+      if (this.roleFor(path) !== role) continue;
+      const custom = this.targets.get(path)?.custom;
+      files[path] = new TargetFile({
+        path,
+        ...this.targetInfo(path),
+        ...(custom && { unrecognizedFields: { custom: custom as Record<string, JSONValue> } }),
+      });
     }
     return files;
   }
