@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { evaluatePcrPolicy, parseTpm2bPublic, verifyQuote } from '#otter/attestation';
+import { evaluatePcrPolicy, parseTpm2bPublic, verifyQuote, type TpmPublic } from '#otter/attestation';
 import type { AttestationChallenge, AttestationRequest, DeviceReport, VerdictDto } from '#otter/contracts';
 import { AttestationNonces } from './attestation-nonces.js';
 import { numericKeys } from './enrollment.service.js';
@@ -16,6 +16,7 @@ import { ReleaseMeasurements } from './release-measurements.js';
 @Injectable()
 export class AttestationService {
   private readonly logger = new Logger(AttestationService.name);
+  private readonly akCache = new Map<string, TpmPublic>();
 
   constructor(
     private readonly nodes: NodeRepository,
@@ -37,7 +38,7 @@ export class AttestationService {
       throw new NodeError('NONCE_INVALID', 'unknown, reused or expired nonce: ask for a new challenge');
     }
     const quote = verifyQuote({
-      akPublic: parseTpm2bPublic(node.akPublic),
+      akPublic: this.attestationKey(node),
       attest: Buffer.from(request.quote.attest, 'base64'),
       signature: Buffer.from(request.quote.signature, 'base64'),
       expectedNonce: Buffer.from(request.nonce, 'hex'),
@@ -89,6 +90,21 @@ export class AttestationService {
     const dto = toDto(stored);
     if (!stored.passed) throw new NodeError('ATTESTATION_FAILED', stored.reason, { verdict: dto });
     return dto;
+  }
+
+  /**
+   * The node's parsed AK, kept across requests: parsing it and building its KeyObject costs about a third of a
+   * quote verification. Keyed by the AK bytes too, so a re-enrolled node never meets its old key.
+   */
+  private attestationKey(node: NodeRecord): TpmPublic {
+    const id = `${node.id}:${node.akPublic.toString('base64')}`;
+    let parsed = this.akCache.get(id);
+    if (!parsed) {
+      parsed = parseTpm2bPublic(node.akPublic);
+      if (this.akCache.size >= 10_000) this.akCache.delete(this.akCache.keys().next().value!);
+      this.akCache.set(id, parsed);
+    }
+    return parsed;
   }
 
   /** Health and integrity reports; a failed integrity check fails the node's attestation until it attests clean. */
