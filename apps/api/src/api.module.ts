@@ -5,6 +5,7 @@ import { DbModule } from '#otter/db';
 import { OtterExceptionFilter } from '#otter/errors';
 import { LoggingModule } from '#otter/logging';
 import { StorageModule } from '#otter/storage';
+import { DeltasHttpModule } from './deltas/deltas-http.module.js';
 import { DevicesHttpModule } from './devices/devices-http.module.js';
 import { HealthController } from './health.controller.js';
 import { ReleasesHttpModule } from './releases/releases-http.module.js';
@@ -25,6 +26,7 @@ export class ApiModule {
         TufHttpModule,
         ReleasesHttpModule,
         DevicesHttpModule,
+        DeltasHttpModule.forRoot(config),
       ],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: OtterExceptionFilter }],

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { ApiError } from '#otter/api-client';
 import { processCliContext, type CliContext } from './cli-context.js';
+import { registerDeltaCommands } from './commands/delta.command.js';
 import { registerNodeCommands } from './commands/node.command.js';
 import { registerReleaseCommands } from './commands/release.command.js';
 import { registerTokenCommands } from './commands/token.command.js';
@@ -24,6 +25,7 @@ export function createProgram(ctx: CliContext = processCliContext()): Command {
   registerTokenCommands(program, ctx);
   registerTufCommands(program, ctx);
   registerNodeCommands(program, ctx);
+  registerDeltaCommands(program, ctx);
   return program;
 }
 

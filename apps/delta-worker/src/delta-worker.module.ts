@@ -1,12 +1,19 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { ConfigModule, type OtterConfig } from '#otter/config';
+import { ConfigModule, OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
+import { DeltaBuildsModule } from '#otter/delta-builds';
 import { LoggingModule } from '#otter/logging';
 import { QUEUES, QueueModule } from '#otter/queue';
+import { StorageModule } from '#otter/storage';
+import { TufModule } from '#otter/tuf';
+import { DeltaBuildJobs } from './delta-build.jobs.js';
+import { DeltaBuildWorker } from './delta-build.worker.js';
+import { WorkDir } from './work-dir.js';
 
 /**
- * The delta builder process: an application context with no HTTP server, connected to the delta-build queue.
- * Delta build processors arrive with the delta issue; today it only holds the queue connection.
+ * The delta builder process: an application context with no HTTP server. It consumes the delta-build queue,
+ * reads images from and writes patches to the blob store, and signs published patches into the image
+ * repository (so it needs the data dir's online keys, like the api and the scheduler).
  */
 @Module({})
 export class DeltaWorkerModule {
@@ -17,7 +24,19 @@ export class DeltaWorkerModule {
         ConfigModule.forRoot(config),
         LoggingModule.forRoot(config, 'delta-worker'),
         DbModule,
+        StorageModule,
+        TufModule,
         QueueModule.forRoot(config, QUEUES.deltaBuild),
+        DeltaBuildsModule,
+      ],
+      providers: [
+        {
+          provide: WorkDir,
+          inject: [OTTER_CONFIG],
+          useFactory: (c: OtterConfig) => WorkDir.create(c.dataDir),
+        },
+        DeltaBuildJobs,
+        DeltaBuildWorker,
       ],
     };
   }

@@ -14,3 +14,4 @@ export {
 export { UploadSourceError } from './multipart-upload.js';
 export { TufAdminClient } from './tuf-admin-client.js';
 export { NodesClient } from './nodes-client.js';
+export { DeltasClient } from './deltas-client.js';

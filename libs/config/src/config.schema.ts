@@ -53,6 +53,15 @@ export const configSchema = z
     OTTER_TUF_TIMESTAMP_TTL: seconds(DAY),
     OTTER_TUF_BIN_BITS: z.coerce.number().int().min(0).max(10).default(6),
     OTTER_TUF_RESIGN_EVERY: seconds(60),
+    OTTER_DELTA_MEMORY_MB: z.coerce.number().int().min(64).max(1_048_576).default(1024),
+    OTTER_DELTA_MAX_FRACTION: z.coerce.number().gt(0).max(1).default(0.6),
+    OTTER_DELTA_FROM_RECENT: z.coerce.number().int().min(0).max(100).default(3),
+    OTTER_DELTA_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+    // Unset: the defaults in libs/queue/src/job-options.ts. Set mainly by tests and impatient deployments.
+    OTTER_DELTA_ATTEMPTS: z.coerce.number().int().min(1).max(100).optional(),
+    OTTER_DELTA_BACKOFF_MS: z.coerce.number().int().min(1).optional(),
+    OTTER_DELTA_LOCK_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
+    OTTER_DELTA_PUBLISH_DELAY_MS: z.coerce.number().int().min(1).max(600_000).optional(),
   })
   .superRefine((env, ctx) => {
     if (env.OTTER_BLOB_STORE === 's3') {

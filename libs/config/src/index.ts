@@ -1,3 +1,10 @@
 export { ConfigModule, OTTER_CONFIG } from './config.module.js';
 export { loadConfig, ConfigError } from './otter-config.js';
-export type { OtterConfig, S3Config, DatabaseConfig, TufConfig, DeviceConfig } from './otter-config.js';
+export type {
+  OtterConfig,
+  S3Config,
+  DatabaseConfig,
+  TufConfig,
+  DeviceConfig,
+  DeltaConfig,
+} from './otter-config.js';

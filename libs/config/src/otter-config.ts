@@ -37,6 +37,24 @@ export interface OtterConfig {
   maxUploadBytes: number;
   tuf: TufConfig;
   devices: DeviceConfig;
+  delta: DeltaConfig;
+}
+
+/** Delta builds (apps/delta-worker, libs/delta-builds); see docs/deltas.md. */
+export interface DeltaConfig {
+  /** What the builder may allocate in one worker process, shared by its concurrent jobs. */
+  memoryBudgetBytes: number;
+  /** A patch larger than this fraction of the full image is not published. */
+  maxFraction: number;
+  /** On a new release, deltas are built from this many of the hardware id's most recent earlier releases. */
+  fromRecent: number;
+  /** Jobs one worker process runs at once. */
+  workerConcurrency: number;
+  /** Overrides of the retry and lock defaults in libs/queue/src/job-options.ts; undefined = the default. */
+  attempts?: number;
+  backoffMs?: number;
+  lockSeconds?: number;
+  publishDelayMs?: number;
 }
 
 export interface DeviceConfig {
@@ -103,6 +121,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
       accessTokenTtl: e.OTTER_DEVICE_TOKEN_TTL,
       nonceTtl: e.OTTER_ATTESTATION_NONCE_TTL,
       enrollmentTtl: e.OTTER_ENROLLMENT_TTL,
+    },
+    delta: {
+      memoryBudgetBytes: e.OTTER_DELTA_MEMORY_MB * 1024 * 1024,
+      maxFraction: e.OTTER_DELTA_MAX_FRACTION,
+      fromRecent: e.OTTER_DELTA_FROM_RECENT,
+      workerConcurrency: e.OTTER_DELTA_WORKER_CONCURRENCY,
+      attempts: e.OTTER_DELTA_ATTEMPTS,
+      backoffMs: e.OTTER_DELTA_BACKOFF_MS,
+      lockSeconds: e.OTTER_DELTA_LOCK_SECONDS,
+      publishDelayMs: e.OTTER_DELTA_PUBLISH_DELAY_MS,
     },
     tuf: {
       rootTtl: e.OTTER_TUF_ROOT_TTL,

@@ -46,8 +46,21 @@ export interface DownloadReport {
 }
 
 export interface SavingsDto {
-  releases: Array<{ hardwareId: string; version: string; downloads: number; bytesDownloaded: number; fullBytes: number; bytesSaved: number }>;
-  nodes: Array<{ nodeId: string; downloads: number; bytesDownloaded: number; fullBytes: number; bytesSaved: number }>;
+  releases: Array<{
+    hardwareId: string;
+    version: string;
+    downloads: number;
+    bytesDownloaded: number;
+    fullBytes: number;
+    bytesSaved: number;
+  }>;
+  nodes: Array<{
+    nodeId: string;
+    downloads: number;
+    bytesDownloaded: number;
+    fullBytes: number;
+    bytesSaved: number;
+  }>;
 }
 
 /** TUF custom metadata of a published delta target `deltas/{hardware}/{from}-{to}.delta`. */

@@ -1,3 +1,9 @@
 export { QUEUES, JOBS } from './queues.js';
-export { DEFAULT_JOB_OPTIONS } from './job-options.js';
+export {
+  DEFAULT_JOB_OPTIONS,
+  deltaJobOptions,
+  deltaPublishDelayMs,
+  deltaWorkerOptions,
+} from './job-options.js';
+export type { DeltaJobTuning } from './job-options.js';
 export { QueueModule, redisOptions } from './queue.module.js';

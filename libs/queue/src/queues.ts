@@ -7,4 +7,15 @@ export const QUEUES = {
 export const JOBS = {
   /** Repeatable: re-sign TUF metadata that is close to expiry. */
   tufResign: 'tuf-resign',
+  /**
+   * Delta builds (docs/deltas.md). `delta-plan` (id = the build id) fetches both images, plans the delta and
+   * adds a flow: `delta-assemble` (parent) waiting on one `delta-extent` child per changed extent.
+   */
+  deltaPlan: 'delta-plan',
+  deltaExtent: 'delta-extent',
+  deltaAssemble: 'delta-assemble',
+  /** Debounced: publishes every verified patch waiting at that moment with one TUF addTargets call. */
+  deltaPublish: 'delta-publish',
+  /** Repeatable: re-queues builds whose job never reached Redis and patches still waiting to be published. */
+  deltaSweep: 'delta-sweep',
 } as const;

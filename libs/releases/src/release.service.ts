@@ -7,6 +7,7 @@ import { isUniqueViolation } from '#otter/db';
 import { OtterError } from '#otter/errors';
 import { BLOB_STORE, type BlobStore } from '#otter/storage';
 import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
+import { ReleaseEvents } from './release-events.js';
 import { targetPathOf, type ReleaseFields } from './release-fields.js';
 import { ReleaseError } from './release.errors.js';
 import { ReleaseRepository } from './release.repository.js';
@@ -25,6 +26,7 @@ export class ReleaseService {
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
     @Inject(IMAGE_REPOSITORY) private readonly repository: TufRepository,
     @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+    private readonly events: ReleaseEvents,
   ) {}
 
   /** Refuses a duplicate before a single image byte is read. */
@@ -61,8 +63,9 @@ export class ReleaseService {
       if (e instanceof OtterError && e.code === 'TUF_CONFLICT') throw duplicate(fields);
       throw e;
     }
+    let release: ReleaseDto;
     try {
-      const release = await this.releases.insert({
+      release = await this.releases.insert({
         id,
         hardwareId: fields.hardware,
         version: fields.version,
@@ -78,12 +81,13 @@ export class ReleaseService {
         { release: id, targetPath, length: stored.length, sha256: stored.sha256 },
         'release published',
       );
-      return release;
     } catch (e) {
       // The target is signed and served; only the listing row is missing, and the signed target is what agents trust.
       if (isUniqueViolation(e)) throw duplicate(fields);
       throw e;
     }
+    await this.events.published(release);
+    return release;
   }
 
   list(hardware?: string): Promise<ReleaseDto[]> {

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +34,9 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
     OTTER_LOG_LEVEL: 'silent',
     OTTER_PORT: '0',
     OTTER_ENV: 'test',
+    // The test Redis, under a prefix of its own: parallel test files never see each other's jobs or keys.
+    ...(process.env.OTTER_TEST_REDIS_URL ? { REDIS_URL: process.env.OTTER_TEST_REDIS_URL } : {}),
+    OTTER_QUEUE_PREFIX: `t${randomBytes(5).toString('hex')}`,
     ...env,
   });
   const app = await createApi(config);

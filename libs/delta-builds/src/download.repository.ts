@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { DB, type Db } from '#otter/db';
+
+export interface NewDownload {
+  nodeId: string;
+  hardwareId: string;
+  /** The release the node downloaded (the delta's target version for a delta). */
+  version: string;
+  method: 'delta' | 'full';
+  bytesDownloaded: number;
+  fullBytes: number;
+}
+
+export interface DownloadTotals {
+  downloads: number;
+  bytesDownloaded: number;
+  fullBytes: number;
+  bytesSaved: number;
+}
+
+/** The only place that reads or writes downloads. */
+@Injectable()
+export class DownloadRepository {
+  constructor(@Inject(DB) private readonly db: Db) {}
+
+  async insert(download: NewDownload): Promise<void> {
+    await this.db
+      .insertInto('downloads')
+      .values({
+        id: randomUUID(),
+        node_id: download.nodeId,
+        hardware_id: download.hardwareId,
+        version: download.version,
+        method: download.method,
+        bytes_downloaded: download.bytesDownloaded,
+        full_bytes: download.fullBytes,
+        created_at: new Date().toISOString(),
+      })
+      .execute();
+  }
+
+  async totalsByRelease(
+    hardwareId?: string,
+  ): Promise<Array<{ hardwareId: string; version: string } & DownloadTotals>> {
+    let q = this.db
+      .selectFrom('downloads')
+      .select((eb) => [
+        'hardware_id',
+        'version',
+        eb.fn.countAll<number | string>().as('n'),
+        eb.fn.sum<number | string>('bytes_downloaded').as('downloaded'),
+        eb.fn.sum<number | string>('full_bytes').as('full'),
+      ])
+      .groupBy(['hardware_id', 'version'])
+      .orderBy('hardware_id')
+      .orderBy('version');
+    if (hardwareId) q = q.where('hardware_id', '=', hardwareId);
+    return (await q.execute()).map((r) => ({
+      hardwareId: r.hardware_id,
+      version: r.version,
+      ...totals(r),
+    }));
+  }
+
+  async totalsByNode(hardwareId?: string): Promise<Array<{ nodeId: string } & DownloadTotals>> {
+    let q = this.db
+      .selectFrom('downloads')
+      .select((eb) => [
+        'node_id',
+        eb.fn.countAll<number | string>().as('n'),
+        eb.fn.sum<number | string>('bytes_downloaded').as('downloaded'),
+        eb.fn.sum<number | string>('full_bytes').as('full'),
+      ])
+      .groupBy('node_id')
+      .orderBy('node_id');
+    if (hardwareId) q = q.where('hardware_id', '=', hardwareId);
+    return (await q.execute()).map((r) => ({ nodeId: r.node_id, ...totals(r) }));
+  }
+}
+
+function totals(r: {
+  n: number | string;
+  downloaded: number | string;
+  full: number | string;
+}): DownloadTotals {
+  const bytesDownloaded = Number(r.downloaded);
+  const fullBytes = Number(r.full);
+  return { downloads: Number(r.n), bytesDownloaded, fullBytes, bytesSaved: fullBytes - bytesDownloaded };
+}
