@@ -21,9 +21,10 @@ export class OtterExceptionFilter implements ExceptionFilter {
     const request = host.switchToHttp().getRequest<FastifyRequest>();
     const body = this.toBody(exception);
     void reply.status(body.statusCode).header('cache-control', 'no-store');
-    // Refused before its body was read (an oversized or duplicate upload): the rest of that body is still on
-    // the wire, so this connection cannot carry another request.
-    if (!request.raw.complete) void reply.header('connection', 'close');
+    // Refused before its body was read: Node drains what is left of a small body so the connection stays
+    // usable, but closing before a client has finished writing makes it see EPIPE instead of this answer.
+    // A large or unsized body (an image upload) is not worth receiving just to discard it: close instead.
+    if (!request.raw.complete && !isSmallBody(request)) void reply.header('connection', 'close');
     void reply.send(body);
   }
 
@@ -61,6 +62,14 @@ export class OtterExceptionFilter implements ExceptionFilter {
     this.logger.error({ errorId, err: exception }, 'unhandled error');
     return { statusCode: 500, code: 'INTERNAL', message: 'internal error', errorId };
   }
+}
+
+/** Bodies up to this size are read and discarded after a refusal rather than cut off. */
+const DRAINED_BODY_LIMIT = 1024 * 1024;
+
+function isSmallBody(request: FastifyRequest): boolean {
+  const length = Number(request.headers['content-length']);
+  return Number.isFinite(length) && length <= DRAINED_BODY_LIMIT;
 }
 
 function httpCode(status: number): string {
