@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 ENV = eval "$$(scripts/bootstrap.sh --env)"
 
-.PHONY: bootstrap build test check unit demo up bench clean
+.PHONY: bootstrap build test check unit demo up bench bench-delta bench-delta-large bench-delta-tools clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -32,6 +32,32 @@ bench: build
 	@$(ENV); node bench/timestamp.bench.mjs
 	@$(ENV); node bench/tuf-metadata-size.mjs 10000
 	@$(ENV); node bench/attestation.bench.mjs
+
+# Otter's delta builder next to Debian's bsdiff, xdelta3 and zstd on a corpus built from the npm registry
+# (cached in .otter-bench/). About 10 minutes on 2 cores; BENCH_DELTA_QUICK=1 for a smoke run.
+bench-delta: build bench-delta-tools
+	@$(ENV); node bench/delta.bench.mjs
+
+# A generated 4 GiB filesystem-like pair built within the worker's default 1024 MiB budget, then applied and
+# checked (BENCH_DELTA_LARGE_GIB, BENCH_DELTA_LARGE_BUDGET_MB). Needs ~17 GiB of disk in .otter-bench/.
+bench-delta-large: build bench-delta-tools
+	@$(ENV); node bench/delta-large.bench.mjs
+
+# The Debian tools bench-delta compares against (and e2fsprogs for its ext4 images), as bootstrap installs.
+bench-delta-tools:
+	@missing=(); \
+	for t in bsdiff:bsdiff xdelta3:xdelta3 zstd:zstd mke2fs:e2fsprogs /usr/bin/time:time; do \
+	  command -v "$${t%%:*}" >/dev/null || missing+=("$${t##*:}"); \
+	done; \
+	if [ $${#missing[@]} -gt 0 ]; then \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	    echo "[bench-delta] missing Debian packages (needs root and apt-get): $${missing[*]}" >&2; exit 1; \
+	  fi; \
+	  echo "[bench-delta] installing Debian packages: $${missing[*]}" >&2; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq >/dev/null; \
+	  apt-get install -y -qq --no-install-recommends "$${missing[@]}" >/dev/null; \
+	fi
 
 clean:
 	rm -rf dist .otter .otter-test

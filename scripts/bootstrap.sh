@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Brings a fresh machine to what Otter needs: Node 24 (from the npm registry when the machine's Node is
-# older than 22), the Debian packages for Redis and the software TPM, and node_modules from the lock file.
+# older than 22), the Debian packages for Redis, the software TPM and the boot environment tools, and
+# node_modules from the lock file.
 # Idempotent and quiet when everything is already there. Prints nothing on stdout except via `--env`,
 # which prints shell exports for the caller to eval.
 set -euo pipefail
@@ -39,6 +40,10 @@ ensure_debian_packages() {
   command -v swtpm >/dev/null || missing+=(swtpm)
   command -v swtpm_setup >/dev/null || missing+=(swtpm-tools)
   command -v tpm2_quote >/dev/null || missing+=(tpm2-tools)
+  # Boot environment tools (libs/boot-env): fw_printenv/fw_setenv, mkenvimage, grub-editenv.
+  command -v fw_setenv >/dev/null || missing+=(libubootenv-tool)
+  command -v mkenvimage >/dev/null || missing+=(u-boot-tools)
+  command -v grub-editenv >/dev/null || missing+=(grub-common)
   [ ${#missing[@]} -eq 0 ] && return
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     log "missing Debian packages (${missing[*]}) and cannot install them here (needs root and apt-get)"

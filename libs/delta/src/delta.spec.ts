@@ -231,6 +231,43 @@ describe('planner', () => {
     ]);
   });
 
+  it('gives a pair that fits one extent a single bsdiff over the whole old image', async () => {
+    const random = seededRandom(11);
+    const source = textFrom(random, 512 * 1024);
+    // Insertions that shift everything after them by an unaligned amount: no block copies, all diff.
+    const target = Buffer.concat([
+      source.subarray(0, 1000),
+      Buffer.from('inserted'),
+      source.subarray(1000, 300_000),
+      Buffer.from('also inserted'),
+      source.subarray(300_000),
+    ]);
+    const sourceFile = join(dir, 'whole-src.img');
+    const targetFile = join(dir, 'whole-dst.img');
+    writeFileSync(sourceFile, source);
+    writeFileSync(targetFile, target);
+    const plan = await planDelta({ sourceFile, targetFile, memoryBudgetBytes: 64 * MiB });
+    expect(plan.items).toHaveLength(1);
+    expect(plan.items[0]!.window).toEqual({ srcOffset: 0, srcLength: source.length });
+    const deltaFile = join(dir, 'whole.delta');
+    const built = await buildDelta({
+      sourceFile,
+      targetFile,
+      outFile: deltaFile,
+      memoryBudgetBytes: 64 * MiB,
+    });
+    expect(built.operations).toEqual({ copy: 0, zero: 0, bsdiff: 1, raw: 0 });
+    expect(statSync(deltaFile).size).toBeLessThan(2000);
+    const outFile = join(dir, 'whole-out.img');
+    await applyDelta({
+      sourceFile,
+      delta: createReadStream(deltaFile),
+      outFile,
+      expectedTarget: built.target,
+    });
+    expect(readFileSync(outFile).equals(target)).toBe(true);
+  });
+
   it('finds blocks moved to another offset and copies them from where they were', async () => {
     const random = seededRandom(4);
     const source = textFrom(random, 2 * MiB);

@@ -361,7 +361,15 @@ export async function planDelta(options: PlanDeltaOptions): Promise<DeltaPlan> {
         sourceLength,
         options.onProgress,
       );
-      const rough = operationsFromClasses(scanned.classes, targetLength, blockSize, limits.maxExtentBytes);
+      let rough = operationsFromClasses(scanned.classes, targetLength, blockSize, limits.maxExtentBytes);
+      // A pair small enough for one bsdiff within the budget gets one: bsdiff finds moved and shifted data
+      // anywhere in the old image, where per-extent windows only see their neighbourhood (on a tar of npm
+      // packages that is a 5x smaller patch), and one compressed stream beats many small ones.
+      const wholePairFits =
+        sourceLength > 0 && targetLength <= limits.maxExtentBytes && sourceLength <= limits.maxWindowBytes;
+      if (wholePairFits && rough.some((op) => op.type === 'pending' && op.kind === 'diff')) {
+        rough = [{ type: 'pending', targetOffset: 0, length: targetLength, kind: 'diff' }];
+      }
 
       // Nearest COPY on each side, for each operation, in two linear passes.
       const previousCopy = new Int32Array(rough.length).fill(-1);
@@ -394,9 +402,11 @@ export async function planDelta(options: PlanDeltaOptions): Promise<DeltaPlan> {
           length: op.length,
           kind,
           window:
-            kind === 'diff'
-              ? windowFor(op.targetOffset, op.length, shift, sourceLength, limits.maxWindowBytes)
-              : null,
+            kind === 'diff' && rough.length === 1 && wholePairFits
+              ? { srcOffset: 0, srcLength: sourceLength }
+              : kind === 'diff'
+                ? windowFor(op.targetOffset, op.length, shift, sourceLength, limits.maxWindowBytes)
+                : null,
         };
         items.push(item);
         return { type: 'extent', targetOffset: op.targetOffset, length: op.length, item: item.id };

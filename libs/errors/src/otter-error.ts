@@ -67,6 +67,26 @@ export const ERROR_STATUS = {
   DELTA_TARGET_MISMATCH: 422,
   DELTA_LIMIT_EXCEEDED: 413,
   DELTA_BUILD_FAILED: 500,
+  // Director repository (libs/director): per-node TUF metadata naming the image a node should run.
+  DIRECTOR_NOT_INITIALIZED: 404,
+  DIRECTOR_METADATA_NOT_FOUND: 404,
+  DIRECTOR_NODE_NOT_FOUND: 404,
+  DIRECTOR_NODE_MISMATCH: 403,
+  DIRECTOR_ASSIGNMENT_INVALID: 400,
+  DIRECTOR_ROOT_REJECTED: 422,
+  DIRECTOR_KEY_UNAVAILABLE: 503,
+  // Boot environment and A/B slots (libs/boot-env): agent-side, never answered over HTTP today.
+  BOOT_ENV_VARIABLE_INVALID: 400,
+  BOOT_ENV_CORRUPT: 500,
+  BOOT_ENV_UNAVAILABLE: 503,
+  BOOT_SLOT_NOT_PROVISIONED: 409,
+  BOOT_SLOT_CONFLICT: 409,
+  // Rollouts (libs/rollouts).
+  ROLLOUT_NOT_FOUND: 404,
+  ROLLOUT_INVALID: 400,
+  ROLLOUT_CONFLICT: 409,
+  ROLLOUT_STATE_INVALID: 409,
+  ROLLOUT_NODE_NOT_FOUND: 404,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

@@ -1,0 +1,17 @@
+export { BootEnvError } from './boot-env.error.js';
+export type { BootEnvironment } from './boot-environment.js';
+export type { BootVariableChanges, BootVariables } from './boot-variables.js';
+export { FileBootEnvironment } from './file-boot-environment.js';
+export { UBootEnvironment } from './u-boot-environment.js';
+export type { UBootEnvironmentOptions } from './u-boot-environment.js';
+export { GrubEnvironment } from './grub-environment.js';
+export type { GrubEnvironmentOptions } from './grub-environment.js';
+export { SlotManager } from './slot-manager.js';
+export type { SlotManagerOptions } from './slot-manager.js';
+export type { BootKind, PendingTrial, SlotStatus } from './slot-status.js';
+export { DEFAULT_BOOT_LIMIT, isSlot, otherSlot, SLOT_VARIABLES } from './slot-variables.js';
+export type { LastTrial, Slot, TrialOutcome } from './slot-variables.js';
+export { SimulatedBootloader } from './simulated-bootloader.js';
+export { bootedSlotFromKernelCommandLine } from './booted-slot.js';
+export { BOOT_ENVIRONMENT_KINDS, createScratchBootEnvironment } from './testing.js';
+export type { BootEnvironmentKind, ScratchBootEnvironment } from './testing.js';
