@@ -7,8 +7,10 @@ import { LoggingModule } from '#otter/logging';
 import { StorageModule } from '#otter/storage';
 import { DeltasHttpModule } from './deltas/deltas-http.module.js';
 import { DevicesHttpModule } from './devices/devices-http.module.js';
+import { DirectorHttpModule } from './director/director-http.module.js';
 import { HealthController } from './health.controller.js';
 import { ReleasesHttpModule } from './releases/releases-http.module.js';
+import { RolloutsHttpModule } from './rollouts/rollouts-http.module.js';
 import { TokensHttpModule } from './tokens/tokens-http.module.js';
 import { TufHttpModule } from './tuf/tuf-http.module.js';
 
@@ -26,7 +28,9 @@ export class ApiModule {
         TufHttpModule,
         ReleasesHttpModule,
         DevicesHttpModule,
+        DirectorHttpModule,
         DeltasHttpModule.forRoot(config),
+        RolloutsHttpModule,
       ],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: OtterExceptionFilter }],

@@ -1,13 +1,18 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
+import { DirectorAssignmentRepository, DirectorAssignmentsModule } from '#otter/director';
 import { LoggingModule } from '#otter/logging';
 import { QUEUES, QueueModule } from '#otter/queue';
+import { RolloutsModule } from '#otter/rollouts';
+import { StorageModule } from '#otter/storage';
 import { TufModule } from '#otter/tuf';
+import { RolloutTickProcessor } from './rollout-tick.processor.js';
+import { RolloutTickSchedule } from './rollout-tick.schedule.js';
 import { TufMaintenanceProcessor } from './tuf-maintenance.processor.js';
 import { TufMaintenanceSchedule } from './tuf-maintenance.schedule.js';
 
-/** The scheduler process: repeatable maintenance jobs, no HTTP server. Safe to run more than one. */
+/** The scheduler process: TUF re-signing and rollout ticks, no HTTP server. Safe to run more than one. */
 @Module({})
 export class SchedulerModule {
   static forRoot(config: OtterConfig): DynamicModule {
@@ -17,10 +22,15 @@ export class SchedulerModule {
         ConfigModule.forRoot(config),
         LoggingModule.forRoot(config, 'scheduler'),
         DbModule,
+        StorageModule,
         TufModule,
-        QueueModule.forRoot(config, QUEUES.tufMaintenance),
+        QueueModule.forRoot(config, QUEUES.tufMaintenance, QUEUES.rollouts),
+        RolloutsModule.register({
+          imports: [DirectorAssignmentsModule],
+          assignments: DirectorAssignmentRepository,
+        }),
       ],
-      providers: [TufMaintenanceProcessor, TufMaintenanceSchedule],
+      providers: [TufMaintenanceProcessor, TufMaintenanceSchedule, RolloutTickProcessor, RolloutTickSchedule],
     };
   }
 }

@@ -1,6 +1,7 @@
 export { ConfigModule, OTTER_CONFIG } from './config.module.js';
 export { loadConfig, ConfigError } from './otter-config.js';
 export type {
+  RolloutConfig,
   OtterConfig,
   S3Config,
   DatabaseConfig,

@@ -38,6 +38,13 @@ export interface OtterConfig {
   tuf: TufConfig;
   devices: DeviceConfig;
   delta: DeltaConfig;
+  rollouts: RolloutConfig;
+}
+
+/** Rollouts (libs/rollouts, apps/scheduler); see docs/rollouts.md. */
+export interface RolloutConfig {
+  /** Seconds between the scheduler's repeatable ticks (events also trigger an immediate one). */
+  tickSeconds: number;
 }
 
 /** Delta builds (apps/delta-worker, libs/delta-builds); see docs/deltas.md. */
@@ -132,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
       lockSeconds: e.OTTER_DELTA_LOCK_SECONDS,
       publishDelayMs: e.OTTER_DELTA_PUBLISH_DELAY_MS,
     },
+    rollouts: { tickSeconds: e.OTTER_ROLLOUT_TICK_SECONDS },
     tuf: {
       rootTtl: e.OTTER_TUF_ROOT_TTL,
       targetsTtl: e.OTTER_TUF_TARGETS_TTL,

@@ -117,9 +117,20 @@ export interface NodeDto {
   state: NodeIdentityState;
   runningVersion: string | null;
   lastVerdict: { passed: boolean; reason: string; at: string; ageSeconds: number } | null;
+  /** What rollout selectors match on (`docs/rollouts.md`). */
+  labels: Record<string, string>;
   createdAt: string;
 }
 
 export interface NodeListDto {
   nodes: NodeDto[];
+}
+
+/** A label key or value: what `PUT /api/v1/nodes/:id/labels` accepts and rollout selectors match. */
+export const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
+export const MAX_NODE_LABELS = 32;
+
+/** PUT /api/v1/nodes/:id/labels (release-engineer): replaces the node's whole label set. */
+export interface SetNodeLabelsRequest {
+  labels: Record<string, string>;
 }

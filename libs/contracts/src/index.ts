@@ -25,7 +25,9 @@ export type {
   DeviceReport,
   NodeDto,
   NodeListDto,
+  SetNodeLabelsRequest,
 } from './devices.js';
+export { LABEL_PATTERN, MAX_NODE_LABELS } from './devices.js';
 export type {
   DeltaBuildState,
   DeltaBuildDto,
@@ -35,3 +37,19 @@ export type {
   SavingsDto,
   DeltaTargetCustom,
 } from './deltas.js';
+export type {
+  RolloutState,
+  RolloutNodeState,
+  UpdateStep,
+  UpdateReport,
+  WaveSpec,
+  RolloutSelector,
+  MaintenanceWindow,
+  CreateRolloutRequest,
+  WaveProgressDto,
+  RolloutDto,
+  RolloutListDto,
+  RolloutNodeDto,
+  RolloutNodeListDto,
+  DeviceInstructionsDto,
+} from './rollouts.js';

@@ -14,5 +14,9 @@ export type {
   DeviceReportTable,
   DeltaBuildTable,
   DownloadTable,
+  RolloutTable,
+  RolloutNodeTable,
+  RolloutMembershipTable,
+  DirectorAssignmentTable,
 } from './schema.js';
 export { testDatabases } from './testing.js';

@@ -173,6 +173,82 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0004_rollouts': {
+    async up(db: Kysely<unknown>) {
+      // Labels select a rollout's target group; JSON text so both dialects store it the same way.
+      await db.schema
+        .alterTable('nodes')
+        .addColumn('labels', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute();
+      await db.schema
+        .createTable('rollouts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('release_id', 'text', (c) => c.notNull())
+        .addColumn('hardware_id', 'text', (c) => c.notNull())
+        .addColumn('selector', 'text', (c) => c.notNull())
+        .addColumn('waves', 'text', (c) => c.notNull())
+        .addColumn('success_threshold', 'real', (c) => c.notNull())
+        .addColumn('failure_threshold', 'real', (c) => c.notNull())
+        .addColumn('max_attestation_age_seconds', 'integer', (c) => c.notNull())
+        .addColumn('maintenance_window', 'text')
+        .addColumn('max_concurrent', 'integer')
+        .addColumn('node_deadline_seconds', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('state_reason', 'text')
+        .addColumn('current_wave', 'integer', (c) => c.notNull())
+        .addColumn('wave_started_at', 'text')
+        // Bumped by every state change, so two schedulers racing on one rollout cannot both win.
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('rollout_nodes')
+        .addColumn('rollout_id', 'text', (c) => c.notNull())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('wave', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('from_version', 'text')
+        .addColumn('admitted_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('rollout_nodes_pk', ['rollout_id', 'node_id'])
+        .execute();
+      await db.schema
+        .createIndex('rollout_nodes_wave_state')
+        .on('rollout_nodes')
+        .columns(['rollout_id', 'wave', 'state'])
+        .execute();
+      await db.schema.createIndex('rollout_nodes_node').on('rollout_nodes').columns(['node_id']).execute();
+      // One row per node in an unfinished rollout: the primary key is what refuses overlapping rollouts.
+      await db.schema
+        .createTable('rollout_memberships')
+        .addColumn('node_id', 'text', (c) => c.primaryKey())
+        .addColumn('rollout_id', 'text', (c) => c.notNull())
+        .execute();
+      // What the director tells each node to run; generation grows with every change so metadata is
+      // regenerated lazily on the node's next poll.
+      await db.schema
+        .createTable('director_assignments')
+        .addColumn('node_id', 'text', (c) => c.primaryKey())
+        .addColumn('hardware_id', 'text', (c) => c.notNull())
+        .addColumn('release_id', 'text')
+        .addColumn('target_path', 'text')
+        .addColumn('version', 'text')
+        .addColumn('sha256', 'text')
+        .addColumn('length', 'bigint')
+        .addColumn('rollout_id', 'text')
+        .addColumn('generation', 'integer', (c) => c.notNull())
+        .addColumn('metadata_generation', 'integer')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,3 +1,5 @@
+import type { Generated } from 'kysely';
+
 /** Row shapes as both dialects store them: times are ISO-8601 text, JSON is text, sizes are bigint. */
 export interface ApiTokenTable {
   id: string;
@@ -59,6 +61,8 @@ export interface NodeTable {
   tpm_restart_count: number | string | null;
   tpm_clock: number | string | null;
   integrity_failed_at: string | null;
+  /** JSON object of string labels. */
+  labels: Generated<string>;
   created_at: string;
   updated_at: string;
 }
@@ -142,6 +146,65 @@ export interface DownloadTable {
   created_at: string;
 }
 
+export interface RolloutTable {
+  id: string;
+  name: string;
+  release_id: string;
+  hardware_id: string;
+  /** JSON: { labels?: Record<string, string>, nodes?: string[] } */
+  selector: string;
+  /** JSON: Array<{ percent?: number, count?: number, soakSeconds: number }> */
+  waves: string;
+  success_threshold: number;
+  failure_threshold: number;
+  max_attestation_age_seconds: number;
+  /** JSON: { start: 'HH:MM', end: 'HH:MM' } in UTC, or null */
+  maintenance_window: string | null;
+  max_concurrent: number | null;
+  node_deadline_seconds: number;
+  state: string;
+  state_reason: string | null;
+  current_wave: number;
+  wave_started_at: string | null;
+  revision: number;
+  created_by: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
+export interface RolloutNodeTable {
+  rollout_id: string;
+  node_id: string;
+  wave: number;
+  state: string;
+  reason: string | null;
+  from_version: string | null;
+  admitted_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
+export interface RolloutMembershipTable {
+  node_id: string;
+  rollout_id: string;
+}
+
+export interface DirectorAssignmentTable {
+  node_id: string;
+  hardware_id: string;
+  release_id: string | null;
+  target_path: string | null;
+  version: string | null;
+  sha256: string | null;
+  length: number | string | null;
+  rollout_id: string | null;
+  generation: number;
+  metadata_generation: number | null;
+  updated_at: string;
+}
+
 export interface Database {
   api_tokens: ApiTokenTable;
   releases: ReleaseTable;
@@ -154,4 +217,8 @@ export interface Database {
   device_reports: DeviceReportTable;
   delta_builds: DeltaBuildTable;
   downloads: DownloadTable;
+  rollouts: RolloutTable;
+  rollout_nodes: RolloutNodeTable;
+  rollout_memberships: RolloutMembershipTable;
+  director_assignments: DirectorAssignmentTable;
 }

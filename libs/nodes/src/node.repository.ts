@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { NodeIdentityState } from '#otter/contracts';
+import type { Selectable } from 'kysely';
 import { DB, type Db, type NodeTable } from '#otter/db';
 
 export interface NodeRecord {
@@ -18,6 +19,7 @@ export interface NodeRecord {
   runningVersion: string | null;
   tpmCounters: { resetCount: number; restartCount: number; clock: bigint } | null;
   integrityFailedAt: string | null;
+  labels: Record<string, string>;
   createdAt: string;
 }
 
@@ -128,6 +130,16 @@ export class NodeRepository {
       .execute();
   }
 
+  /** Replaces the whole label set; the caller has validated it. */
+  async setLabels(id: string, labels: Record<string, string>): Promise<boolean> {
+    const result = await this.db
+      .updateTable('nodes')
+      .set({ labels: JSON.stringify(labels), updated_at: new Date().toISOString() })
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   async addVerdict(verdict: Omit<VerdictRecord, 'createdAt'>): Promise<VerdictRecord> {
     const createdAt = new Date().toISOString();
     await this.db
@@ -199,7 +211,7 @@ export class NodeRepository {
   }
 }
 
-function toRecord(r: NodeTable): NodeRecord {
+function toRecord(r: Selectable<NodeTable>): NodeRecord {
   return {
     id: r.id,
     hardwareId: r.hardware_id,
@@ -222,6 +234,7 @@ function toRecord(r: NodeTable): NodeRecord {
             clock: BigInt(r.tpm_clock),
           },
     integrityFailedAt: r.integrity_failed_at,
+    labels: JSON.parse(r.labels) as Record<string, string>,
     createdAt: r.created_at,
   };
 }

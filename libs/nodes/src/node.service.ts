@@ -53,6 +53,13 @@ export class NodeService {
     return this.toDto((await this.nodes.get(id))!);
   }
 
+  /** Replaces the node's labels (what rollout selectors match); a rollout already started keeps its group. */
+  async setLabels(id: string, labels: Record<string, string>): Promise<NodeDto> {
+    if (!(await this.nodes.setLabels(id, labels))) throw new NodeError('NODE_NOT_FOUND', 'no such node');
+    this.logger.log({ node: id, labels }, 'node labels set');
+    return this.toDto((await this.nodes.get(id))!);
+  }
+
   allow(kind: 'ek-serial' | 'ek-public-sha256', value: string, note: string): Promise<void> {
     return this.enrollments.allow(kind, value.toLowerCase(), note);
   }
@@ -87,6 +94,7 @@ export class NodeService {
             ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(v.createdAt)) / 1000)),
           }
         : null,
+      labels: n.labels,
       createdAt: n.createdAt,
     };
   }

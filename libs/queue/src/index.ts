@@ -4,6 +4,8 @@ export {
   deltaJobOptions,
   deltaPublishDelayMs,
   deltaWorkerOptions,
+  ROLLOUT_TICK_JOB_OPTIONS,
+  ROLLOUT_TICK_DEDUPLICATION_MS,
 } from './job-options.js';
 export type { DeltaJobTuning } from './job-options.js';
 export { QueueModule, redisOptions } from './queue.module.js';

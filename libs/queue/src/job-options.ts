@@ -49,3 +49,16 @@ export function deltaWorkerOptions(
   const lockDuration = (tuning.lockSeconds ?? 30) * 1000;
   return { lockDuration, stalledInterval: Math.max(500, lockDuration / 2), maxStalledCount: 2 };
 }
+
+/**
+ * Rollout ticks are idempotent and the next repeat comes soon: one attempt, no backoff; a failed tick is kept
+ * a while so its reason shows in BullMQ tools.
+ */
+export const ROLLOUT_TICK_JOB_OPTIONS: DefaultJobOptions = {
+  attempts: 1,
+  removeOnComplete: { count: 100 },
+  removeOnFail: { age: 86_400, count: 1_000 },
+};
+
+/** Events within this long of each other share one immediate tick. */
+export const ROLLOUT_TICK_DEDUPLICATION_MS = 500;

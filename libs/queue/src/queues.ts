@@ -2,6 +2,7 @@
 export const QUEUES = {
   tufMaintenance: 'otter-tuf-maintenance',
   deltaBuild: 'otter-delta-build',
+  rollouts: 'otter-rollouts',
 } as const;
 
 export const JOBS = {
@@ -18,4 +19,9 @@ export const JOBS = {
   deltaPublish: 'delta-publish',
   /** Repeatable: re-queues builds whose job never reached Redis and patches still waiting to be published. */
   deltaSweep: 'delta-sweep',
+  /**
+   * Rollouts (docs/rollouts.md): repeatable every OTTER_ROLLOUT_TICK_SECONDS, plus an immediate one on events
+   * (start, resume, a node's failure), deduplicated so a burst of events queues one tick.
+   */
+  rolloutTick: 'rollout-tick',
 } as const;

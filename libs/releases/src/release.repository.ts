@@ -19,6 +19,21 @@ export class ReleaseRepository {
     return !!row;
   }
 
+  async byId(id: string): Promise<ReleaseDto | undefined> {
+    const row = await this.db.selectFrom('releases').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toDto(row);
+  }
+
+  async find(hardwareId: string, version: string): Promise<ReleaseDto | undefined> {
+    const row = await this.db
+      .selectFrom('releases')
+      .selectAll()
+      .where('hardware_id', '=', hardwareId)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    return row && toDto(row);
+  }
+
   async insert(release: NewRelease): Promise<ReleaseDto> {
     const createdAt = new Date().toISOString();
     await this.db

@@ -29,6 +29,14 @@ export class ReleaseService {
     private readonly events: ReleaseEvents,
   ) {}
 
+  byId(id: string): Promise<ReleaseDto | undefined> {
+    return this.releases.byId(id);
+  }
+
+  find(hardwareId: string, version: string): Promise<ReleaseDto | undefined> {
+    return this.releases.find(hardwareId, version);
+  }
+
   /** Refuses a duplicate before a single image byte is read. */
   async assertCanCreate(fields: ReleaseFields): Promise<void> {
     if (await this.releases.exists(fields.hardware, fields.version)) throw duplicate(fields);

@@ -42,6 +42,11 @@ export interface InstallTargetOptions {
    * `POST /api/v1/devices/me/downloads`). Best effort: a failure is returned as `reportError`, never thrown.
    */
   reportDownload?: (report: DownloadReport) => Promise<void>;
+  /**
+   * The image as verified before (checkDirectorAssignment): the image repository must still sign exactly
+   * this length and sha256 for `targetPath` in this call's own refresh, or nothing is installed.
+   */
+  expectedImage?: { length: number; sha256: string };
   fetcher?: ResumableFetcherOptions;
 }
 
@@ -83,6 +88,13 @@ export interface InstallTargetResult {
 export async function installTarget(options: InstallTargetOptions): Promise<InstallTargetResult> {
   const session = await TufSession.open(options);
   const image = await session.require(options.targetPath);
+  const expected = options.expectedImage;
+  if (expected && (expected.length !== image.length || expected.sha256 !== image.sha256)) {
+    throw new TufClientError(
+      'ASSIGNMENT_REFUSED',
+      `${options.targetPath} is now signed with another length or sha256 than the one verified before; nothing installed`,
+    );
+  }
   const outFile = resolve(options.outFile);
   const currentFile = resolve(options.currentFile);
   await checkOutputSlot(outFile, currentFile, image.length);

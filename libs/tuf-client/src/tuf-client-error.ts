@@ -16,7 +16,14 @@ export type TufClientErrorCode =
   /** The bytes served are not the signed bytes (too long, wrong hash). The partial file is deleted. */
   | 'TARGET_VERIFICATION_FAILED'
   /** A slot cannot take the image: the output is the current slot, a device too small, not a file or device. */
-  | 'SLOT_INVALID';
+  | 'SLOT_INVALID'
+  /**
+   * The director's verified target is not one this node may install: for another node or hardware, not
+   * signed by the image repository, or signed there with another length or hash.
+   */
+  | 'ASSIGNMENT_REFUSED'
+  /** The director names a release older than the one this node installed last (a rollback). */
+  | 'RELEASE_ROLLBACK';
 
 export class TufClientError extends Error {
   constructor(

@@ -211,7 +211,7 @@ export function targetUrl(targetBaseUrl: string, targetPath: string, sha256: str
     .join('/');
 }
 
-function refreshFailed(metadataBaseUrl: string, error: unknown): TufClientError {
+export function refreshFailed(metadataBaseUrl: string, error: unknown): TufClientError {
   return new TufClientError(
     'METADATA_REFRESH_FAILED',
     `refreshing TUF metadata from ${metadataBaseUrl} failed: ${describeError(error)}`,
@@ -219,7 +219,7 @@ function refreshFailed(metadataBaseUrl: string, error: unknown): TufClientError 
   );
 }
 
-function parseServerUrl(value: string): string {
+export function parseServerUrl(value: string): string {
   let url: URL;
   try {
     url = new URL(value);
@@ -239,7 +239,7 @@ function parseServerUrl(value: string): string {
  * TUF keeps the newest verified root in `metadata/root.json`; the configured root only seeds it, so that
  * a root rotated since provisioning stays in force.
  */
-async function seedTrustedRoot(trustedRootPath: string, metadataDir: string): Promise<void> {
+export async function seedTrustedRoot(trustedRootPath: string, metadataDir: string): Promise<void> {
   const cached = join(metadataDir, 'root.json');
   if (await exists(cached)) return;
   let bytes: Buffer;

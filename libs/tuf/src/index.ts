@@ -12,7 +12,7 @@ export {
 } from './root-ceremony.js';
 export type { RootDraftInput, RoleSignatureStatus } from './root-ceremony.js';
 export { tufExpiry } from './tuf-time.js';
-export { ONLINE_ROLES } from './tuf-types.js';
+export { ONLINE_ROLES, SPEC_VERSION } from './tuf-types.js';
 export type {
   OnlineRole,
   RootSigned,
@@ -20,7 +20,14 @@ export type {
   TufKey,
   TargetsSigned,
   TufSignature,
+  SnapshotSigned,
+  TimestampSigned,
+  TargetFile,
+  UntrustedEnvelope,
 } from './tuf-types.js';
 export { OnlineKeyStore } from './online-key-store.js';
+export type { OnlineKeyInfo } from './online-key-store.js';
+export { newestOnlineKeys, onlineRootProblems, retainedOnlineKeyIds } from './online-root-policy.js';
+export { loadOrCreateDevRootKey } from './dev-root-key.js';
 export { seal, open } from './secret-box.js';
 export type { SealedBox } from './secret-box.js';

@@ -5,6 +5,7 @@ import type { TufConfig } from '#otter/config';
 import type { DelegationLayout } from './delegation-layout.js';
 import type { Ed25519Signer } from './ed25519.js';
 import type { OnlineKeyStore } from './online-key-store.js';
+import { newestOnlineKeys, onlineRootProblems, retainedOnlineKeyIds } from './online-root-policy.js';
 import { checkRootTransition, createRootDraft, signRoot } from './root-ceremony.js';
 import { TufError } from './tuf.errors.js';
 import type { MetadataWrite, StoredTarget, TufMetadataRepository } from './tuf-metadata.repository.js';
@@ -166,16 +167,11 @@ export class TufRepository {
       throw new TufError('TUF_ROOT_REJECTED', `root rejected: ${problems.join('; ')}`, { problems });
     const root = candidate.signed as unknown as RootSigned;
     const held = new Set((await this.keys.keys()).map((k) => k.info.keyId));
-    for (const role of ONLINE_ROLES) {
-      if (!root.roles[role].keyids.some((id) => held.has(id))) {
-        throw new TufError(
-          'TUF_ROOT_REJECTED',
-          `root rejected: Otter holds no private key for the ${role} role it names`,
-        );
-      }
-    }
-    if (root.roles.root.keyids.some((id) => held.has(id))) {
-      throw new TufError('TUF_ROOT_REJECTED', 'root rejected: an online key must never be a root key');
+    const keyProblems = onlineRootProblems(root, held);
+    if (keyProblems.length > 0) {
+      throw new TufError('TUF_ROOT_REJECTED', `root rejected: ${keyProblems.join('; ')}`, {
+        problems: keyProblems,
+      });
     }
     const body = JSON.stringify({ signatures: candidate.signatures, signed: root });
     await this.commitWithRetry(async (heads) => {
@@ -287,16 +283,9 @@ export class TufRepository {
 
   /** The newest key the server holds for each online role: what the next root should list. */
   async preferredOnlineKeys(): Promise<Record<OnlineRole, TufKey[]>> {
-    const all = await this.keys.keys();
-    const pick = (role: OnlineRole): TufKey[] => {
-      const mine = all
-        .filter((k) => k.info.role === role)
-        .sort((a, b) => a.info.createdAt.localeCompare(b.info.createdAt));
-      const newest = mine.at(-1);
-      if (!newest) throw new TufError('TUF_KEY_UNAVAILABLE', `no online key for ${role}`);
-      return [newest.signer.tufKey];
-    };
-    return { targets: pick('targets'), snapshot: pick('snapshot'), timestamp: pick('timestamp') };
+    const newest = newestOnlineKeys(await this.keys.keys());
+    if ('missing' in newest) throw new TufError('TUF_KEY_UNAVAILABLE', `no online key for ${newest.missing}`);
+    return newest;
   }
 
   /**
@@ -305,21 +294,10 @@ export class TufRepository {
    */
   private async retireUnlistedKeys(root: RootSigned): Promise<void> {
     const all = await this.keys.keys();
-    const keep = new Set<string>();
-    for (const role of ONLINE_ROLES) {
-      const listed = all.filter(
-        (k) => k.info.role === role && root.roles[role].keyids.includes(k.info.keyId),
-      );
-      const newestListed =
-        listed
-          .map((k) => k.info.createdAt)
-          .sort()
-          .at(-1) ?? '';
-      for (const k of all.filter((x) => x.info.role === role)) {
-        if (root.roles[role].keyids.includes(k.info.keyId) || k.info.createdAt > newestListed)
-          keep.add(k.info.keyId);
-      }
-    }
+    const keep = retainedOnlineKeyIds(
+      root,
+      all.map((k) => k.info),
+    );
     if (keep.size < all.length) {
       await this.keys.retain(keep);
       this.logger.log(`destroyed ${all.length - keep.size} online key(s) the new root no longer lists`);

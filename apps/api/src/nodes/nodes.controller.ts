@@ -1,9 +1,10 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, ParseUUIDPipe, Post } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, ParseUUIDPipe, Post, Put } from '@nestjs/common';
 import { RequireRole } from '#otter/auth';
 import type { NodeDto, NodeListDto } from '#otter/contracts';
 import { NodeService } from '#otter/nodes';
 import { parseBody, requireJson } from '../common/request-body.js';
 import { allowRequest } from '../devices/device-requests.js';
+import { setLabelsRequest } from './node-requests.js';
 
 @Controller('api/v1')
 export class NodesController {
@@ -41,6 +42,18 @@ export class NodesController {
   @RequireRole('admin')
   repin(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
     return this.nodes.repin(id);
+  }
+
+  /** Replaces the node's labels, which rollout selectors match. */
+  @Put('nodes/:id/labels')
+  @RequireRole('release-engineer')
+  setLabels(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Headers('content-type') type: string | undefined,
+    @Body() body: unknown,
+  ): Promise<NodeDto> {
+    requireJson(type);
+    return this.nodes.setLabels(id, parseBody(setLabelsRequest, body).labels);
   }
 
   @Post('enrollment-allowlist')

@@ -1,0 +1,47 @@
+import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { RequireRole } from '#otter/auth';
+import type { PublishedRootDto, TufOnlineKeyDto, TufOnlineKeysDto } from '#otter/contracts';
+import { DirectorRepository } from '#otter/director';
+import { ValidationError } from '#otter/errors';
+import { ONLINE_ROLES } from '#otter/tuf';
+import { parseBody } from '../common/request-body.js';
+import { rootEnvelope } from './root-envelope.js';
+
+/** The director's root ceremony (server side), online key rotation and recovery after a restore. */
+@Controller('api/v1/tuf/director')
+@RequireRole('admin')
+export class DirectorAdminController {
+  constructor(private readonly director: DirectorRepository) {}
+
+  @Get('root')
+  async root(): Promise<unknown> {
+    return this.director.currentRoot();
+  }
+
+  @Post('root')
+  @HttpCode(201)
+  async publishRoot(@Body() body: unknown): Promise<PublishedRootDto> {
+    const root = await this.director.publishRoot(parseBody(rootEnvelope, body));
+    return { version: root.version, expires: root.expires };
+  }
+
+  @Get('online-keys')
+  async onlineKeys(): Promise<TufOnlineKeysDto> {
+    return { keys: await this.director.onlineKeys(), next: await this.director.preferredOnlineKeys() };
+  }
+
+  @Post('online-keys/:role/rotate')
+  @HttpCode(201)
+  async rotate(@Param('role') role: string): Promise<TufOnlineKeyDto> {
+    const r = ONLINE_ROLES.find((x) => x === role);
+    if (!r) throw new ValidationError(`role must be one of ${ONLINE_ROLES.join(', ')}`);
+    return this.director.rotateOnlineKey(r);
+  }
+
+  /** After restoring a database backup: every node's metadata is re-signed, with a newer version, on its next poll. */
+  @Post('metadata/invalidate')
+  @HttpCode(200)
+  async invalidate(): Promise<{ nodes: number }> {
+    return { nodes: await this.director.invalidateAll() };
+  }
+}

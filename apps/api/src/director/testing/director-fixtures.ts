@@ -1,0 +1,101 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DirectorAssignmentRepository, type DirectorAssignment } from '#otter/director';
+import { DeviceTokenService } from '#otter/identity';
+import { Ed25519Signer, OnlineKeyStore, type SignedEnvelope } from '#otter/tuf';
+import type { ApiHarness } from '../../testing/api-harness.js';
+
+export interface TestNode {
+  id: string;
+  hardwareId: string;
+  token: string;
+}
+
+/** Nodes, tokens, assignments and provisioned roots for director tests, straight against the api's state. */
+export class DirectorFixtures {
+  constructor(private readonly api: ApiHarness) {}
+
+  /** An active node with a fresh device access token (no TPM: the token service issues it directly). */
+  async node(hardwareId = 'rpi4'): Promise<TestNode> {
+    const id = randomUUID();
+    const now = new Date().toISOString();
+    await this.api.db
+      .insertInto('nodes')
+      .values({
+        id,
+        hardware_id: hardwareId,
+        state: 'active',
+        ek_public_sha256: randomBytes(32).toString('hex'),
+        ek_cert_serial: randomBytes(8).toString('hex'),
+        ek_cert_issuer: 'CN=Test TPM Manufacturer',
+        ak_public: randomBytes(90).toString('base64'),
+        device_public: null,
+        device_cert_serial: null,
+        device_cert_not_after: null,
+        pinned_pcrs: '{}',
+        running_version: null,
+        tpm_reset_count: null,
+        tpm_restart_count: null,
+        tpm_clock: null,
+        integrity_failed_at: null,
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+    const token = (await this.api.app.get(DeviceTokenService).issueAccessToken(id)).token;
+    return { id, hardwareId, token };
+  }
+
+  /** What the rollout scheduler does: the image the node should run, as the image repository signs it. */
+  assign(
+    node: TestNode,
+    version: string,
+    image: { sha256: string; length: number },
+    rolloutId: string | null = 'rollout-1',
+  ): Promise<DirectorAssignment> {
+    return this.api.app.get(DirectorAssignmentRepository).assign({
+      nodeId: node.id,
+      hardwareId: node.hardwareId,
+      releaseId: `release-${version}`,
+      targetPath: `images/${node.hardwareId}/${version}`,
+      version,
+      sha256: image.sha256,
+      length: image.length,
+      rolloutId,
+    });
+  }
+
+  /** A fresh agent state dir and the two roots a device is provisioned with. */
+  async provision(node: TestNode): Promise<{ stateDir: string; imageRoot: string; directorRoot: string }> {
+    const dir = mkdtempSync(join(tmpdir(), 'otter-agent-'));
+    const imageRoot = join(dir, 'image-root.json');
+    const directorRoot = join(dir, 'director-root.json');
+    writeFileSync(imageRoot, await this.text('/tuf/image/metadata/1.root.json'));
+    writeFileSync(directorRoot, await this.text(`/tuf/director/${node.id}/metadata/1.root.json`, node.token));
+    return { stateDir: join(dir, 'state'), imageRoot, directorRoot };
+  }
+
+  /** The server's own online key of a repository, as an attacker who stole it would hold it. */
+  async stolenKey(repository: 'image' | 'director', role: 'timestamp' | 'targets'): Promise<Ed25519Signer> {
+    const keysDir = join(this.api.config.dataDir, 'keys');
+    const passphrase = readFileSync(join(keysDir, 'dev-passphrase'), 'utf8').trim();
+    const store = new OnlineKeyStore(keysDir, repository, passphrase);
+    const key = (await store.keys()).find((k) => k.info.role === role);
+    if (!key) throw new Error(`no ${repository} ${role} key`);
+    return key.signer;
+  }
+
+  async text(path: string, token?: string): Promise<string> {
+    const res = await fetch(`${this.api.url}${path}`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
+    return res.text();
+  }
+
+  async json<T extends SignedEnvelope>(path: string, token?: string): Promise<T> {
+    return JSON.parse(await this.text(path, token)) as T;
+  }
+}

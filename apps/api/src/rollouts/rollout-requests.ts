@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { HARDWARE_ID_PATTERN, type CreateRolloutRequest, type UpdateReport } from '#otter/contracts';
+
+const label = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/, 'a label key or value: [A-Za-z0-9._/-], 1..63 characters');
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a UTC time as HH:MM');
+const share = z.number().gt(0).max(1);
+
+const wave = z
+  .object({
+    percent: z.number().gt(0).max(100).optional(),
+    count: z.number().int().min(1).max(10_000_000).optional(),
+    soakSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400),
+  })
+  .strict()
+  .refine((w) => (w.percent === undefined) !== (w.count === undefined), 'a wave has either percent or count');
+
+export const createRolloutRequest: z.ZodType<CreateRolloutRequest> = z
+  .object({
+    name: z.string().min(1).max(100),
+    hardwareId: z.string().regex(HARDWARE_ID_PATTERN, 'not a valid hardware id'),
+    version: z.string().min(1).max(64),
+    selector: z
+      .object({
+        labels: z.record(label, label).optional(),
+        nodes: z.array(z.uuid()).min(1).max(100_000).optional(),
+      })
+      .strict(),
+    waves: z.array(wave).min(1).max(20),
+    successThreshold: share,
+    failureThreshold: share,
+    maxAttestationAgeSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 86_400),
+    nodeDeadlineSeconds: z
+      .number()
+      .int()
+      .min(10)
+      .max(7 * 86_400)
+      .optional(),
+    maintenanceWindow: z.object({ start: hhmm, end: hhmm }).strict().nullable().optional(),
+    maxConcurrent: z.number().int().min(1).max(1_000_000).nullable().optional(),
+  })
+  .strict();
+
+export const reasonRequest = z.object({ reason: z.string().min(1).max(500) }).strict();
+
+export const updateReport: z.ZodType<UpdateReport> = z
+  .object({
+    step: z.enum([
+      'assigned',
+      'downloading',
+      'installed',
+      'rebooting',
+      'booted',
+      'attested',
+      'committed',
+      'rolled-back',
+      'failed',
+    ]),
+    version: z.string().min(1).max(64),
+    rolloutId: z.uuid().optional(),
+    bytes: z.number().int().min(0).optional(),
+    slot: z.string().min(1).max(16).optional(),
+    detail: z.string().max(1000).optional(),
+    at: z.iso.datetime(),
+  })
+  .strict();

@@ -1,0 +1,138 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import { DB, type Database, type Db } from '#otter/db';
+import {
+  assertValidAssignment,
+  type DirectorAssignment,
+  type DirectorAssignmentInput,
+} from './director-assignment.js';
+
+/** Any Kysely executor: the scheduler passes its transaction so an assignment commits with its own state. */
+export type DirectorExecutor = Kysely<Database> | Transaction<Database>;
+
+type AssignmentRow = Selectable<Database['director_assignments']>;
+
+/**
+ * What the director tells each node to run. Every change bumps `generation`; the director regenerates a
+ * node's signed metadata lazily, on the node's next poll, when the generation it was made from differs.
+ * Each method is one statement, so it is atomic inside or outside the caller's transaction.
+ */
+@Injectable()
+export class DirectorAssignmentRepository {
+  constructor(@Inject(DB) private readonly db: Db) {}
+
+  /** Upserts the image a node should run; the generation grows only if something actually changed. */
+  async assign(input: DirectorAssignmentInput, db: DirectorExecutor = this.db): Promise<DirectorAssignment> {
+    assertValidAssignment(input);
+    const now = new Date().toISOString();
+    const updated = await db
+      .insertInto('director_assignments')
+      .values({
+        node_id: input.nodeId,
+        hardware_id: input.hardwareId,
+        release_id: input.releaseId,
+        target_path: input.targetPath,
+        version: input.version,
+        sha256: input.sha256,
+        length: input.length,
+        rollout_id: input.rolloutId,
+        generation: 1,
+        metadata_generation: null,
+        updated_at: now,
+      })
+      .onConflict((oc) =>
+        oc
+          .column('node_id')
+          .doUpdateSet((eb) => ({
+            hardware_id: eb.ref('excluded.hardware_id'),
+            release_id: eb.ref('excluded.release_id'),
+            target_path: eb.ref('excluded.target_path'),
+            version: eb.ref('excluded.version'),
+            sha256: eb.ref('excluded.sha256'),
+            length: eb.ref('excluded.length'),
+            rollout_id: eb.ref('excluded.rollout_id'),
+            generation: eb('director_assignments.generation', '+', 1),
+            updated_at: eb.ref('excluded.updated_at'),
+          }))
+          .where((eb) =>
+            eb.or(
+              (
+                [
+                  'hardware_id',
+                  'release_id',
+                  'target_path',
+                  'version',
+                  'sha256',
+                  'length',
+                  'rollout_id',
+                ] as const
+              ).map((c) => eb(`director_assignments.${c}`, 'is distinct from', eb.ref(`excluded.${c}`))),
+            ),
+          ),
+      )
+      .returningAll()
+      .executeTakeFirst();
+    // Nothing changed: the upsert's WHERE skipped the update and returned no row.
+    return toAssignment(updated ?? (await this.row(input.nodeId, db))!);
+  }
+
+  /**
+   * The node is told to run nothing new (no image target). The generation grows if the node had an image or
+   * a rollout; clearing a node the director never named anything for changes nothing and returns undefined.
+   */
+  async clear(nodeId: string, db: DirectorExecutor = this.db): Promise<DirectorAssignment | undefined> {
+    const updated = await db
+      .updateTable('director_assignments')
+      .set((eb) => ({
+        release_id: null,
+        target_path: null,
+        version: null,
+        sha256: null,
+        length: null,
+        rollout_id: null,
+        generation: eb('generation', '+', 1),
+        updated_at: new Date().toISOString(),
+      }))
+      .where('node_id', '=', nodeId)
+      .where((eb) => eb.or([eb('target_path', 'is not', null), eb('rollout_id', 'is not', null)]))
+      .returningAll()
+      .executeTakeFirst();
+    const row = updated ?? (await this.row(nodeId, db));
+    return row && toAssignment(row);
+  }
+
+  async get(nodeId: string, db: DirectorExecutor = this.db): Promise<DirectorAssignment | undefined> {
+    const row = await this.row(nodeId, db);
+    return row && toAssignment(row);
+  }
+
+  private row(nodeId: string, db: DirectorExecutor): Promise<AssignmentRow | undefined> {
+    return db.selectFrom('director_assignments').selectAll().where('node_id', '=', nodeId).executeTakeFirst();
+  }
+}
+
+export function toAssignment(r: AssignmentRow): DirectorAssignment {
+  const image =
+    r.release_id !== null &&
+    r.target_path !== null &&
+    r.version !== null &&
+    r.sha256 !== null &&
+    r.length !== null
+      ? {
+          releaseId: r.release_id,
+          targetPath: r.target_path,
+          version: r.version,
+          sha256: r.sha256,
+          length: Number(r.length),
+        }
+      : null;
+  return {
+    nodeId: r.node_id,
+    hardwareId: r.hardware_id,
+    image,
+    rolloutId: r.rollout_id,
+    generation: Number(r.generation),
+    metadataGeneration: r.metadata_generation === null ? null : Number(r.metadata_generation),
+    updatedAt: r.updated_at,
+  };
+}

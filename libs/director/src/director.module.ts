@@ -1,0 +1,71 @@
+import { join } from 'node:path';
+import { Inject, Injectable, Logger, Module } from '@nestjs/common';
+import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
+import { loadOrCreateDevRootKey, ONLINE_ROLES, OnlineKeyStore } from '#otter/tuf';
+import { DirectorAssignmentRepository } from './director-assignment.repository.js';
+import { DirectorMetadataStore } from './director-metadata.store.js';
+import { DirectorRoot } from './director-root.js';
+import { DirectorRepository } from './director.repository.js';
+
+/** Sets up the director's root on first start: a dev root outside production, else waits for the ceremony. */
+@Injectable()
+export class DirectorInitializer {
+  private readonly logger = new Logger('DirectorRepository');
+
+  constructor(
+    @Inject(DirectorRepository) private readonly director: DirectorRepository,
+    @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+  ) {}
+
+  async initialize(): Promise<void> {
+    if (await this.director.isInitialized()) return;
+    if (this.config.env === 'production') {
+      this.logger.warn(
+        'the director repository has no root yet: nodes get no assignments until its root ceremony has run ' +
+          '(docs/tuf.md, "The director repository")',
+      );
+      return;
+    }
+    const { signer, file } = await loadOrCreateDevRootKey(this.config.dataDir);
+    if (await this.director.initializeWithDevRoot(signer)) {
+      this.logger.warn(
+        `DEVELOPMENT ROOT: the director repository was initialized with a 1-of-1 root whose private key is ${file}. ` +
+          'Anyone who can read the data dir can tell any node to install anything the image repository signs. ' +
+          'NOT FOR PRODUCTION: set OTTER_ENV=production and run the offline root ceremony (docs/tuf.md).',
+      );
+    }
+  }
+}
+
+/** Only the assignments: what the rollout scheduler writes. Holds no keys. */
+@Module({
+  providers: [DirectorAssignmentRepository],
+  exports: [DirectorAssignmentRepository],
+})
+export class DirectorAssignmentsModule {}
+
+/** The director repository: assignments, its root and online keys, and per-node signed metadata. */
+@Module({
+  imports: [DirectorAssignmentsModule],
+  providers: [
+    DirectorMetadataStore,
+    {
+      provide: DirectorRepository,
+      inject: [OTTER_CONFIG, DirectorMetadataStore],
+      useFactory: async (config: OtterConfig, store: DirectorMetadataStore): Promise<DirectorRepository> => {
+        const passphrase = await OnlineKeyStore.passphraseFor(
+          config.dataDir,
+          config.keyPassphrase,
+          new Logger('OnlineKeyStore'),
+        );
+        // Its own key file: a stolen director key cannot sign the image repository, nor the other way round.
+        const keys = new OnlineKeyStore(join(config.dataDir, 'keys'), 'director', passphrase);
+        if (config.env === 'production') await keys.ensureKeys(ONLINE_ROLES);
+        return new DirectorRepository(store, new DirectorRoot(store, keys, config.tuf), config.tuf);
+      },
+    },
+    DirectorInitializer,
+  ],
+  exports: [DirectorAssignmentsModule, DirectorRepository, DirectorInitializer],
+})
+export class DirectorModule {}

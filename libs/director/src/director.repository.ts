@@ -1,0 +1,185 @@
+import { Logger } from '@nestjs/common';
+import { isUniqueViolation } from '#otter/db';
+import type {
+  Ed25519Signer,
+  OnlineKeyView,
+  OnlineRole,
+  RootSigned,
+  SignedEnvelope,
+  TufKey,
+  UntrustedEnvelope,
+} from '#otter/tuf';
+import { DirectorError } from './director.errors.js';
+import { parseDirectorFileName } from './director-file-name.js';
+import { freshUntil, staleReason } from './director-freshness.js';
+import {
+  AssignmentChangedError,
+  nodeRepository,
+  type DirectorMetadataStore,
+  type NodeRole,
+  type StoredSet,
+} from './director-metadata.store.js';
+import type { DirectorRoot } from './director-root.js';
+import { signNodeSet, type DirectorTtl, type RoleSigners } from './director-signing.js';
+import { HeldTimestamps } from './held-timestamps.js';
+
+export interface DirectorFile {
+  role: 'root' | NodeRole;
+  /** Undefined for `timestamp.json`, the one file that changes under the same name. */
+  version: number | undefined;
+  body: string;
+}
+
+const MAX_ATTEMPTS = 8;
+const HELD_NODES = 20_000;
+const NODE_ID = /^[A-Za-z0-9-]{1,64}$/;
+
+/**
+ * The Uptane-style director: per-node TUF metadata whose targets role names the one image the node should
+ * run. Metadata is signed lazily, when the node polls `timestamp.json`: after its assignment changed, after a
+ * root rotation changed the keys, when a role nears expiry, or when its rows are missing. Versions are
+ * max(previous + 1, unix seconds), so they never go backwards, even after the rows were lost or restored.
+ */
+export class DirectorRepository {
+  private readonly logger = new Logger('DirectorRepository');
+  private readonly held = new HeldTimestamps(HELD_NODES);
+
+  constructor(
+    private readonly store: DirectorMetadataStore,
+    private readonly root: DirectorRoot,
+    private readonly ttl: DirectorTtl,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** The file a node asked for; a node-id check (a node reads only its own) is the caller's. */
+  async metadata(nodeId: string, fileName: string): Promise<DirectorFile> {
+    const file = parseDirectorFileName(fileName);
+    if (!file || !NODE_ID.test(nodeId)) {
+      throw new DirectorError(
+        'DIRECTOR_METADATA_NOT_FOUND',
+        'director metadata files are timestamp.json, N.root.json, N.snapshot.json and N.targets.json',
+      );
+    }
+    if (file.role === 'timestamp') {
+      return { role: 'timestamp', version: undefined, body: await this.timestamp(nodeId) };
+    }
+    if (file.role === 'root') return { ...file, body: await this.root.file(file.version) };
+    const body = await this.store.body(nodeRepository(nodeId), file.role, file.version);
+    if (body === undefined) {
+      throw new DirectorError('DIRECTOR_METADATA_NOT_FOUND', `no ${file.version}.${file.role}.json`);
+    }
+    return { ...file, body };
+  }
+
+  /** After a database restore: every node's metadata is re-signed, with a new version, on its next poll. */
+  async invalidateAll(): Promise<number> {
+    this.held.clear();
+    return this.store.invalidateAll();
+  }
+
+  // --- the root ceremony's server side (same checks as the image repository) ----------------------------
+
+  isInitialized(): Promise<boolean> {
+    return this.root.isInitialized();
+  }
+
+  currentRoot(): Promise<SignedEnvelope<RootSigned>> {
+    return this.root.current();
+  }
+
+  initializeWithDevRoot(devRootSigner: Ed25519Signer): Promise<boolean> {
+    return this.root.initializeWithDevRoot(devRootSigner);
+  }
+
+  async publishRoot(candidate: SignedEnvelope | UntrustedEnvelope): Promise<RootSigned> {
+    const root = await this.root.publish(candidate);
+    this.held.clear();
+    return root;
+  }
+
+  onlineKeys(): Promise<OnlineKeyView[]> {
+    return this.root.onlineKeys();
+  }
+
+  preferredOnlineKeys(): Promise<Record<OnlineRole, TufKey[]>> {
+    return this.root.preferredOnlineKeys();
+  }
+
+  rotateOnlineKey(role: OnlineRole): Promise<OnlineKeyView> {
+    return this.root.rotateOnlineKey(role);
+  }
+
+  // --- the poll path ------------------------------------------------------------------------------------
+
+  private async timestamp(nodeId: string): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      const state = await this.store.pollState(nodeId);
+      if (!state) {
+        if (!(await this.store.ensureAssignmentRow(nodeId))) {
+          throw new DirectorError('DIRECTOR_NODE_NOT_FOUND', 'no such node');
+        }
+        continue;
+      }
+      const { assignment, timestampVersion, rootVersion } = state;
+      if (rootVersion === undefined) {
+        throw new DirectorError(
+          'DIRECTOR_NOT_INITIALIZED',
+          'the director repository has no root yet: run the root ceremony',
+        );
+      }
+      const now = this.clock();
+      const held = this.held.get(nodeId);
+      if (
+        held &&
+        assignment.metadataGeneration === assignment.generation &&
+        held.generation === assignment.generation &&
+        held.timestampVersion === timestampVersion &&
+        held.rootVersion === rootVersion &&
+        now < held.freshUntil
+      ) {
+        return held.body;
+      }
+
+      const root = await this.root.at(rootVersion);
+      const stored = await this.store.latestSet(nodeId);
+      const reason = staleReason(stored, assignment, root, this.ttl, now);
+      let set: StoredSet = stored;
+      if (reason !== undefined) {
+        const signed = signNodeSet(assignment, stored, await this.signers(root), this.ttl, now);
+        try {
+          // Keep the set being replaced: a client may have just read its timestamp.
+          await this.store.commitSet(nodeId, assignment.generation, Object.values(signed), {
+            targets: stored.targets?.version,
+            snapshot: stored.snapshot?.version,
+            timestamp: stored.timestamp?.version,
+          });
+        } catch (e) {
+          const retry = e instanceof AssignmentChangedError || isUniqueViolation(e);
+          if (!retry || attempt >= MAX_ATTEMPTS) throw e;
+          // Another replica signed first, or the scheduler changed the assignment: start over from the database.
+          await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+          continue;
+        }
+        this.logger.debug(`re-signed director metadata of node ${nodeId}: ${reason}`);
+        set = signed;
+      }
+      const timestamp = set.timestamp!;
+      this.held.set(nodeId, {
+        generation: assignment.generation,
+        timestampVersion: timestamp.version,
+        rootVersion,
+        freshUntil: freshUntil(set, this.ttl),
+        body: timestamp.body,
+      });
+      return timestamp.body;
+    }
+  }
+
+  private async signers(root: RootSigned): Promise<RoleSigners> {
+    return {
+      targets: await this.root.signersFor(root, 'targets'),
+      snapshot: await this.root.signersFor(root, 'snapshot'),
+      timestamp: await this.root.signersFor(root, 'timestamp'),
+    };
+  }
+}

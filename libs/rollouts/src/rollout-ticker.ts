@@ -1,0 +1,236 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { ReleaseDto } from '#otter/contracts';
+import type { Db } from '#otter/db';
+import { ReleaseService } from '#otter/releases';
+import { decideAdmission } from './admission-gate.js';
+import { AssignmentRestorer } from './assignment-restorer.js';
+import { DIRECTOR_ASSIGNMENTS, type DirectorAssignments } from './director-assignments.port.js';
+import { insideWindow } from './maintenance-window.js';
+import { inProgressTotal, percent, summarizeWave } from './rollout-progress.js';
+import { IN_PROGRESS } from './rollout-states.js';
+import { RolloutRepository, type RolloutRecord } from './rollout.repository.js';
+
+export interface TickReport {
+  rolloutId: string;
+  /** Why nothing was done: another scheduler held the rollout, or it is no longer running. */
+  skipped?: 'claimed-elsewhere' | 'not-running';
+  admitted: number;
+  askedToAttest: number;
+  quarantined: number;
+  succeeded: number;
+  timedOut: number;
+  wave: number;
+  state: RolloutRecord['state'];
+  stateReason: string | null;
+}
+
+/**
+ * One scheduler tick over every running rollout. Each rollout is ticked in one transaction that starts by
+ * claiming it (compare-and-set on its revision), so two schedulers ticking at once never both admit, and a
+ * scheduler killed mid-tick leaves the transaction rolled back: nothing half-admitted, nothing lost.
+ */
+@Injectable()
+export class RolloutTicker {
+  private readonly logger = new Logger(RolloutTicker.name);
+
+  constructor(
+    private readonly rollouts: RolloutRepository,
+    private readonly releases: ReleaseService,
+    @Inject(DIRECTOR_ASSIGNMENTS) private readonly director: DirectorAssignments,
+    private readonly restorer: AssignmentRestorer,
+  ) {}
+
+  async tick(now = new Date()): Promise<TickReport[]> {
+    const reports: TickReport[] = [];
+    for (const id of await this.rollouts.idsInState('running')) reports.push(await this.tickRollout(id, now));
+    return reports;
+  }
+
+  async tickRollout(id: string, now = new Date()): Promise<TickReport> {
+    const seen = await this.rollouts.get(id);
+    const empty = (skipped: TickReport['skipped']): TickReport => ({
+      rolloutId: id,
+      skipped,
+      admitted: 0,
+      askedToAttest: 0,
+      quarantined: 0,
+      succeeded: 0,
+      timedOut: 0,
+      wave: seen?.currentWave ?? 0,
+      state: seen?.state ?? 'running',
+      stateReason: seen?.stateReason ?? null,
+    });
+    if (!seen || seen.state !== 'running') return empty('not-running');
+    const release = await this.releases.byId(seen.releaseId);
+    if (!release) throw new Error(`rollout ${id} names release ${seen.releaseId}, which does not exist`);
+
+    const previous = new Map((await this.releases.list(seen.hardwareId)).map((p) => [p.version, p]));
+    const report = await this.rollouts.transaction(async (trx) => {
+      if (!(await this.rollouts.claim(id, seen.revision, trx))) return empty('claimed-elsewhere');
+      return this.advance(seen, release, previous, now, trx);
+    });
+    if (!report.skipped) this.log(seen, report);
+    return report;
+  }
+
+  private async advance(
+    r: RolloutRecord,
+    release: ReleaseDto,
+    previous: ReadonlyMap<string, ReleaseDto>,
+    now: Date,
+    trx: Db,
+  ): Promise<TickReport> {
+    const nowIso = now.toISOString();
+    const report: TickReport = {
+      rolloutId: r.id,
+      admitted: 0,
+      askedToAttest: 0,
+      quarantined: 0,
+      succeeded: 0,
+      timedOut: 0,
+      wave: r.currentWave,
+      state: 'running',
+      stateReason: null,
+    };
+
+    // Success is a passing attestation of the new release's measurements after admission, not the agent's word.
+    const proven = await this.rollouts.provenCommitted(r.id, release.version, trx);
+    await this.rollouts.setNodeStates(
+      r.id,
+      proven,
+      { state: 'succeeded', reason: null, finished: true },
+      trx,
+    );
+    report.succeeded = proven.length;
+
+    const cutoff = new Date(now.getTime() - r.nodeDeadlineSeconds * 1000).toISOString();
+    const overdue = await this.rollouts.nodesIn(r.id, IN_PROGRESS, trx);
+    const late = overdue.filter((n) => n.admittedAt !== null && n.admittedAt < cutoff);
+    for (const node of late) {
+      await this.rollouts.transitionNode(
+        r.id,
+        node.nodeId,
+        IN_PROGRESS,
+        'failed',
+        `no proven success within ${r.nodeDeadlineSeconds} s of admission (last step: ${node.state})`,
+        true,
+        trx,
+      );
+      await this.restorer.restore(node, release.hardwareId, previous, trx);
+    }
+    report.timedOut = late.length;
+
+    let counts = await this.rollouts.counts(r.id, trx);
+    for (let wave = 0; wave <= r.currentWave; wave++) {
+      const s = summarizeWave(counts, wave);
+      if (s.failed > 0 && s.effective > 0 && s.failed / s.effective >= r.failureThreshold) {
+        const reason =
+          `failure threshold: wave ${wave + 1} has ${s.failed} of ${s.effective} nodes failed ` +
+          `(${percent(s.failed / s.effective)} >= ${percent(r.failureThreshold)})`;
+        await this.rollouts.update(r.id, { state: 'paused', stateReason: reason }, trx);
+        return { ...report, state: 'paused', stateReason: reason };
+      }
+    }
+
+    let wave = r.currentWave;
+    const current = summarizeWave(counts, wave);
+    const soakEnds = Date.parse(r.waveStartedAt ?? nowIso) + r.waves[wave]!.soakSeconds * 1000;
+    const met = current.effective === 0 || current.succeeded / current.effective >= r.successThreshold;
+    if (met && now.getTime() >= soakEnds) {
+      if (wave < r.waves.length - 1) {
+        wave += 1;
+        await this.rollouts.update(r.id, { currentWave: wave, waveStartedAt: nowIso }, trx);
+        report.wave = wave;
+      } else if (inProgressTotal(counts) === 0) {
+        const left = await this.rollouts.nodesIn(r.id, ['pending', 'waiting-attestation'], trx);
+        await this.rollouts.setNodeStates(
+          r.id,
+          left.map((n) => n.nodeId),
+          { state: 'cancelled', reason: 'the rollout completed without this node', finished: true },
+          trx,
+        );
+        await this.rollouts.releaseMemberships(r.id, trx);
+        await this.rollouts.update(r.id, { state: 'completed', stateReason: null, finishedAt: nowIso }, trx);
+        return { ...report, state: 'completed' };
+      }
+    }
+
+    if (!insideWindow(r.maintenanceWindow, now)) return report;
+    counts = await this.rollouts.counts(r.id, trx);
+    let slots = r.maxConcurrent === null ? Infinity : Math.max(0, r.maxConcurrent - inProgressTotal(counts));
+    const candidates = await this.rollouts.candidates(r.id, wave, ['pending', 'waiting-attestation'], trx);
+    const admitted: string[] = [];
+    const fromVersions = new Map<string, string | null>();
+    for (const c of candidates) {
+      const decision = decideAdmission(c.verdict, r.maxAttestationAgeSeconds, now);
+      if (decision.kind === 'admit') {
+        if (slots <= 0) continue;
+        slots -= 1;
+        await this.director.assign(
+          {
+            nodeId: c.nodeId,
+            hardwareId: release.hardwareId,
+            releaseId: release.id,
+            targetPath: release.targetPath,
+            version: release.version,
+            sha256: release.sha256,
+            length: release.length,
+            rolloutId: r.id,
+          },
+          trx,
+        );
+        admitted.push(c.nodeId);
+        fromVersions.set(c.nodeId, c.runningVersion);
+      } else if (decision.kind === 'quarantine') {
+        await this.rollouts.transitionNode(
+          r.id,
+          c.nodeId,
+          [c.state],
+          'quarantined',
+          decision.reason,
+          true,
+          trx,
+        );
+        this.logger.warn(
+          { rollout: r.id, node: c.nodeId, reason: decision.reason },
+          'node quarantined: it cannot prove it booted what we expect',
+        );
+        report.quarantined += 1;
+      } else if (c.state === 'pending') {
+        await this.rollouts.transitionNode(
+          r.id,
+          c.nodeId,
+          ['pending'],
+          'waiting-attestation',
+          decision.reason,
+          false,
+          trx,
+        );
+        report.askedToAttest += 1;
+      }
+    }
+    await this.rollouts.setNodeStates(
+      r.id,
+      admitted,
+      { state: 'assigned', reason: null, admittedAt: nowIso },
+      trx,
+    );
+    await this.rollouts.setFromVersions(r.id, fromVersions, trx);
+    report.admitted = admitted.length;
+    return report;
+  }
+
+  private log(r: RolloutRecord, report: TickReport): void {
+    if (report.state !== r.state) {
+      this.logger.log(
+        { rollout: r.id, from: r.state, to: report.state, reason: report.stateReason },
+        `rollout ${report.state}`,
+      );
+    }
+    if (report.wave !== r.currentWave)
+      this.logger.log({ rollout: r.id, wave: report.wave + 1 }, 'wave started');
+    if (report.admitted + report.succeeded + report.timedOut + report.quarantined > 0) {
+      this.logger.log({ ...report }, 'rollout tick');
+    }
+  }
+}

@@ -1,0 +1,43 @@
+import { BullModule } from '@nestjs/bullmq';
+import { Module, type DynamicModule, type ModuleMetadata, type Type } from '@nestjs/common';
+import { QUEUES } from '#otter/queue';
+import { ReleasesModule } from '#otter/releases';
+import { AssignmentRestorer } from './assignment-restorer.js';
+import { DIRECTOR_ASSIGNMENTS, type DirectorAssignments } from './director-assignments.port.js';
+import { RolloutTickTrigger } from './rollout-tick.trigger.js';
+import { RolloutTicker } from './rollout-ticker.js';
+import { RolloutRepository } from './rollout.repository.js';
+import { RolloutService } from './rollout.service.js';
+import { UpdateProgressService } from './update-progress.service.js';
+
+export interface RolloutsModuleOptions {
+  /** Modules that provide `assignments` (the director's). */
+  imports: NonNullable<ModuleMetadata['imports']>;
+  /** The director's assignment writer. */
+  assignments: Type<DirectorAssignments>;
+}
+
+/**
+ * Rollouts: the management service, the scheduler's ticker and the agents' progress. Needs the application's
+ * DbModule, StorageModule and BullMQ root configuration. The director is passed in, so this lib does not
+ * depend on how the director stores or signs anything.
+ */
+@Module({})
+export class RolloutsModule {
+  static register(options: RolloutsModuleOptions): DynamicModule {
+    return {
+      module: RolloutsModule,
+      imports: [ReleasesModule, BullModule.registerQueue({ name: QUEUES.rollouts }), ...options.imports],
+      providers: [
+        { provide: DIRECTOR_ASSIGNMENTS, useExisting: options.assignments },
+        RolloutRepository,
+        AssignmentRestorer,
+        RolloutTickTrigger,
+        RolloutService,
+        RolloutTicker,
+        UpdateProgressService,
+      ],
+      exports: [RolloutService, RolloutTicker, UpdateProgressService],
+    };
+  }
+}

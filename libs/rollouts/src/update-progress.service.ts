@@ -1,0 +1,78 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { DeviceInstructionsDto, ReleaseDto, UpdateReport } from '#otter/contracts';
+import { ReleaseService } from '#otter/releases';
+import { AssignmentRestorer } from './assignment-restorer.js';
+import { FINISHED, isForward, stateAfter } from './rollout-states.js';
+import { RolloutTickTrigger } from './rollout-tick.trigger.js';
+import { RolloutRepository } from './rollout.repository.js';
+
+/**
+ * The agent's side of a rollout: its update steps move its rollout node forward (never back, so late or
+ * replayed reports change nothing), a failure or rollback points its assignment back at what it ran and asks
+ * for a tick (the failure threshold acts at once), and it learns when it must attest.
+ */
+@Injectable()
+export class UpdateProgressService {
+  private readonly logger = new Logger(UpdateProgressService.name);
+
+  constructor(
+    private readonly rollouts: RolloutRepository,
+    private readonly releases: ReleaseService,
+    private readonly restorer: AssignmentRestorer,
+    private readonly trigger: RolloutTickTrigger,
+  ) {}
+
+  async record(node: { id: string; hardwareId: string }, report: UpdateReport): Promise<void> {
+    const ok = report.step !== 'failed' && report.step !== 'rolled-back';
+    const detail = [
+      report.detail,
+      report.bytes !== undefined ? `${report.bytes} bytes` : undefined,
+      report.slot ? `slot ${report.slot}` : undefined,
+    ]
+      .filter(Boolean)
+      .join('; ');
+    await this.rollouts.addUpdateReport(node.id, {
+      step: report.step,
+      ok,
+      detail: `${report.version}${detail ? ` (${detail})` : ''}`,
+      reportedAt: report.at,
+    });
+    this.logger.log(
+      { node: node.id, step: report.step, version: report.version, rollout: report.rolloutId },
+      'update step',
+    );
+
+    const membership = await this.rollouts.activeMembership(node.id);
+    if (!membership || (report.rolloutId && report.rolloutId !== membership.rolloutId)) return;
+    const rollout = await this.rollouts.get(membership.rolloutId);
+    if (!rollout) return;
+    const release = await this.releases.byId(rollout.releaseId);
+    if (!release || release.version !== report.version) return;
+    const to = stateAfter(report.step);
+    if (FINISHED.includes(membership.state) || !isForward(membership.state, to)) return;
+
+    const reason = ok ? null : (report.detail ?? report.step);
+    const previous: Map<string, ReleaseDto> = ok
+      ? new Map()
+      : new Map((await this.releases.list(node.hardwareId)).map((p) => [p.version, p]));
+    await this.rollouts.transaction(async (trx) => {
+      const moved = await this.rollouts.transitionNode(
+        rollout.id,
+        node.id,
+        [membership.state],
+        to,
+        reason,
+        !ok,
+        trx,
+      );
+      if (moved && !ok) await this.restorer.restore(membership, node.hardwareId, previous, trx);
+    });
+    if (!ok || to === 'committed') await this.trigger.tickSoon();
+  }
+
+  async instructions(nodeId: string): Promise<DeviceInstructionsDto> {
+    const membership = await this.rollouts.activeMembership(nodeId);
+    if (membership?.state === 'waiting-attestation') return { attest: true, reason: membership.reason };
+    return { attest: false, reason: null };
+  }
+}
