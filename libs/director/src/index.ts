@@ -5,6 +5,5 @@ export { DirectorAssignmentRepository } from './director-assignment.repository.j
 export type { DirectorExecutor } from './director-assignment.repository.js';
 export type { AssignedImage, DirectorAssignment, DirectorAssignmentInput } from './director-assignment.js';
 export type { DirectorTargetCustom } from './director-signing.js';
-export { nextDirectorVersion } from './director-signing.js';
 export { DirectorError } from './director.errors.js';
 export type { DirectorErrorCode } from './director.errors.js';
