@@ -6,6 +6,7 @@ import { processCliContext, type CliContext } from './cli-context.js';
 import { registerDeltaCommands } from './commands/delta.command.js';
 import { registerNodeCommands } from './commands/node.command.js';
 import { registerReleaseCommands } from './commands/release.command.js';
+import { registerRolloutCommands } from './commands/rollout.command.js';
 import { registerTokenCommands } from './commands/token.command.js';
 import { registerTufCommands } from './commands/tuf.command.js';
 
@@ -26,6 +27,7 @@ export function createProgram(ctx: CliContext = processCliContext()): Command {
   registerTufCommands(program, ctx);
   registerNodeCommands(program, ctx);
   registerDeltaCommands(program, ctx);
+  registerRolloutCommands(program, ctx);
   return program;
 }
 

@@ -26,3 +26,15 @@ export function renderTable(headers: readonly string[], rows: ReadonlyArray<read
       .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
+
+/** 5400 -> "90m", 7200 -> "2h": the largest unit that divides the seconds exactly. */
+export function formatDuration(seconds: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
+    if (seconds > 0 && seconds % size === 0) return `${seconds / size}${unit}`;
+  }
+  return `${seconds}s`;
+}

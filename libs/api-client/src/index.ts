@@ -15,3 +15,4 @@ export { UploadSourceError } from './multipart-upload.js';
 export { TufAdminClient } from './tuf-admin-client.js';
 export { NodesClient } from './nodes-client.js';
 export { DeltasClient } from './deltas-client.js';
+export { RolloutsClient } from './rollouts-client.js';

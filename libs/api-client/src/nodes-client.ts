@@ -1,4 +1,4 @@
-import type { NodeDto, NodeListDto } from '#otter/contracts';
+import type { NodeDto, NodeListDto, SetNodeLabelsRequest } from '#otter/contracts';
 import { OtterApiClient } from './otter-api-client.js';
 
 /** Fleet operations on enrolled nodes (`/api/v1/nodes`). */
@@ -22,6 +22,15 @@ export class NodesClient extends OtterApiClient {
   /** Accepts the node's current firmware/boot PCR values as its new pinned baseline. */
   repinNode(id: string): Promise<NodeDto> {
     return this.request<NodeDto>('POST', `api/v1/nodes/${encodeURIComponent(id)}/repin`);
+  }
+
+  /** Replaces the node's whole label set (what rollout selectors match). */
+  setLabels(id: string, labels: Record<string, string>): Promise<NodeDto> {
+    const body: SetNodeLabelsRequest = { labels };
+    return this.request<NodeDto>('PUT', `api/v1/nodes/${encodeURIComponent(id)}/labels`, {
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    });
   }
 
   allowEnrollment(kind: 'ek-serial' | 'ek-public-sha256', value: string, note: string): Promise<void> {

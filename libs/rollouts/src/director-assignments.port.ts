@@ -17,6 +17,7 @@ export interface AssignmentInput {
  */
 export interface DirectorAssignments {
   assign(input: AssignmentInput, db?: Db): Promise<unknown>;
+  assignMany(inputs: readonly AssignmentInput[], db?: Db): Promise<unknown>;
   clear(nodeId: string, db?: Db): Promise<unknown>;
 }
 

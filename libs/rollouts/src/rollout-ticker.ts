@@ -4,7 +4,11 @@ import type { Db } from '#otter/db';
 import { ReleaseService } from '#otter/releases';
 import { decideAdmission } from './admission-gate.js';
 import { AssignmentRestorer } from './assignment-restorer.js';
-import { DIRECTOR_ASSIGNMENTS, type DirectorAssignments } from './director-assignments.port.js';
+import {
+  DIRECTOR_ASSIGNMENTS,
+  type AssignmentInput,
+  type DirectorAssignments,
+} from './director-assignments.port.js';
 import { insideWindow } from './maintenance-window.js';
 import { inProgressTotal, percent, summarizeWave } from './rollout-progress.js';
 import { IN_PROGRESS } from './rollout-states.js';
@@ -159,28 +163,27 @@ export class RolloutTicker {
     counts = await this.rollouts.counts(r.id, trx);
     let slots = r.maxConcurrent === null ? Infinity : Math.max(0, r.maxConcurrent - inProgressTotal(counts));
     const candidates = await this.rollouts.candidates(r.id, wave, ['pending', 'waiting-attestation'], trx);
-    const admitted: string[] = [];
-    const fromVersions = new Map<string, string | null>();
+    const admitted: AssignmentInput[] = [];
+    // Grouped by the version each node ran, so recording it is one UPDATE per group, not one per node.
+    const byFromVersion = new Map<string | null, string[]>();
     for (const c of candidates) {
       const decision = decideAdmission(c.verdict, r.maxAttestationAgeSeconds, now);
       if (decision.kind === 'admit') {
         if (slots <= 0) continue;
         slots -= 1;
-        await this.director.assign(
-          {
-            nodeId: c.nodeId,
-            hardwareId: release.hardwareId,
-            releaseId: release.id,
-            targetPath: release.targetPath,
-            version: release.version,
-            sha256: release.sha256,
-            length: release.length,
-            rolloutId: r.id,
-          },
-          trx,
-        );
-        admitted.push(c.nodeId);
-        fromVersions.set(c.nodeId, c.runningVersion);
+        admitted.push({
+          nodeId: c.nodeId,
+          hardwareId: release.hardwareId,
+          releaseId: release.id,
+          targetPath: release.targetPath,
+          version: release.version,
+          sha256: release.sha256,
+          length: release.length,
+          rolloutId: r.id,
+        });
+        const group = byFromVersion.get(c.runningVersion) ?? [];
+        group.push(c.nodeId);
+        byFromVersion.set(c.runningVersion, group);
       } else if (decision.kind === 'quarantine') {
         await this.rollouts.transitionNode(
           r.id,
@@ -209,13 +212,15 @@ export class RolloutTicker {
         report.askedToAttest += 1;
       }
     }
-    await this.rollouts.setNodeStates(
-      r.id,
-      admitted,
-      { state: 'assigned', reason: null, admittedAt: nowIso },
-      trx,
-    );
-    await this.rollouts.setFromVersions(r.id, fromVersions, trx);
+    await this.director.assignMany(admitted, trx);
+    for (const [fromVersion, nodeIds] of byFromVersion) {
+      await this.rollouts.setNodeStates(
+        r.id,
+        nodeIds,
+        { state: 'assigned', reason: null, admittedAt: nowIso, fromVersion },
+        trx,
+      );
+    }
     report.admitted = admitted.length;
     return report;
   }

@@ -329,7 +329,13 @@ export class RolloutRepository {
   async setNodeStates(
     rolloutId: string,
     nodeIds: readonly string[],
-    change: { state: RolloutNodeState; reason?: string | null; admittedAt?: string; finished?: boolean },
+    change: {
+      state: RolloutNodeState;
+      reason?: string | null;
+      admittedAt?: string;
+      fromVersion?: string | null;
+      finished?: boolean;
+    },
     db: Db,
   ): Promise<void> {
     const now = new Date().toISOString();
@@ -340,23 +346,12 @@ export class RolloutRepository {
           state: change.state,
           ...(change.reason !== undefined ? { reason: change.reason } : {}),
           ...(change.admittedAt ? { admitted_at: change.admittedAt } : {}),
+          ...(change.fromVersion !== undefined ? { from_version: change.fromVersion } : {}),
           ...(change.finished ? { finished_at: now } : {}),
           updated_at: now,
         })
         .where('rollout_id', '=', rolloutId)
         .where('node_id', 'in', part)
-        .execute();
-    }
-  }
-
-  /** Records each admitted node's version before the update (for abort and the timeline). */
-  async setFromVersions(rolloutId: string, versions: Map<string, string | null>, db: Db): Promise<void> {
-    for (const [nodeId, version] of versions) {
-      await db
-        .updateTable('rollout_nodes')
-        .set({ from_version: version })
-        .where('rollout_id', '=', rolloutId)
-        .where('node_id', '=', nodeId)
         .execute();
     }
   }

@@ -1,9 +1,12 @@
 import { z } from 'zod';
-import { HARDWARE_ID_PATTERN, type CreateRolloutRequest, type UpdateReport } from '#otter/contracts';
+import {
+  HARDWARE_ID_PATTERN,
+  LABEL_PATTERN,
+  type CreateRolloutRequest,
+  type UpdateReport,
+} from '#otter/contracts';
 
-const label = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/, 'a label key or value: [A-Za-z0-9._/-], 1..63 characters');
+const label = z.string().regex(LABEL_PATTERN, 'a label key or value: [A-Za-z0-9._/-], 1..63 characters');
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a UTC time as HH:MM');
 const share = z.number().gt(0).max(1);
 

@@ -131,15 +131,15 @@ describe('otter node list', () => {
     const table = await otter(['node', 'list']);
     expect(table).toMatchObject({ code: 0, stderr: '' });
     const lines = table.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ID\s+HARDWARE\s+STATE\s+VERSION\s+LAST VERDICT\s+AGE\s+ENROLLED$/);
+    expect(lines[0]).toMatch(/^ID\s+HARDWARE\s+STATE\s+VERSION\s+LAST VERDICT\s+AGE\s+ENROLLED\s+LABELS$/);
     const row = (id: string): string => lines.find((l) => l.startsWith(id))!;
     const enrolled = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ';
     expect(row(pending)).toMatch(
-      new RegExp(`^${pending}\\s+rpi4\\s+pending-approval\\s+1\\.0\\.0\\s+-\\s+-\\s+${enrolled}$`),
+      new RegExp(`^${pending}\\s+rpi4\\s+pending-approval\\s+1\\.0\\.0\\s+-\\s+-\\s+${enrolled}\\s+-$`),
     );
     expect(row(passing)).toMatch(
       new RegExp(
-        `^${passing}\\s+rpi4\\s+active\\s+1\\.0\\.0\\s+pass: quote matches release 1\\.0\\.0\\s+4[23]s\\s+${enrolled}$`,
+        `^${passing}\\s+rpi4\\s+active\\s+1\\.0\\.0\\s+pass: quote matches release 1\\.0\\.0\\s+4[23]s\\s+${enrolled}\\s+-$`,
       ),
     );
     expect(row(failing)).toMatch(/\sFAIL: PCR 9 differs from the release reference\s+[56]s\s/);
@@ -156,6 +156,7 @@ describe('otter node list', () => {
       lastVerdict: null,
       lastVerdictReason: null,
       lastVerdictAgeSeconds: null,
+      labels: {},
     });
     expect(byId(passing)).toEqual({
       id: passing,
@@ -165,6 +166,7 @@ describe('otter node list', () => {
       lastVerdict: 'pass',
       lastVerdictReason: 'quote matches release 1.0.0',
       lastVerdictAgeSeconds: expect.any(Number),
+      labels: {},
     });
     expect(byId(passing)!.lastVerdictAgeSeconds).toBeGreaterThanOrEqual(42);
     expect(byId(passing)!.lastVerdictAgeSeconds).toBeLessThanOrEqual(44);

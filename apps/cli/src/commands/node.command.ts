@@ -3,6 +3,8 @@ import { NodesClient, resolveClientSettings } from '#otter/api-client';
 import type { NodeDto } from '#otter/contracts';
 import { processCliContext, writeJson, type CliContext } from '../cli-context.js';
 import { formatTimestamp, renderTable } from '../output.js';
+import { checkUsage, exitWithUsageCode, usageError } from '../usage-errors.js';
+import { collect, labelSet, parseLabel } from './rollout-args.js';
 
 function nodesClient(ctx: CliContext): NodesClient {
   return new NodesClient(resolveClientSettings(ctx.env, ctx.cwd));
@@ -27,6 +29,7 @@ export function registerNodeCommands(program: Command, ctx: CliContext = process
             lastVerdict: n.lastVerdict && (n.lastVerdict.passed ? 'pass' : 'fail'),
             lastVerdictReason: n.lastVerdict?.reason ?? null,
             lastVerdictAgeSeconds: n.lastVerdict?.ageSeconds ?? null,
+            labels: n.labels,
           })),
         });
         return;
@@ -37,7 +40,7 @@ export function registerNodeCommands(program: Command, ctx: CliContext = process
       }
       ctx.stdout.write(
         renderTable(
-          ['ID', 'HARDWARE', 'STATE', 'VERSION', 'LAST VERDICT', 'AGE', 'ENROLLED'],
+          ['ID', 'HARDWARE', 'STATE', 'VERSION', 'LAST VERDICT', 'AGE', 'ENROLLED', 'LABELS'],
           nodes.map((n) => [
             n.id,
             n.hardwareId,
@@ -46,6 +49,7 @@ export function registerNodeCommands(program: Command, ctx: CliContext = process
             n.lastVerdict ? `${n.lastVerdict.passed ? 'pass' : 'FAIL'}: ${n.lastVerdict.reason}` : '-',
             n.lastVerdict ? `${n.lastVerdict.ageSeconds}s` : '-',
             formatTimestamp(n.createdAt),
+            formatLabels(n.labels) || '-',
           ]),
         ),
       );
@@ -74,6 +78,30 @@ export function registerNodeCommands(program: Command, ctx: CliContext = process
     c.repinNode(id),
   );
 
+  // Its own usage errors exit with 2; the other node commands keep commander's 1.
+  exitWithUsageCode(
+    node
+      .command('label')
+      .description(
+        "replace a node's labels, which rollout selectors match (`--label` of `otter rollout create`)",
+      )
+      .argument('<id>', 'node id, from `otter node list`')
+      .argument('[labels...]', 'key=value pairs: the whole new set', collect(parseLabel))
+      .option('--clear', 'remove every label')
+      .action(
+        async (id: string, pairs: Array<[string, string]>, opts: { clear?: boolean }, command: Command) => {
+          if (opts.clear && pairs.length > 0)
+            usageError(command, 'give key=value pairs or --clear, not both');
+          if (!opts.clear && pairs.length === 0) {
+            usageError(command, 'give key=value pairs, or --clear to remove every label');
+          }
+          const labels = checkUsage(command, () => labelSet(pairs));
+          const result = await nodesClient(ctx).setLabels(id, labels);
+          ctx.stdout.write(`${result.id}: ${formatLabels(result.labels) || 'no labels'}\n`);
+        },
+      ),
+  );
+
   node
     .command('allow')
     .description('pre-approve enrollments by EK certificate serial or EK public key hash')
@@ -88,4 +116,10 @@ export function registerNodeCommands(program: Command, ctx: CliContext = process
       if (!opts.ekSerial && !opts.ekPublicSha256) throw new Error('give --ek-serial or --ek-public-sha256');
       ctx.stdout.write('allowed\n');
     });
+}
+
+function formatLabels(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 }
