@@ -98,6 +98,10 @@ export async function startSoftwareTpm(options: { caDir?: string } = {}): Promis
       `file=${pidFile}`,
     ]);
     await waitForPort(port);
+    // One command round trip: swtpm's startup-clear (and the NV write of the TPM's reset counter) has then
+    // happened. Without it a power loss right after start could lose that write, which a real TPM never does,
+    // and a test would see a TPM that did not move forward.
+    await run('tpm2_getcap', ['properties-variable'], { env: { ...process.env, TPM2TOOLS_TCTI: tcti } });
   };
   const kill = async (): Promise<void> => {
     const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
