@@ -3,6 +3,7 @@ import { describeAgentError } from './commands/describe-error.js';
 import { EXIT_VERDICT_FAILED, registerDeviceCommands } from './commands/device.commands.js';
 import { registerFetchCommand } from './commands/fetch.command.js';
 import { registerInstallCommand } from './commands/install.command.js';
+import { registerRunCommand } from './commands/run.command.js';
 
 const program = new Command('otter-agent')
   .description('Otter update agent')
@@ -15,6 +16,7 @@ const program = new Command('otter-agent')
 registerFetchCommand(program);
 registerInstallCommand(program);
 registerDeviceCommands(program);
+registerRunCommand(program);
 
 try {
   await program.parseAsync(process.argv);

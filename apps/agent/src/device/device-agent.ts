@@ -187,6 +187,22 @@ export class DeviceAgent {
     return this.state.nodeId;
   }
 
+  get hardwareId(): string {
+    return this.state.hardwareId;
+  }
+
+  get server(): string {
+    return this.state.server;
+  }
+
+  get tcti(): string {
+    return this.state.tcti;
+  }
+
+  get runningVersion(): string | undefined {
+    return this.state.runningVersion;
+  }
+
   /** The device API with a fresh access token (from a new TPM-signed assertion). */
   async authenticatedApi(): Promise<DeviceApi> {
     if (!this.state.certificate)

@@ -4,12 +4,14 @@ import type {
   ActivationResult,
   AttestationChallenge,
   AttestationRequest,
+  DeviceInstructionsDto,
   DeviceReport,
   DownloadReport,
   EnrollmentChallenge,
   EnrollmentRequest,
   IdentityRequest,
   IdentityResult,
+  UpdateReport,
   VerdictDto,
 } from '#otter/contracts';
 import { ApiError, ApiUnreachableError } from '#otter/api-client';
@@ -60,23 +62,40 @@ export class DeviceApi {
     return this.post('api/v1/devices/me/downloads', body);
   }
 
-  private async post<T>(path: string, body: unknown): Promise<T> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
+  reportUpdate(body: UpdateReport): Promise<void> {
+    return this.post('api/v1/devices/me/updates', body);
+  }
+
+  instructions(): Promise<DeviceInstructionsDto> {
+    return this.request('GET', 'api/v1/devices/me/instructions');
+  }
+
+  get bearerToken(): string | undefined {
+    return this.accessToken;
+  }
+
+  private post<T>(path: string, body: unknown): Promise<T> {
+    return this.request('POST', path, body);
+  }
+
+  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.accessToken) headers.authorization = `Bearer ${this.accessToken}`;
     const url = new URL(path, this.server.endsWith('/') ? this.server : `${this.server}/`);
     let res: Response;
     try {
       res = await fetch(url, {
-        method: 'POST',
+        method,
         headers,
-        body: JSON.stringify(body),
+        body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(30_000),
       });
     } catch (e) {
       // fetch() says only "fetch failed"; the reason (ECONNREFUSED, a timeout) is in its cause.
       const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
       const reason = cause instanceof Error ? cause.message : String(cause);
-      throw new ApiUnreachableError(`POST ${url.href} failed: ${reason}`, { cause: e });
+      throw new ApiUnreachableError(`${method} ${url.href} failed: ${reason}`, { cause: e });
     }
     const text = await res.text();
     const json = parseJson(text);
@@ -85,7 +104,7 @@ export class DeviceApi {
       throw new ApiError(res.status, e.code ?? `HTTP_${res.status}`, e.message ?? res.statusText, e.details);
     }
     if (text && json === undefined)
-      throw new ApiError(res.status, 'INVALID_RESPONSE', `POST ${url.pathname}: answer is not JSON`);
+      throw new ApiError(res.status, 'INVALID_RESPONSE', `${method} ${url.pathname}: answer is not JSON`);
     return json as T;
   }
 }

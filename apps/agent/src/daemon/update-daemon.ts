@@ -1,0 +1,227 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { SlotManager, otherSlot, type Slot } from '#otter/boot-env';
+import type { UpdateReport, UpdateStep } from '#otter/contracts';
+import { checkDirectorAssignment, installTarget, recordInstalledRelease } from '#otter/tuf-client';
+import { DeviceAgent } from '../device/device-agent.js';
+import type { DeviceApi } from '../device/device-api.js';
+import type { Rebooter } from './rebooter.js';
+import {
+  clearPendingUpdate,
+  readPendingUpdate,
+  writePendingUpdate,
+  type PendingUpdate,
+} from './update-journal.js';
+
+const run = promisify(execFile);
+
+export interface UpdateDaemonOptions {
+  stateDir: string;
+  imageRootPath: string;
+  directorRootPath: string;
+  slots: Record<Slot, string>;
+  slotManager: SlotManager;
+  rebooter: Rebooter;
+  /** Shell command run after a trial boot; exit 0 = healthy. None: healthy. */
+  healthCommand?: string;
+  /** Measure the booted slot into the TPM (a node without a measuring bootloader: swtpm in tests, the demo). */
+  simulateMeasuredBoot: boolean;
+  log: (event: Record<string, unknown>) => void;
+}
+
+/** What one poll did, for the loop's log and for tests. */
+export type CycleOutcome =
+  | 'idle'
+  | 'attested'
+  | 'installed-and-rebooted'
+  | 'committed'
+  | 'rolled-back'
+  | 'install-failed'
+  | 'rebooted';
+
+/**
+ * One node's update loop: poll the director (both repositories verified by a fresh tuf-js updater each time),
+ * install into the inactive slot, try it once, and after the trial boot measure, attest and health-check,
+ * then commit or roll back. Every step is reported. All state lives in the boot environment and
+ * `update.json`, so the daemon may be killed and restarted at any point and carries on from there.
+ */
+export class UpdateDaemon {
+  constructor(
+    private readonly agent: DeviceAgent,
+    private readonly options: UpdateDaemonOptions,
+  ) {}
+
+  async cycle(): Promise<CycleOutcome> {
+    const slots = this.options.slotManager;
+    const status = await slots.status();
+    const pending = await readPendingUpdate(this.options.stateDir);
+    const booted = status.booted ?? status.committed;
+    if (this.options.simulateMeasuredBoot) await this.agent.measureBootedSlot(this.options.slots[booted]);
+
+    if (pending && status.boot === 'trial') return this.verifyTrial(pending, booted);
+    if (pending && status.boot === 'rolled-back') {
+      await slots.rollback('trial-slot-did-not-boot');
+      await clearPendingUpdate(this.options.stateDir);
+      await this.report(pending, 'rolled-back', {
+        detail: 'the trial slot did not come up; the bootloader fell back',
+      });
+      return 'rolled-back';
+    }
+    if (status.boot === 'trial-scheduled' || status.boot === 'uncommitted') {
+      // Killed between scheduling the trial (or a rollback) and the reboot: reboot now.
+      if (pending) await this.report(pending, 'rebooting');
+      await this.options.rebooter.reboot();
+      return 'rebooted';
+    }
+    if (status.boot === 'rolled-back') await slots.rollback('trial-slot-did-not-boot');
+
+    const api = await this.agent.authenticatedApi();
+    let outcome: CycleOutcome = 'idle';
+    const instructions = await api.instructions();
+    if (instructions.attest) {
+      const verdict = await this.agent.attest();
+      this.options.log({
+        event: 'attested',
+        passed: verdict.passed,
+        reason: verdict.reason,
+        asked: instructions.reason,
+      });
+      outcome = 'attested';
+    }
+    const decision = await checkDirectorAssignment({
+      serverUrl: this.agent.server,
+      nodeId: this.agent.nodeId!,
+      hardwareId: this.agent.hardwareId,
+      accessToken: api.bearerToken!,
+      imageTrustedRootPath: this.options.imageRootPath,
+      directorTrustedRootPath: this.options.directorRootPath,
+      stateDir: this.options.stateDir,
+      runningVersion: this.agent.runningVersion,
+    });
+    if (decision.action !== 'install') return outcome;
+    return this.install(api, decision.target, booted);
+  }
+
+  private async install(
+    api: DeviceApi,
+    target: {
+      image: { path: string; length: number; sha256: string };
+      releaseVersion: string;
+      correlationId: string | null;
+    },
+    booted: Slot,
+  ): Promise<CycleOutcome> {
+    const slot = otherSlot(booted);
+    const base = {
+      targetPath: target.image.path,
+      version: target.releaseVersion,
+      sha256: target.image.sha256,
+      length: target.image.length,
+      rolloutId: target.correlationId,
+      slot,
+    };
+    const say = (step: UpdateStep, extra: Partial<UpdateReport> = {}): Promise<void> =>
+      this.send(api, { step, version: base.version, rolloutId: base.rolloutId ?? undefined, ...extra });
+    await say('assigned', { detail: base.targetPath });
+    await say('downloading');
+    let result;
+    try {
+      result = await installTarget({
+        serverUrl: this.agent.server,
+        trustedRootPath: this.options.imageRootPath,
+        targetPath: base.targetPath,
+        currentFile: this.options.slots[booted],
+        outFile: this.options.slots[slot],
+        stateDir: this.options.stateDir,
+        expectedImage: { length: base.length, sha256: base.sha256 },
+        reportDownload: (report) => api.reportDownload(report),
+      });
+    } catch (error) {
+      await say('failed', { detail: `install: ${error instanceof Error ? error.message : String(error)}` });
+      return 'install-failed';
+    }
+    const pending: PendingUpdate = {
+      ...base,
+      method: result.method,
+      bytesDownloaded: result.bytesDownloaded,
+      startedAt: new Date().toISOString(),
+    };
+    await say('installed', {
+      slot,
+      bytes: result.bytesDownloaded,
+      detail: `${result.method}, ${result.bytesDownloaded} of ${result.length} bytes downloaded`,
+    });
+    await writePendingUpdate(this.options.stateDir, pending);
+    await this.options.slotManager.beginTrial(slot);
+    await say('rebooting', { slot });
+    await this.options.rebooter.reboot();
+    return 'installed-and-rebooted';
+  }
+
+  /** Running the trial slot: the node's own TPM must prove the new release booted, and it must be healthy. */
+  private async verifyTrial(pending: PendingUpdate, booted: Slot): Promise<CycleOutcome> {
+    await this.report(pending, 'booted', { slot: booted });
+    const verdict = await this.agent.attest(pending.version);
+    if (verdict.passed) await this.report(pending, 'attested', { detail: verdict.reason });
+    const health = verdict.passed
+      ? await this.healthCheck()
+      : { ok: false, detail: `attestation failed: ${verdict.reason}` };
+    if (verdict.passed && health.ok) {
+      await this.options.slotManager.commit();
+      await recordInstalledRelease(this.options.stateDir, {
+        targetPath: pending.targetPath,
+        releaseVersion: pending.version,
+        sha256: pending.sha256,
+      });
+      await clearPendingUpdate(this.options.stateDir);
+      await this.report(pending, 'committed', { slot: booted });
+      return 'committed';
+    }
+    await this.options.slotManager.rollback(verdict.passed ? 'health-check-failed' : 'attestation-failed');
+    await clearPendingUpdate(this.options.stateDir);
+    await this.report(pending, 'rolled-back', { detail: health.detail });
+    // Back to the committed slot; its measurement is the old release's again after the reboot.
+    await this.options.rebooter.reboot();
+    if (this.options.simulateMeasuredBoot) {
+      const status = await this.options.slotManager.status();
+      await this.agent.measureBootedSlot(this.options.slots[status.booted ?? status.committed]);
+    }
+    await this.agent.attest(this.agent.runningVersion).catch(() => undefined);
+    return 'rolled-back';
+  }
+
+  private async healthCheck(): Promise<{ ok: boolean; detail: string }> {
+    if (!this.options.healthCommand) return { ok: true, detail: 'no health check configured' };
+    try {
+      await run('/bin/sh', ['-c', this.options.healthCommand], { timeout: 60_000 });
+      return { ok: true, detail: 'health check passed' };
+    } catch (error) {
+      const e = error as { code?: unknown; stderr?: unknown };
+      const stderr = typeof e.stderr === 'string' ? e.stderr.trim().slice(0, 200) : '';
+      return {
+        ok: false,
+        detail: `health check failed (exit ${String(e.code)})${stderr ? `: ${stderr}` : ''}`,
+      };
+    }
+  }
+
+  private async report(
+    pending: PendingUpdate,
+    step: UpdateStep,
+    extra: Partial<UpdateReport> = {},
+  ): Promise<void> {
+    const api = await this.agent.authenticatedApi();
+    await this.send(api, {
+      step,
+      version: pending.version,
+      rolloutId: pending.rolloutId ?? undefined,
+      ...extra,
+    });
+  }
+
+  private async send(api: DeviceApi, report: Omit<UpdateReport, 'at'>): Promise<void> {
+    const full: UpdateReport = { ...report, at: new Date().toISOString() };
+    this.options.log({ event: 'update', ...full });
+    await api.reportUpdate(full);
+  }
+}
