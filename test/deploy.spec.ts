@@ -329,10 +329,19 @@ describe('deploy/systemd/otter-agent.service', () => {
     if (kv) ((unit[section] ??= {})[kv[1]] ??= []).push(kv[2]);
   }
 
-  it('runs the agent daemon on its state dir and always restarts it', () => {
-    expect(unit.Service.ExecStart).toEqual([
-      '/usr/local/bin/otter-agent run --state-dir /var/lib/otter-agent',
-    ]);
+  it('runs the agent daemon on its state dir, with every option `otter-agent run` requires, and always restarts it', () => {
+    const [execStart] = unit.Service.ExecStart;
+    expect(execStart).toMatch(/^\/usr\/local\/bin\/otter-agent run --state-dir \/var\/lib\/otter-agent /);
+    const command = readFileSync(
+      join(deploy, '..', 'apps', 'agent', 'src', 'commands', 'run.command.ts'),
+      'utf8',
+    );
+    const required = [...command.matchAll(/requiredOption\('(--[a-z-]+)/g)].map((m) => m[1]);
+    const known = [...command.matchAll(/[oO]ption\(\s*'(--[a-z-]+)/g)].map((m) => m[1]);
+    expect(required.length).toBeGreaterThan(4);
+    for (const option of required) expect(execStart).toContain(` ${option} `);
+    for (const option of execStart!.match(/ --[a-z-]+/g)!) expect(known).toContain(option.trim());
+    expect(execStart).not.toContain('--simulate');
     expect(unit.Service.Restart).toEqual(['always']);
     expect(unit.Install.WantedBy).toEqual(['multi-user.target']);
   });

@@ -41,6 +41,9 @@ interface Node {
 
 let api: ApiHarness;
 let scheduler: INestApplicationContext;
+let schedulerConfig: ReturnType<typeof loadConfig>;
+let imageRoot: string;
+let directorRoot: string;
 let admin: string;
 const nodes: Node[] = [];
 
@@ -77,6 +80,36 @@ async function pushRelease(version: string, image: Buffer): Promise<void> {
   await json('POST', '/api/v1/releases', form);
 }
 
+/** `otter-agent run` for a node, as a child process (the built agent), its output kept for diagnosis. */
+function startAgent(node: Node): void {
+  node.agent = spawn(
+    process.execPath,
+    [
+      agentMain,
+      'run',
+      '--state-dir',
+      node.dir,
+      '--root',
+      imageRoot,
+      '--director-root',
+      directorRoot,
+      '--slot-a',
+      join(node.dir, 'slot-a.img'),
+      '--slot-b',
+      join(node.dir, 'slot-b.img'),
+      '--boot-env',
+      `file:${join(node.dir, 'bootenv.json')}`,
+      '--simulate',
+      '--poll-interval',
+      '0.5',
+      ...(node.bad ? ['--health-command', 'echo "service otterd did not start" >&2; exit 1'] : []),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  node.agent.stdout!.on('data', (d: Buffer) => (node.output += d.toString()));
+  node.agent.stderr!.on('data', (d: Buffer) => (node.output += d.toString()));
+}
+
 beforeAll(async () => {
   const env = {
     OTTER_TPM_CA_DIR: trustDir,
@@ -91,15 +124,19 @@ beforeAll(async () => {
   for (const f of nodes[0]!.tpm.ca.certificateFiles) copyFileSync(f, join(trustDir, basename(f)));
   api = await startApi(env);
   admin = readFileSync(join(api.config.dataDir, 'admin-token'), 'utf8').trim();
-  scheduler = await createScheduler(
-    loadConfig({ ...env, OTTER_DATA_DIR: api.config.dataDir, OTTER_LOG_LEVEL: 'silent', OTTER_ENV: 'test' }),
-  );
+  schedulerConfig = loadConfig({
+    ...env,
+    OTTER_DATA_DIR: api.config.dataDir,
+    OTTER_LOG_LEVEL: 'silent',
+    OTTER_ENV: 'test',
+  });
+  scheduler = await createScheduler(schedulerConfig);
   await pushRelease('1.0.0', v1);
   await pushRelease('2.0.0', v2);
 
-  const imageRoot = join(work, 'image-root.json');
+  imageRoot = join(work, 'image-root.json');
   writeFileSync(imageRoot, await (await fetch(`${api.url}/tuf/image/metadata/1.root.json`)).text());
-  const directorRoot = join(work, 'director-root.json');
+  directorRoot = join(work, 'director-root.json');
   writeFileSync(directorRoot, JSON.stringify(await json('GET', '/api/v1/tuf/director/root')));
 
   for (const node of nodes) {
@@ -117,32 +154,7 @@ beforeAll(async () => {
     expect((await enroll()).state).toBe('active');
     writeFileSync(join(node.dir, 'slot-a.img'), v1);
     writeFileSync(join(node.dir, 'slot-b.img'), '');
-    node.agent = spawn(
-      process.execPath,
-      [
-        agentMain,
-        'run',
-        '--state-dir',
-        node.dir,
-        '--root',
-        imageRoot,
-        '--director-root',
-        directorRoot,
-        '--slot-a',
-        join(node.dir, 'slot-a.img'),
-        '--slot-b',
-        join(node.dir, 'slot-b.img'),
-        '--boot-env',
-        `file:${join(node.dir, 'bootenv.json')}`,
-        '--simulate',
-        '--poll-interval',
-        '0.5',
-        ...(node.bad ? ['--health-command', 'echo "service otterd did not start" >&2; exit 1'] : []),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    node.agent.stdout!.on('data', (d: Buffer) => (node.output += d.toString()));
-    node.agent.stderr!.on('data', (d: Buffer) => (node.output += d.toString()));
+    startAgent(node);
   }
 }, 120_000);
 
@@ -237,5 +249,130 @@ describe('a rollout across agents on swtpm', () => {
       'attested',
       'committed',
     ]);
+  });
+
+  it('asks stale nodes to attest, quarantines one whose boot no longer matches, and survives a scheduler and an agent killed mid-rollout', async () => {
+    const v3 = Buffer.concat([v2.subarray(0, 100_000), randomBytes(3_000), v2.subarray(100_000)]);
+    await pushRelease('3.0.0', v3);
+    const good = nodes.filter((n) => !n.bad);
+    const bad = nodes.find((n) => n.bad)!;
+    // The bad node's running slot is modified under it: its next measurement no longer matches 1.0.0's.
+    const badSlot = join(bad.dir, 'slot-a.img');
+    const tampered = readFileSync(badSlot);
+    tampered[10] = tampered[10]! ^ 0xff;
+    writeFileSync(badSlot, tampered);
+    // Every verdict so far is older than the rollout's maximum age once it starts.
+    await new Promise((r) => setTimeout(r, 2500));
+
+    const created = await json<RolloutDto>('POST', '/api/v1/rollouts', {
+      name: 'board 3.0.0',
+      hardwareId: 'board',
+      version: '3.0.0',
+      selector: { nodes: nodes.map((n) => n.id) },
+      waves: [
+        { count: 1, soakSeconds: 0 },
+        { percent: 100, soakSeconds: 0 },
+      ],
+      successThreshold: 1,
+      failureThreshold: 0.5,
+      maxAttestationAgeSeconds: 2,
+    });
+    await json('POST', `/api/v1/rollouts/${created.id}/start`);
+    const states = async (): Promise<Record<string, RolloutNodeDto>> =>
+      Object.fromEntries(
+        (await json<{ nodes: RolloutNodeDto[] }>('GET', `/api/v1/rollouts/${created.id}/nodes`)).nodes.map(
+          (n) => [n.nodeId, n],
+        ),
+      );
+
+    // The scheduler dies and comes back: the rollout carries on from the database.
+    await scheduler.close();
+    scheduler = await createScheduler(schedulerConfig);
+
+    // An agent killed right after it installed the image, then started again: it reboots into the trial
+    // and finishes the update from the boot environment and update.json.
+    const victim = good[good.length - 1]!;
+    const before = victim.output.length;
+    await expect
+      .poll(() => victim.output.slice(before).includes('"step":"installed"'), {
+        timeout: 60_000,
+        interval: 50,
+      })
+      .toBe(true);
+    victim.agent!.kill('SIGKILL');
+    startAgent(victim);
+
+    await expect
+      .poll(async () => (await json<RolloutDto>('GET', `/api/v1/rollouts/${created.id}`)).state, {
+        timeout: 60_000,
+        interval: 500,
+      })
+      .toBe('completed')
+      .catch(async (e: unknown) => {
+        throw new Error(
+          `${String(e)}\n${JSON.stringify(await states())}\n${nodes.map((n) => n.output.slice(-2000)).join('\n---\n')}`,
+        );
+      });
+    const final = await states();
+    expect(final[bad.id]).toMatchObject({ state: 'quarantined' });
+    expect(final[bad.id]!.reason).toMatch(/attestation failed: .*PCR 9/);
+    for (const node of good) {
+      expect(final[node.id]!.state).toBe('succeeded');
+      // From slot B (2.0.0) to slot A (3.0.0).
+      expect(readFileSync(join(node.dir, 'slot-a.img')).equals(v3)).toBe(true);
+      expect(bootEnv(node)).toMatchObject({ otter_slot: 'a', otter_booted_slot: 'a' });
+    }
+    // Asked, then admitted: every node attested after the rollout started, before it was admitted.
+    const asked = await api.db
+      .selectFrom('attestation_verdicts')
+      .select(['node_id', 'created_at'])
+      .where('created_at', '>', created.createdAt)
+      .execute();
+    for (const node of nodes) expect(asked.some((v) => v.node_id === node.id)).toBe(true);
+  });
+
+  it('abort: the node already updated keeps the new release, the others stay where they are', async () => {
+    const v4 = Buffer.concat([v1.subarray(0, 50_000), randomBytes(2_000), v1.subarray(50_000)]);
+    await pushRelease('4.0.0', v4);
+    const good = nodes.filter((n) => !n.bad);
+    const created = await json<RolloutDto>('POST', '/api/v1/rollouts', {
+      name: 'board 4.0.0',
+      hardwareId: 'board',
+      version: '4.0.0',
+      selector: { nodes: good.map((n) => n.id) },
+      waves: [
+        { count: 1, soakSeconds: 3600 },
+        { percent: 100, soakSeconds: 0 },
+      ],
+      successThreshold: 1,
+      failureThreshold: 0.5,
+      maxAttestationAgeSeconds: 300,
+    });
+    await json('POST', `/api/v1/rollouts/${created.id}/start`);
+    const states = async (): Promise<RolloutNodeDto[]> =>
+      (await json<{ nodes: RolloutNodeDto[] }>('GET', `/api/v1/rollouts/${created.id}/nodes`)).nodes;
+    await expect
+      .poll(async () => (await states()).filter((n) => n.state === 'succeeded').length, {
+        timeout: 60_000,
+        interval: 500,
+      })
+      .toBe(1);
+    const aborted = await json<RolloutDto>('POST', `/api/v1/rollouts/${created.id}/abort`, {
+      reason: 'wrong build',
+    });
+    expect(aborted).toMatchObject({ state: 'aborted', stateReason: expect.stringMatching(/wrong build/) });
+    const final = await states();
+    const updated = good.find((n) => final.find((f) => f.nodeId === n.id)!.state === 'succeeded')!;
+    const other = good.find((n) => n !== updated)!;
+    expect(final.find((f) => f.nodeId === other.id)!.state).toBe('cancelled');
+    // Give the agents a few polls: nothing moves.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(readFileSync(join(updated.dir, 'slot-b.img')).equals(v4)).toBe(true);
+    expect(bootEnv(updated)).toMatchObject({ otter_slot: 'b' });
+    expect(bootEnv(other)).toMatchObject({ otter_slot: 'a' });
+    expect(
+      readFileSync(join(other.dir, 'slot-a.img')).equals(readFileSync(join(updated.dir, 'slot-a.img'))),
+    ).toBe(true);
+    expect(other.output).not.toMatch(/"version":"4\.0\.0"/);
   });
 });
