@@ -110,6 +110,8 @@ function startAgent(node: Node): void {
   node.agent.stderr!.on('data', (d: Buffer) => (node.output += d.toString()));
 }
 
+let apiEnv: Record<string, string>;
+
 beforeAll(async () => {
   const env = {
     OTTER_TPM_CA_DIR: trustDir,
@@ -122,6 +124,7 @@ beforeAll(async () => {
     nodes.push({ id: '', tpm, dir: join(work, `node-${i}`), bad: i === 1, output: '' });
   }
   for (const f of nodes[0]!.tpm.ca.certificateFiles) copyFileSync(f, join(trustDir, basename(f)));
+  apiEnv = env;
   api = await startApi(env);
   admin = readFileSync(join(api.config.dataDir, 'admin-token'), 'utf8').trim();
   schedulerConfig = loadConfig({
@@ -249,9 +252,9 @@ describe('a rollout across agents on swtpm', () => {
       'attested',
       'committed',
     ]);
-  });
+  }, 120_000);
 
-  it('asks stale nodes to attest, quarantines one whose boot no longer matches, and survives a scheduler and an agent killed mid-rollout', async () => {
+  it('asks stale nodes to attest, quarantines one whose boot no longer matches, and survives the api, the scheduler and an agent restarted mid-rollout', async () => {
     const v3 = Buffer.concat([v2.subarray(0, 100_000), randomBytes(3_000), v2.subarray(100_000)]);
     await pushRelease('3.0.0', v3);
     const good = nodes.filter((n) => !n.bad);
@@ -285,9 +288,12 @@ describe('a rollout across agents on swtpm', () => {
         ),
       );
 
-    // The scheduler dies and comes back: the rollout carries on from the database.
+    // The scheduler and the api die and come back: the rollout carries on from the database.
     await scheduler.close();
     scheduler = await createScheduler(schedulerConfig);
+    const port = new URL(api.url).port;
+    await api.close();
+    api = await startApi({ ...apiEnv, OTTER_DATA_DIR: schedulerConfig.dataDir, OTTER_TEST_PORT: port });
 
     // An agent killed right after it installed the image, then started again: it reboots into the trial
     // and finishes the update from the boot environment and update.json.
@@ -329,7 +335,7 @@ describe('a rollout across agents on swtpm', () => {
       .where('created_at', '>', created.createdAt)
       .execute();
     for (const node of nodes) expect(asked.some((v) => v.node_id === node.id)).toBe(true);
-  });
+  }, 120_000);
 
   it('abort: the node already updated keeps the new release, the others stay where they are', async () => {
     const v4 = Buffer.concat([v1.subarray(0, 50_000), randomBytes(2_000), v1.subarray(50_000)]);
@@ -374,5 +380,5 @@ describe('a rollout across agents on swtpm', () => {
       readFileSync(join(other.dir, 'slot-a.img')).equals(readFileSync(join(updated.dir, 'slot-a.img'))),
     ).toBe(true);
     expect(other.output).not.toMatch(/"version":"4\.0\.0"/);
-  });
+  }, 120_000);
 });

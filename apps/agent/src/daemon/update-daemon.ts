@@ -6,6 +6,7 @@ import { checkDirectorAssignment, installTarget, recordInstalledRelease } from '
 import { DeviceAgent } from '../device/device-agent.js';
 import type { DeviceApi } from '../device/device-api.js';
 import type { Rebooter } from './rebooter.js';
+import { ReportOutbox } from './report-outbox.js';
 import {
   clearPendingUpdate,
   readPendingUpdate,
@@ -46,13 +47,19 @@ export type CycleOutcome =
  * `update.json`, so the daemon may be killed and restarted at any point and carries on from there.
  */
 export class UpdateDaemon {
+  private readonly outbox: ReportOutbox;
+
   constructor(
     private readonly agent: DeviceAgent,
     private readonly options: UpdateDaemonOptions,
-  ) {}
+  ) {
+    this.outbox = new ReportOutbox(options.stateDir);
+  }
 
   async cycle(): Promise<CycleOutcome> {
     const slots = this.options.slotManager;
+    const first = await this.agent.authenticatedApi();
+    await this.outbox.flush((report) => first.reportUpdate(report));
     const status = await slots.status();
     const pending = await readPendingUpdate(this.options.stateDir);
     const booted = status.booted ?? status.committed;
@@ -75,7 +82,7 @@ export class UpdateDaemon {
     }
     if (status.boot === 'rolled-back') await slots.rollback('trial-slot-did-not-boot');
 
-    const api = await this.agent.authenticatedApi();
+    const api = first;
     let outcome: CycleOutcome = 'idle';
     const instructions = await api.instructions();
     if (instructions.attest) {
@@ -210,7 +217,17 @@ export class UpdateDaemon {
     step: UpdateStep,
     extra: Partial<UpdateReport> = {},
   ): Promise<void> {
-    const api = await this.agent.authenticatedApi();
+    const api = await this.agent.authenticatedApi().catch(() => undefined);
+    if (!api) {
+      await this.outbox.add({
+        step,
+        version: pending.version,
+        rolloutId: pending.rolloutId ?? undefined,
+        ...extra,
+        at: new Date().toISOString(),
+      });
+      return;
+    }
     await this.send(api, {
       step,
       version: pending.version,
@@ -219,9 +236,19 @@ export class UpdateDaemon {
     });
   }
 
+  /** Sends a report; one that cannot be sent now waits in the outbox, and the update carries on. */
   private async send(api: DeviceApi, report: Omit<UpdateReport, 'at'>): Promise<void> {
     const full: UpdateReport = { ...report, at: new Date().toISOString() };
     this.options.log({ event: 'update', ...full });
-    await api.reportUpdate(full);
+    try {
+      await api.reportUpdate(full);
+    } catch (error) {
+      this.options.log({ event: 'report-deferred', step: full.step, error: describe(error) });
+      await this.outbox.add(full);
+    }
   }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

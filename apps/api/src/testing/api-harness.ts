@@ -40,7 +40,8 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
     ...env,
   });
   const app = await createApi(config);
-  await app.listen({ port: 0, host: '127.0.0.1' });
+  // Port 0 (any free port) unless a test restarts an api where its clients expect it.
+  await app.listen({ port: Number(env.OTTER_TEST_PORT ?? 0), host: '127.0.0.1' });
   const address = app.getHttpServer().address();
   if (!address || typeof address === 'string') throw new Error('no listening address');
   const blobs = app.get<BlobStore>(BLOB_STORE);
