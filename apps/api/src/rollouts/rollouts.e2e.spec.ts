@@ -326,6 +326,33 @@ describe.each(dbs)('rollouts on $name', ({ config: database }) => {
     expect(dto.progress[0]).toMatchObject({ size: 3, succeeded: 2, failed: 0, excluded: 1 });
   });
 
+  it('fails a node that never comes back within its deadline, and gives it its old release back', async () => {
+    const [silent, quick] = await fleet(2);
+    for (const n of [silent!, quick!]) await fixtures.verdict(n, true, new Date());
+    const r = await started({
+      waves: [{ percent: 100, soakSeconds: 0 }],
+      nodeDeadlineSeconds: 600,
+      failureThreshold: 0.9,
+      successThreshold: 0.5,
+    });
+    await ticker.tickRollout(r.id);
+    await report(silent!, 'downloading');
+    await report(silent!, 'rebooting');
+    await succeed(quick!);
+    await ticker.tickRollout(r.id, later(599));
+    expect((await nodeStates(r.id))[silent!]!.state).toBe('rebooting');
+    await ticker.tickRollout(r.id, later(601));
+    const states = await nodeStates(r.id);
+    expect(states[silent!]).toMatchObject({ state: 'failed' });
+    expect(states[silent!]!.reason).toMatch(
+      /no proven success within 600 s of admission \(last step: rebooting\)/,
+    );
+    expect(states[quick!]!.state).toBe('succeeded');
+    expect(await assignment(silent!)).toEqual({ version: '1.0.0', rollout_id: null });
+    // 1 of 2 failed is under the 90% failure threshold, 1 of 2 succeeded meets the 50% success threshold.
+    expect((await rollout(r.id)).state).toBe('completed');
+  });
+
   it('abort: nodes not yet updated lose the assignment, updated nodes keep theirs', async () => {
     const nodes = await fleet(3);
     for (const n of nodes) await fixtures.verdict(n, true, new Date());
