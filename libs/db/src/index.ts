@@ -19,4 +19,5 @@ export type {
   RolloutMembershipTable,
   DirectorAssignmentTable,
 } from './schema.js';
-export { testDatabases } from './testing.js';
+export { seedNodeRow, testDatabases } from './testing.js';
+export type { TestNodeRow } from './testing.js';

@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { DatabaseConfig } from '#otter/config';
+import type { Db } from './create-database.js';
 
 /**
  * The two dialects every repository test runs against. PostgreSQL gets a fresh schema per call, so test
@@ -39,4 +40,43 @@ export async function testDatabases(): Promise<
     });
   }
   return list;
+}
+
+export interface TestNodeRow {
+  hardwareId?: string;
+  state?: string;
+  runningVersion?: string | null;
+  labels?: Record<string, string>;
+  pinnedPcrs?: Record<string, string>;
+}
+
+/** A node row as enrollment would leave it (no TPM: random EK and AK), for tests that need nodes as data. */
+export async function seedNodeRow(db: Db, node: TestNodeRow = {}): Promise<string> {
+  const id = randomUUID();
+  const now = new Date().toISOString();
+  await db
+    .insertInto('nodes')
+    .values({
+      id,
+      hardware_id: node.hardwareId ?? 'rpi4',
+      state: node.state ?? 'active',
+      ek_public_sha256: randomBytes(32).toString('hex'),
+      ek_cert_serial: randomBytes(8).toString('hex'),
+      ek_cert_issuer: 'CN=Test TPM Manufacturer',
+      ak_public: randomBytes(90).toString('base64'),
+      device_public: null,
+      device_cert_serial: null,
+      device_cert_not_after: null,
+      pinned_pcrs: JSON.stringify(node.pinnedPcrs ?? {}),
+      running_version: node.runningVersion ?? null,
+      tpm_reset_count: null,
+      tpm_restart_count: null,
+      tpm_clock: null,
+      integrity_failed_at: null,
+      labels: JSON.stringify(node.labels ?? {}),
+      created_at: now,
+      updated_at: now,
+    })
+    .execute();
+  return id;
 }

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, migrateToLatest, testDatabases, type Db } from '#otter/db';
+import { seedNodeRow, createDatabase, migrateToLatest, testDatabases, type Db } from '#otter/db';
 import {
   createRootDraft,
   Ed25519Signer,
@@ -58,33 +58,8 @@ describe.each(dbs)('DirectorRepository on $name', ({ config }) => {
   });
   afterAll(async () => Promise.all([db, ...dbsOpen].map((d) => d.destroy())));
 
-  async function seedNode(hardwareId = 'rpi4'): Promise<string> {
-    const id = randomUUID();
-    const now = new Date().toISOString();
-    await db
-      .insertInto('nodes')
-      .values({
-        id,
-        hardware_id: hardwareId,
-        state: 'active',
-        ek_public_sha256: randomBytes(32).toString('hex'),
-        ek_cert_serial: randomBytes(8).toString('hex'),
-        ek_cert_issuer: 'CN=Test',
-        ak_public: 'AA==',
-        device_public: null,
-        device_cert_serial: null,
-        device_cert_not_after: null,
-        pinned_pcrs: '{}',
-        running_version: null,
-        tpm_reset_count: null,
-        tpm_restart_count: null,
-        tpm_clock: null,
-        integrity_failed_at: null,
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
-    return id;
+  function seedNode(hardwareId = 'rpi4'): Promise<string> {
+    return seedNodeRow(db, { hardwareId });
   }
 
   function assign(nodeId: string, version: string, sha = 'c'.repeat(64), rolloutId: string | null = 'r1') {

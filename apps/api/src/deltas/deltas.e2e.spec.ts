@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DeltaBuildDto, NodeIdentityState, SavingsDto } from '#otter/contracts';
-import { testDatabases } from '#otter/db';
+import { seedNodeRow, testDatabases } from '#otter/db';
 import { DeltaBuildRepository, deltaBuildId } from '#otter/delta-builds';
 import { DeviceTokenService } from '#otter/identity';
 import { JOBS, QUEUES, redisOptions } from '#otter/queue';
@@ -209,37 +209,8 @@ describe.each(dbs)('delta api on $name', ({ config: database }) => {
     ).deltas;
   }
 
-  async function seedNode(
-    hardware: string,
-    state: NodeIdentityState,
-    runningVersion: string,
-  ): Promise<string> {
-    const id = randomUUID();
-    const now = new Date().toISOString();
-    await api.db
-      .insertInto('nodes')
-      .values({
-        id,
-        hardware_id: hardware,
-        state,
-        ek_public_sha256: randomBytes(32).toString('hex'),
-        ek_cert_serial: randomBytes(8).toString('hex'),
-        ek_cert_issuer: 'CN=Test TPM Manufacturer',
-        ak_public: randomBytes(90).toString('base64'),
-        device_public: null,
-        device_cert_serial: null,
-        device_cert_not_after: null,
-        pinned_pcrs: '{}',
-        running_version: runningVersion,
-        tpm_reset_count: null,
-        tpm_restart_count: null,
-        tpm_clock: null,
-        integrity_failed_at: null,
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
-    return id;
+  function seedNode(hardware: string, state: NodeIdentityState, runningVersion: string): Promise<string> {
+    return seedNodeRow(api.db, { hardwareId: hardware, state, runningVersion });
   }
 
   it('records nodes’ downloads and totals the bytes saved per release and per node', async () => {

@@ -1,10 +1,10 @@
 import 'reflect-metadata';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeDto, NodeListDto } from '#otter/contracts';
-import { testDatabases } from '#otter/db';
+import { seedNodeRow, testDatabases } from '#otter/db';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 
 // PUT /api/v1/nodes/:id/labels against the real api on both databases: labels replace the set, show in the
@@ -51,33 +51,8 @@ describe.each(dbs)('node labels on $name', ({ config: database }) => {
     });
   }
 
-  async function seedNode(): Promise<string> {
-    const id = randomUUID();
-    const now = new Date().toISOString();
-    await api.db
-      .insertInto('nodes')
-      .values({
-        id,
-        hardware_id: 'rpi4',
-        state: 'active',
-        ek_public_sha256: randomBytes(32).toString('hex'),
-        ek_cert_serial: randomBytes(8).toString('hex'),
-        ek_cert_issuer: 'CN=Test TPM Manufacturer',
-        ak_public: randomBytes(90).toString('base64'),
-        device_public: null,
-        device_cert_serial: null,
-        device_cert_not_after: null,
-        pinned_pcrs: '{}',
-        running_version: '1.0.0',
-        tpm_reset_count: null,
-        tpm_restart_count: null,
-        tpm_clock: null,
-        integrity_failed_at: null,
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
-    return id;
+  function seedNode(): Promise<string> {
+    return seedNodeRow(api.db, { runningVersion: '1.0.0' });
   }
 
   /** The labels as stored, read from the row rather than through the code under test. */

@@ -10,6 +10,7 @@ import type { CreatedTokenDto, NodeIdentityState, Role } from '#otter/contracts'
 import { startApi, type ApiHarness } from '../../../api/src/testing/api-harness.js';
 import type { CliContext } from '../cli-context.js';
 import { runCli } from '../main.js';
+import { seedNodeRow } from '#otter/db';
 
 // `otter node ...` against the real api: the commands' output and exit codes, and the node state machine and
 // roles the api enforces behind them. Nodes are written straight into the api's database in the state a test
@@ -40,33 +41,8 @@ async function otter(args: string[], token: string = adminToken): Promise<Run> {
   return { code, stdout: stdout.text, stderr: stderr.text };
 }
 
-async function seedNode(state: NodeIdentityState, pinnedPcrs: Record<string, string> = {}): Promise<string> {
-  const id = randomUUID();
-  const now = new Date().toISOString();
-  await api.db
-    .insertInto('nodes')
-    .values({
-      id,
-      hardware_id: 'rpi4',
-      state,
-      ek_public_sha256: randomBytes(32).toString('hex'),
-      ek_cert_serial: randomBytes(8).toString('hex'),
-      ek_cert_issuer: 'CN=Test TPM Manufacturer',
-      ak_public: randomBytes(90).toString('base64'),
-      device_public: null,
-      device_cert_serial: null,
-      device_cert_not_after: null,
-      pinned_pcrs: JSON.stringify(pinnedPcrs),
-      running_version: '1.0.0',
-      tpm_reset_count: null,
-      tpm_restart_count: null,
-      tpm_clock: null,
-      integrity_failed_at: null,
-      created_at: now,
-      updated_at: now,
-    })
-    .execute();
-  return id;
+function seedNode(state: NodeIdentityState, pinnedPcrs: Record<string, string> = {}): Promise<string> {
+  return seedNodeRow(api.db, { state, pinnedPcrs, runningVersion: '1.0.0' });
 }
 
 async function seedVerdict(

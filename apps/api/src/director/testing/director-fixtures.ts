@@ -1,4 +1,3 @@
-import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import { DirectorAssignmentRepository, type DirectorAssignment } from '#otter/di
 import { DeviceTokenService } from '#otter/identity';
 import { Ed25519Signer, OnlineKeyStore, type SignedEnvelope } from '#otter/tuf';
 import type { ApiHarness } from '../../testing/api-harness.js';
+import { seedNodeRow } from '#otter/db';
 
 export interface TestNode {
   id: string;
@@ -19,31 +19,7 @@ export class DirectorFixtures {
 
   /** An active node with a fresh device access token (no TPM: the token service issues it directly). */
   async node(hardwareId = 'rpi4'): Promise<TestNode> {
-    const id = randomUUID();
-    const now = new Date().toISOString();
-    await this.api.db
-      .insertInto('nodes')
-      .values({
-        id,
-        hardware_id: hardwareId,
-        state: 'active',
-        ek_public_sha256: randomBytes(32).toString('hex'),
-        ek_cert_serial: randomBytes(8).toString('hex'),
-        ek_cert_issuer: 'CN=Test TPM Manufacturer',
-        ak_public: randomBytes(90).toString('base64'),
-        device_public: null,
-        device_cert_serial: null,
-        device_cert_not_after: null,
-        pinned_pcrs: '{}',
-        running_version: null,
-        tpm_reset_count: null,
-        tpm_restart_count: null,
-        tpm_clock: null,
-        integrity_failed_at: null,
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
+    const id = await seedNodeRow(this.api.db, { hardwareId });
     const token = (await this.api.app.get(DeviceTokenService).issueAccessToken(id)).token;
     return { id, hardwareId, token };
   }

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Db } from '#otter/db';
+import { seedNodeRow, type Db } from '#otter/db';
 
 /** Rows a rollout test needs, written straight into the database (no TPM, no uploads). */
 export class RolloutFixtures {
@@ -31,38 +31,12 @@ export class RolloutFixtures {
     return { id, sha256, length };
   }
 
-  async node(
+  node(
     hardwareId: string,
     runningVersion: string | null,
     labels: Record<string, string> = {},
   ): Promise<string> {
-    const id = randomUUID();
-    const now = new Date().toISOString();
-    await this.db
-      .insertInto('nodes')
-      .values({
-        id,
-        hardware_id: hardwareId,
-        state: 'active',
-        ek_public_sha256: randomBytes(32).toString('hex'),
-        ek_cert_serial: randomBytes(8).toString('hex'),
-        ek_cert_issuer: 'CN=Test TPM Manufacturer',
-        ak_public: randomBytes(90).toString('base64'),
-        device_public: null,
-        device_cert_serial: null,
-        device_cert_not_after: null,
-        pinned_pcrs: '{}',
-        running_version: runningVersion,
-        tpm_reset_count: null,
-        tpm_restart_count: null,
-        tpm_clock: null,
-        integrity_failed_at: null,
-        labels: JSON.stringify(labels),
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
-    return id;
+    return seedNodeRow(this.db, { hardwareId, runningVersion, labels });
   }
 
   async verdict(
