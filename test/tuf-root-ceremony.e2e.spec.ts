@@ -16,8 +16,11 @@ import {
   tufExpiry,
   type RootSigned,
   type SignedEnvelope,
+  type TimestampSigned,
   type TufKey,
 } from '#otter/tuf';
+import { ResumableFetcher } from '#otter/tuf-client';
+import { DirectorFixtures, type TestNode } from '../apps/api/src/director/testing/director-fixtures.js';
 import { startApi, type ApiHarness } from '../apps/api/src/testing/api-harness.js';
 import type { CliContext } from '../apps/cli/src/cli-context.js';
 import { runCli } from '../apps/cli/src/main.js';
@@ -205,7 +208,7 @@ describe('otter tuf: root rotation from the dev root, then an online key rotatio
     expect(verified.stdout).toContain('ok: acceptable');
 
     const published = await ok(work, env, ['tuf', 'root', 'publish', 'root-v2.json']);
-    expect(published.stdout).toMatch(/^published root version 2 \(expires \d{4}-/);
+    expect(published.stdout).toMatch(/^published image root version 2 \(expires \d{4}-/);
 
     // A release published after the rotation reaches the device, which now trusts version 2.
     await api.publish('images/rpi4/1.1.0', imageAfter);
@@ -271,6 +274,222 @@ describe('otter tuf: root rotation from the dev root, then an online key rotatio
     expect(after).toMatch(new RegExp(`timestamp\\s+${short(newKey)}\\s+\\S+\\s+active`));
     // The server destroyed the key the new root replaced: it can sign nothing any more.
     expect(after).not.toContain(short(oldKey));
+  });
+});
+
+/** A node's director client: a stock tuf-js Updater with the node's access token; returns the target's custom. */
+async function directorPoll(
+  api: ApiHarness,
+  node: TestNode,
+  dir: string,
+  target: string,
+): Promise<Record<string, unknown>> {
+  const updater = new Updater({
+    metadataDir: dir,
+    metadataBaseUrl: `${api.url}/tuf/director/${node.id}/metadata`,
+    fetcher: new ResumableFetcher({ headers: { authorization: `Bearer ${node.token}` } }),
+  });
+  await updater.refresh();
+  const info = await updater.getTargetInfo(target);
+  if (!info) throw new Error(`the director names no ${target}`);
+  return info.custom;
+}
+
+describe('otter tuf --repository director: the director root ceremony, each root kept to its repository', () => {
+  let api: ApiHarness;
+  let node: TestNode;
+  let work: string;
+  let device: string;
+  let env: NodeJS.ProcessEnv;
+  let devRootKey: string;
+  let newTimestampKey: string;
+  const officers = ['officer-a.pem.pub.json', 'officer-b.pem.pub.json'];
+  const director = ['--repository', 'director'];
+  const image = randomBytes(10_000);
+
+  beforeAll(async () => {
+    api = await startApi();
+    const fx = new DirectorFixtures(api);
+    work = mkdtempSync(join(tmpdir(), 'otter-director-ceremony-'));
+    device = mkdtempSync(join(tmpdir(), 'otter-director-device-'));
+    env = adminEnv(api);
+    devRootKey = join(api.config.dataDir, 'keys', 'dev-root-key.pem');
+    const { sha256: digest } = await api.publish('images/rpi4/2.0.0', image);
+    node = await fx.node();
+    await fx.assign(node, '2.0.0', { sha256: digest, length: image.length });
+  });
+  afterAll(async () => api?.close());
+
+  const adminGet = async (path: string): Promise<unknown> => {
+    const token = readFileSync(join(api.config.dataDir, 'admin-token'), 'utf8').trim();
+    const res = await fetch(`${api.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
+    return res.json();
+  };
+  const onlineKeyIds = (root: RootSigned): string[] =>
+    (['targets', 'snapshot', 'timestamp'] as const).flatMap((role) => root.roles[role].keyids);
+
+  it('drafts the next director and image roots from each repository, and each refuses the other’s', async () => {
+    // A node provisioned with the director root `root get --repository director` prints trusts it.
+    await ok(work, env, ['tuf', 'root', 'get', ...director, '--out', join(device, 'root.json')]);
+    await ok(work, env, ['tuf', 'root', 'get', '--out', 'image-root-v1.json']);
+    await ok(work, env, ['tuf', 'root', 'get', ...director, '--out', 'director-root-v1.json']);
+    const served = await fetch(`${api.url}/tuf/director/${node.id}/metadata/1.root.json`, {
+      headers: { authorization: `Bearer ${node.token}` },
+    });
+    expect(readJson(join(device, 'root.json'))).toEqual(await served.json());
+    const imageV1 = readJson<SignedEnvelope<RootSigned>>(join(work, 'image-root-v1.json')).signed;
+    const directorV1 = readJson<SignedEnvelope<RootSigned>>(join(work, 'director-root-v1.json')).signed;
+    expect(onlineKeyIds(directorV1).filter((id) => onlineKeyIds(imageV1).includes(id))).toEqual([]);
+    expect(await directorPoll(api, node, device, 'images/rpi4/2.0.0')).toMatchObject({
+      nodeId: node.id,
+      releaseVersion: '2.0.0',
+    });
+
+    for (const file of officers)
+      await ok(work, env, ['tuf', 'keygen', '--out', file.replace('.pub.json', '')]);
+
+    // A new director timestamp key: pending at the director, unknown to the image repository.
+    const rotated = await ok(work, env, ['tuf', 'rotate-online-key', 'timestamp', ...director, '--json']);
+    newTimestampKey = (JSON.parse(rotated.stdout) as { keyId: string }).keyId;
+    expect(rotated.stderr).toContain('otter tuf root publish --repository director root-next.json');
+    expect((await ok(work, env, ['tuf', 'online-keys', ...director])).stdout).toMatch(
+      new RegExp(`timestamp\\s+${short(newTimestampKey)}\\s+\\S+\\s+pending`),
+    );
+    expect((await ok(work, env, ['tuf', 'online-keys'])).stdout).not.toContain(short(newTimestampKey));
+
+    // The director's online keys saved as a file, as a coordinator would carry them to an offline machine.
+    const keys = await ok(work, env, ['tuf', 'online-keys', ...director, '--json']);
+    writeFileSync(join(work, 'director-online-keys.json'), keys.stdout);
+    const rootKeys = officers.flatMap((f) => ['--root-key', f]);
+    const created = await ok(work, env, [
+      'tuf',
+      'root',
+      'create',
+      ...director,
+      ...rootKeys,
+      '--threshold',
+      '2',
+      '--online-keys',
+      'director-online-keys.json',
+      '--out',
+      'director-root-v2.json',
+    ]);
+    expect(created.stdout).toContain('director root version 2 written to director-root-v2.json (unsigned)');
+    expect(created.stdout).toContain('otter tuf root publish --repository director director-root-v2.json');
+    await ok(work, env, [
+      'tuf',
+      'root',
+      'create',
+      ...rootKeys,
+      '--threshold',
+      '2',
+      '--out',
+      'image-root-v2.json',
+    ]);
+    const directorDraft = readJson<SignedEnvelope<RootSigned>>(join(work, 'director-root-v2.json')).signed;
+    expect(directorDraft.roles.timestamp.keyids).toEqual([newTimestampKey]);
+    expect(directorDraft.roles.targets.keyids).toEqual(directorV1.roles.targets.keyids);
+    const imageDraft = readJson<SignedEnvelope<RootSigned>>(join(work, 'image-root-v2.json')).signed;
+    expect(imageDraft.roles.targets.keyids).toEqual(imageV1.roles.targets.keyids);
+
+    // Both version 1 roots are the dev root's: the dev root key and both officers sign each draft.
+    for (const [draft, previous] of [
+      ['director-root-v2.json', 'director-root-v1.json'],
+      ['image-root-v2.json', 'image-root-v1.json'],
+    ] as const) {
+      await ok(work, env, ['tuf', 'root', 'sign', '--key', devRootKey, '--previous', previous, draft]);
+      for (const file of officers) {
+        await ok(work, env, ['tuf', 'root', 'sign', '--key', file.replace('.pub.json', ''), draft]);
+      }
+    }
+    const verified = await ok(work, env, ['tuf', 'root', 'verify', ...director, 'director-root-v2.json']);
+    expect(verified.stdout).toContain('replacing version 1');
+    expect(verified.stdout).toContain('ok: acceptable');
+
+    // Each is a valid next root for either repository as far as signatures and versions go (the same dev
+    // root signed both version 1s); what tells them apart is the online keys, which the two never share.
+    const wrongVerify = await otter(work, env, ['tuf', 'root', 'verify', 'director-root-v2.json']);
+    expect(wrongVerify.code).toBe(1);
+    expect(wrongVerify.stdout).toContain('image repository: Otter holds no private key for the targets role');
+    expect(wrongVerify.stdout).toContain(
+      "it names the director repository's online keys: it was made for `--repository director`",
+    );
+    const directorAtImage = await otter(work, env, ['tuf', 'root', 'publish', 'director-root-v2.json']);
+    expect(directorAtImage.code).toBe(1);
+    expect(directorAtImage.stderr).toContain('the server refused root version 2 (422 TUF_ROOT_REJECTED)');
+    expect(directorAtImage.stderr).toContain('Otter holds no private key for the timestamp role it names');
+    expect(directorAtImage.stderr).toContain('it was made for `--repository director`');
+    const imageAtDirector = await otter(work, env, [
+      'tuf',
+      'root',
+      'publish',
+      ...director,
+      'image-root-v2.json',
+    ]);
+    expect(imageAtDirector.code).toBe(1);
+    expect(imageAtDirector.stderr).toContain(
+      'the server refused root version 2 (422 DIRECTOR_ROOT_REJECTED)',
+    );
+    expect(imageAtDirector.stderr).toContain('Otter holds no private key for the snapshot role it names');
+    expect(imageAtDirector.stderr).toContain('it was made for `--repository image`');
+    // Refused roots changed nothing.
+    expect(await adminGet('/api/v1/tuf/image/root')).toMatchObject({ signed: { version: 1 } });
+    expect(await adminGet('/api/v1/tuf/director/root')).toMatchObject({ signed: { version: 1 } });
+  });
+
+  it('publishes the director root through the CLI; the node follows it and verifies its metadata with the new key', async () => {
+    const published = await ok(work, env, ['tuf', 'root', 'publish', ...director, 'director-root-v2.json']);
+    expect(published.stdout).toMatch(/^published director root version 2 \(expires \d{4}-/);
+    expect(published.stderr).toContain('otter tuf root get --repository director --out director-root.json');
+    expect(await adminGet('/api/v1/tuf/director/root')).toEqual(
+      readJson(join(work, 'director-root-v2.json')),
+    );
+    const got = await ok(work, env, ['tuf', 'root', 'get', ...director]);
+    expect(JSON.parse(got.stdout)).toEqual(readJson(join(work, 'director-root-v2.json')));
+    // The image repository is untouched by the director's rotation.
+    expect(await adminGet('/api/v1/tuf/image/root')).toMatchObject({ signed: { version: 1 } });
+
+    // The provisioned node (trusting version 1) follows to version 2 and takes metadata signed by the new key.
+    expect(await directorPoll(api, node, device, 'images/rpi4/2.0.0')).toMatchObject({ nodeId: node.id });
+    expect(rootVersion(join(device, 'root.json'))).toBe(2);
+    const timestamp = readJson<SignedEnvelope<TimestampSigned>>(join(device, 'timestamp.json'));
+    expect(timestamp.signatures.map((s) => s.keyid)).toEqual([newTimestampKey]);
+    // A node provisioned with the new root from the start verifies the same metadata.
+    const fresh = mkdtempSync(join(tmpdir(), 'otter-director-device-'));
+    await ok(work, env, ['tuf', 'root', 'get', ...director, '--out', join(fresh, 'root.json')]);
+    expect(await directorPoll(api, node, fresh, 'images/rpi4/2.0.0')).toMatchObject({ nodeId: node.id });
+
+    const keys = (await ok(work, env, ['tuf', 'online-keys', ...director])).stdout;
+    expect(keys).toMatch(new RegExp(`timestamp\\s+${short(newTimestampKey)}\\s+\\S+\\s+active`));
+    expect(keys.match(/timestamp/g)).toHaveLength(1); // the replaced key was destroyed
+
+    // The image root still publishes where it belongs.
+    await ok(work, env, ['tuf', 'root', 'publish', 'image-root-v2.json']);
+    expect(await adminGet('/api/v1/tuf/image/root')).toMatchObject({ signed: { version: 2 } });
+  });
+
+  it('director-invalidate: every node is re-signed with a newer version on its next poll', async () => {
+    await directorPoll(api, node, device, 'images/rpi4/2.0.0');
+    const trusted = () =>
+      readJson<SignedEnvelope<TimestampSigned>>(join(device, 'timestamp.json')).signed.version;
+    const before = trusted();
+    await directorPoll(api, node, device, 'images/rpi4/2.0.0');
+    expect(trusted()).toBe(before); // nothing changed: the same metadata
+
+    const run = await ok(work, env, ['tuf', 'director-invalidate']);
+    expect(run.stdout).toMatch(/^director metadata of [1-9]\d* node\(s\) marked stale\n$/);
+    await directorPoll(api, node, device, 'images/rpi4/2.0.0');
+    expect(trusted()).toBeGreaterThan(before);
+
+    const json = await ok(work, env, ['tuf', 'director-invalidate', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual({ nodes: expect.any(Number) });
+    const refused = await otter(work, { ...env, OTTER_TOKEN: 'otr_not-a-token' }, [
+      'tuf',
+      'director-invalidate',
+    ]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('401');
   });
 });
 
@@ -348,7 +567,7 @@ describe('otter tuf: production bootstrap', () => {
     await ok(work, env, ['tuf', 'root', 'sign', '--key', 'officer-e.pem', 'root-v1.json']);
     await ok(work, env, ['tuf', 'root', 'verify', 'root-v1.json']);
     expect((await ok(work, env, ['tuf', 'root', 'publish', 'root-v1.json'])).stdout).toContain(
-      'published root version 1',
+      'published image root version 1',
     );
     // The same file again is not the next version.
     const again = await otter(work, env, ['tuf', 'root', 'publish', 'root-v1.json']);

@@ -12,7 +12,8 @@ export {
   validateReleaseFields,
 } from './release-input.js';
 export { UploadSourceError } from './multipart-upload.js';
-export { TufAdminClient } from './tuf-admin-client.js';
+export { TufAdminClient, TUF_REPOSITORIES } from './tuf-admin-client.js';
+export type { TufRepositoryName } from './tuf-admin-client.js';
 export { NodesClient } from './nodes-client.js';
 export { DeltasClient } from './deltas-client.js';
 export { RolloutsClient } from './rollouts-client.js';

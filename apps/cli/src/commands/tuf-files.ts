@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { resolveClientSettings, TufAdminClient } from '#otter/api-client';
+import { resolveClientSettings, TufAdminClient, type TufRepositoryName } from '#otter/api-client';
 import { Ed25519Signer, tufExpiry, type RootSigned, type SignedEnvelope, type TufKey } from '#otter/tuf';
 import { CliError, type CliContext } from '../cli-context.js';
 
@@ -9,8 +9,13 @@ import { CliError, type CliContext } from '../cli-context.js';
 
 export const MIN_PASSPHRASE_LENGTH = 12;
 
-export function tufAdminClient(ctx: CliContext): TufAdminClient {
-  return new TufAdminClient(resolveClientSettings(ctx.env, ctx.cwd));
+export function tufAdminClient(ctx: CliContext, repository: TufRepositoryName): TufAdminClient {
+  return new TufAdminClient(resolveClientSettings(ctx.env, ctx.cwd), repository);
+}
+
+/** ` --repository director` to repeat in a suggested command line; nothing for the default (image). */
+export function repositoryFlag(repository: TufRepositoryName): string {
+  return repository === 'image' ? '' : ` --repository ${repository}`;
 }
 
 /** Key ids are shown by their first 16 hex digits (64 bits: unique enough to tell keys apart by eye). */

@@ -1,3 +1,4 @@
+import type { TufRepositoryName } from '#otter/api-client';
 import { ONLINE_ROLES, Ed25519Signer, keyIdOf, type OnlineRole } from '#otter/tuf';
 import { CliError, writeJson, type CliContext } from '../cli-context.js';
 import { formatTimestamp, renderTable } from '../output.js';
@@ -5,6 +6,7 @@ import {
   MIN_PASSPHRASE_LENGTH,
   passphraseFrom,
   removeQuietly,
+  repositoryFlag,
   shortId,
   tufAdminClient,
   writeNewFile,
@@ -13,6 +15,11 @@ import {
 export interface KeygenOptions {
   out: string;
   passphraseEnv?: string;
+}
+
+export interface OnlineKeysOptions {
+  repository: TufRepositoryName;
+  json?: boolean;
 }
 
 export function keygen(ctx: CliContext, opts: KeygenOptions): void {
@@ -39,8 +46,8 @@ export function keygen(ctx: CliContext, opts: KeygenOptions): void {
   );
 }
 
-export async function listOnlineKeys(ctx: CliContext, opts: { json?: boolean }): Promise<void> {
-  const dto = await tufAdminClient(ctx).onlineKeys();
+export async function listOnlineKeys(ctx: CliContext, opts: OnlineKeysOptions): Promise<void> {
+  const dto = await tufAdminClient(ctx, opts.repository).onlineKeys();
   if (opts.json) {
     writeJson(ctx, dto);
     return;
@@ -62,7 +69,7 @@ export async function listOnlineKeys(ctx: CliContext, opts: { json?: boolean }):
   );
   if (keys.some((k) => status(k) === 'pending')) {
     ctx.stderr.write(
-      'pending keys sign nothing until a root that lists them is published (`otter tuf root create`)\n',
+      `pending keys sign nothing until a root that lists them is published (\`otter tuf root create${repositoryFlag(opts.repository)}\`)\n`,
     );
   }
 }
@@ -70,20 +77,35 @@ export async function listOnlineKeys(ctx: CliContext, opts: { json?: boolean }):
 export async function rotateOnlineKey(
   ctx: CliContext,
   role: OnlineRole,
-  opts: { json?: boolean },
+  opts: OnlineKeysOptions,
 ): Promise<void> {
-  const key = await tufAdminClient(ctx).rotateOnlineKey(role);
+  const key = await tufAdminClient(ctx, opts.repository).rotateOnlineKey(role);
   if (opts.json) {
     writeJson(ctx, key);
   } else {
-    ctx.stdout.write(`new ${role} key ${key.keyId} (pending, created ${formatTimestamp(key.createdAt)})\n`);
+    ctx.stdout.write(
+      `new ${opts.repository} ${role} key ${key.keyId} (pending, created ${formatTimestamp(key.createdAt)})\n`,
+    );
   }
+  const flag = repositoryFlag(opts.repository);
   ctx.stderr.write(
     `The current ${role} key keeps signing until a root that lists the new one is published. Next:\n` +
-      '  1. otter tuf root create --root-key HOLDER.pem.pub.json ... --threshold K --out root-next.json\n' +
+      `  1. otter tuf root create${flag} --root-key HOLDER.pem.pub.json ... --threshold K --out root-next.json\n` +
       '     (lists the pending key: it takes the online keys from the server)\n' +
       '  2. each root key holder: otter tuf root sign --key HOLDER.pem root-next.json\n' +
       "     (a threshold of the current root's keys and of the new root's keys)\n" +
-      '  3. otter tuf root verify root-next.json && otter tuf root publish root-next.json\n',
+      `  3. otter tuf root verify${flag} root-next.json && otter tuf root publish${flag} root-next.json\n`,
+  );
+}
+
+export async function invalidateDirectorMetadata(ctx: CliContext, opts: { json?: boolean }): Promise<void> {
+  const result = await tufAdminClient(ctx, 'director').invalidateDirectorMetadata();
+  if (opts.json) {
+    writeJson(ctx, result);
+    return;
+  }
+  ctx.stdout.write(`director metadata of ${result.nodes} node(s) marked stale\n`);
+  ctx.stderr.write(
+    'each node gets newly signed metadata, with a version above any it trusts, on its next poll\n',
   );
 }

@@ -1,9 +1,10 @@
-import { ApiError } from '#otter/api-client';
+import { ApiError, type TufRepositoryName } from '#otter/api-client';
 import {
   checkRootTransition,
   createRootDraft,
   keyIdOf,
   ONLINE_ROLES,
+  onlineRootProblems,
   roleSignatureStatus,
   signRoot,
   type OnlineRole,
@@ -20,6 +21,7 @@ import {
   readText,
   readTufKey,
   replaceFile,
+  repositoryFlag,
   rootJson,
   shortId,
   tufAdminClient,
@@ -34,6 +36,17 @@ export interface CreateRootOptions {
   first?: boolean;
   onlineKeys?: string;
   out: string;
+  repository: TufRepositoryName;
+}
+
+export interface GetRootOptions {
+  out?: string;
+  repository: TufRepositoryName;
+}
+
+export interface VerifyRootOptions {
+  previous?: string;
+  repository: TufRepositoryName;
 }
 
 export interface SignRootOptions {
@@ -44,15 +57,21 @@ export interface SignRootOptions {
 
 type Root = SignedEnvelope<RootSigned>;
 
-export async function getRoot(ctx: CliContext, opts: { out?: string }): Promise<void> {
-  const root = await tufAdminClient(ctx).currentRoot();
+/** The server answers a root it refuses with 422 and `details.problems`, under its repository's code. */
+const ROOT_REJECTED: Record<TufRepositoryName, string> = {
+  image: 'TUF_ROOT_REJECTED',
+  director: 'DIRECTOR_ROOT_REJECTED',
+};
+
+export async function getRoot(ctx: CliContext, opts: GetRootOptions): Promise<void> {
+  const root = await tufAdminClient(ctx, opts.repository).currentRoot();
   if (opts.out === undefined) {
     ctx.stdout.write(rootJson(root));
     return;
   }
   replaceFile(ctx, opts.out, rootJson(root));
   ctx.stderr.write(
-    `wrote root version ${root.signed.version} (${describeRoot(root.signed)}) to ${opts.out}\n`,
+    `wrote ${opts.repository} root version ${root.signed.version} (${describeRoot(root.signed)}) to ${opts.out}\n`,
   );
 }
 
@@ -73,9 +92,10 @@ export async function createRoot(ctx: CliContext, opts: CreateRootOptions): Prom
   const savedOnlineKeys =
     opts.onlineKeys === undefined ? undefined : readOnlineKeysFile(ctx, opts.onlineKeys);
 
+  const client = tufAdminClient(ctx, opts.repository);
   let previous: RootSigned | undefined;
   if (opts.previous !== undefined) previous = readRootFile(ctx, opts.previous).signed;
-  else if (!opts.first) previous = (await tufAdminClient(ctx).currentRoot()).signed;
+  else if (!opts.first) previous = (await client.currentRoot()).signed;
 
   let onlineKeys: Record<OnlineRole, TufKey[]>;
   if (savedOnlineKeys) {
@@ -87,7 +107,7 @@ export async function createRoot(ctx: CliContext, opts: CreateRootOptions): Prom
         '(use --online-keys FILE from `otter tuf online-keys --json` to list it)\n',
     );
   } else {
-    onlineKeys = (await tufAdminClient(ctx).onlineKeys()).next;
+    onlineKeys = (await client.onlineKeys()).next;
   }
   for (const role of ONLINE_ROLES) {
     const online = onlineKeys[role].map((k) => keyIdOf(k)).find((id) => rootIds.includes(id));
@@ -98,8 +118,9 @@ export async function createRoot(ctx: CliContext, opts: CreateRootOptions): Prom
   const draft = createRootDraft({ previous, rootKeys, rootThreshold: threshold, onlineKeys, expires });
   writeNewFile(ctx, opts.out, rootJson(draft), 0o644);
   const s = draft.signed;
+  const flag = repositoryFlag(opts.repository);
   const lines = [
-    `root version ${s.version} written to ${opts.out} (unsigned)`,
+    `${opts.repository} root version ${s.version} written to ${opts.out} (unsigned)`,
     `  expires     ${s.expires}`,
     `  root        ${s.roles.root.threshold} of ${rootIds.map(shortId).join(', ')}`,
     ...ONLINE_ROLES.map((role) => `  ${role.padEnd(10)}  ${s.roles[role].keyids.map(shortId).join(', ')}`),
@@ -107,7 +128,7 @@ export async function createRoot(ctx: CliContext, opts: CreateRootOptions): Prom
       (previous
         ? ` and ${previous.roles.root.threshold} of version ${previous.version}'s (${previous.roles.root.keyids.map(shortId).join(', ')})`
         : ''),
-    `next: each holder runs \`otter tuf root sign --key KEY.pem ${opts.out}\`, then \`otter tuf root publish ${opts.out}\``,
+    `next: each holder runs \`otter tuf root sign --key KEY.pem ${opts.out}\`, then \`otter tuf root publish${flag} ${opts.out}\``,
   ];
   ctx.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -138,14 +159,17 @@ export function signRootFile(ctx: CliContext, file: string, opts: SignRootOption
   );
 }
 
-export async function verifyRoot(ctx: CliContext, file: string, opts: { previous?: string }): Promise<void> {
+export async function verifyRoot(ctx: CliContext, file: string, opts: VerifyRootOptions): Promise<void> {
   const root = readRootFile(ctx, file);
+  const client = tufAdminClient(ctx, opts.repository);
   let previous: RootSigned | undefined;
+  let fromServer = false;
   if (opts.previous !== undefined) {
     previous = readRootFile(ctx, opts.previous).signed;
   } else if (root.signed.version !== 1) {
     try {
-      previous = (await tufAdminClient(ctx).currentRoot()).signed;
+      previous = (await client.currentRoot()).signed;
+      fromServer = true;
     } catch (e) {
       throw new CliError(
         `root version ${root.signed.version} must be checked against the root it replaces: give --previous FILE ` +
@@ -157,6 +181,17 @@ export async function verifyRoot(ctx: CliContext, file: string, opts: { previous
   const online = new Set(ONLINE_ROLES.flatMap((role) => root.signed.roles[role].keyids));
   for (const id of root.signed.roles.root.keyids) {
     if (online.has(id)) problems.push(`key ${shortId(id)} is both a root key and an online key`);
+  }
+  if (fromServer) {
+    // Online anyway: the server's own check that it holds the online keys the root names, which also tells
+    // a root made for the other repository (the two never share an online key).
+    const held = new Set((await client.onlineKeys()).keys.map((k) => k.keyId));
+    const keyProblems = onlineRootProblems(root.signed, held);
+    problems.push(...keyProblems.map((p) => `${opts.repository} repository: ${p}`));
+    if (keyProblems.length > 0) {
+      const hint = await otherRepositoryHint(ctx, root, opts.repository);
+      if (hint) problems.push(hint);
+    }
   }
   ctx.stdout.write(
     `root version ${root.signed.version} (${describeRoot(root.signed)})` +
@@ -174,16 +209,22 @@ export async function verifyRoot(ctx: CliContext, file: string, opts: { previous
   ctx.stdout.write('ok: acceptable to the server and to clients\n');
 }
 
-export async function publishRoot(ctx: CliContext, file: string): Promise<void> {
+export async function publishRoot(
+  ctx: CliContext,
+  file: string,
+  opts: { repository: TufRepositoryName },
+): Promise<void> {
   const root = readRootFile(ctx, file);
   let published;
   try {
-    published = await tufAdminClient(ctx).publishRoot(root);
+    published = await tufAdminClient(ctx, opts.repository).publishRoot(root);
   } catch (e) {
-    if (e instanceof ApiError && e.code === 'TUF_ROOT_REJECTED') {
+    if (e instanceof ApiError && e.code === ROOT_REJECTED[opts.repository]) {
       const problems = Array.isArray(e.details?.problems)
         ? (e.details.problems as unknown[]).map(String)
         : [];
+      const hint = await otherRepositoryHint(ctx, root, opts.repository);
+      if (hint) problems.push(hint);
       throw new CliError(
         `the server refused root version ${root.signed.version} (${e.status} ${e.code})` +
           (problems.length > 0 ? `:\n${problems.map((p) => `  - ${p}`).join('\n')}` : `: ${e.message}`),
@@ -191,11 +232,39 @@ export async function publishRoot(ctx: CliContext, file: string): Promise<void> 
     }
     throw e;
   }
-  ctx.stdout.write(`published root version ${published.version} (expires ${published.expires})\n`);
-  ctx.stderr.write(
-    'agents that trust an older root follow the chain on their next poll; provision new agents with ' +
-      '`otter tuf root get --out root.json`\n',
+  ctx.stdout.write(
+    `published ${opts.repository} root version ${published.version} (expires ${published.expires})\n`,
   );
+  ctx.stderr.write(
+    opts.repository === 'image'
+      ? 'agents that trust an older root follow the chain on their next poll; provision new agents with ' +
+          '`otter tuf root get --out root.json` (otter-agent --root)\n'
+      : 'nodes that trust an older director root follow the chain on their next poll (each is re-signed with ' +
+          'the new keys then); provision new agents with ' +
+          '`otter tuf root get --repository director --out director-root.json` (otter-agent --director-root)\n',
+  );
+}
+
+/**
+ * Why a root the repository refuses may be another's: it names the other repository's online keys for every
+ * online role. Only a hint, so a failure to ask is no error.
+ */
+async function otherRepositoryHint(
+  ctx: CliContext,
+  root: Root,
+  repository: TufRepositoryName,
+): Promise<string | undefined> {
+  const other: TufRepositoryName = repository === 'image' ? 'director' : 'image';
+  let held: Set<string>;
+  try {
+    held = new Set((await tufAdminClient(ctx, other).onlineKeys()).keys.map((k) => k.keyId));
+  } catch {
+    return undefined;
+  }
+  const listsOther = ONLINE_ROLES.every((role) => root.signed.roles[role].keyids.some((id) => held.has(id)));
+  return listsOther
+    ? `it names the ${other} repository's online keys: it was made for \`--repository ${other}\``
+    : undefined;
 }
 
 function describeRoot(root: RootSigned): string {

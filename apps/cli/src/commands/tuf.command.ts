@@ -1,8 +1,14 @@
-import { Argument, type Command } from 'commander';
+import { Argument, Option, type Command } from 'commander';
+import { TUF_REPOSITORIES, type TufRepositoryName } from '#otter/api-client';
 import type { OnlineRole } from '#otter/tuf';
 import { processCliContext, type CliContext } from '../cli-context.js';
-import type { KeygenOptions } from './tuf-keys.command.js';
-import type { CreateRootOptions, SignRootOptions } from './tuf-root.command.js';
+import type { KeygenOptions, OnlineKeysOptions } from './tuf-keys.command.js';
+import type {
+  CreateRootOptions,
+  GetRootOptions,
+  SignRootOptions,
+  VerifyRootOptions,
+} from './tuf-root.command.js';
 
 // #otter/tuf brings NestJS and the database drivers with it (~0.4 s to load): the commands load it only when
 // a `tuf` command runs, so `otter release push` and the rest start as fast as before.
@@ -15,10 +21,22 @@ const ONLINE_ROLE_CHOICES = Object.keys({ targets: 0, snapshot: 0, timestamp: 0 
   0
 >);
 
+/** Every command that talks to the server takes one; a root is made for one repository and only fits it. */
+function repositoryOption(): Option {
+  return new Option(
+    '--repository <name>',
+    'the TUF repository: image (which images exist) or director (which image each node runs)',
+  )
+    .choices(TUF_REPOSITORIES)
+    .default('image' satisfies TufRepositoryName);
+}
+
 export function registerTufCommands(program: Command, ctx: CliContext = processCliContext()): void {
   const tuf = program
     .command('tuf')
-    .description('TUF key ceremony: offline root keys, online key rotation, root rotation');
+    .description(
+      'TUF key ceremony, for the image or the director repository: offline root keys, online key rotation, root rotation',
+    );
 
   tuf
     .command('keygen')
@@ -36,17 +54,27 @@ export function registerTufCommands(program: Command, ctx: CliContext = processC
   tuf
     .command('online-keys')
     .description("list the server's online signing keys (targets, snapshot, timestamp) (admin)")
+    .addOption(repositoryOption())
     .option('--json', 'print the keys as JSON (usable as `root create --online-keys FILE`)')
-    .action(async (opts: { json?: boolean }) => (await keys()).listOnlineKeys(ctx, opts));
+    .action(async (opts: OnlineKeysOptions) => (await keys()).listOnlineKeys(ctx, opts));
 
   tuf
     .command('rotate-online-key')
     .description('generate a new online key for a role; it signs once a new root lists it (admin)')
     .addArgument(new Argument('<role>', 'online role').choices(ONLINE_ROLE_CHOICES))
+    .addOption(repositoryOption())
     .option('--json', 'print the new key as JSON')
-    .action(async (role: OnlineRole, opts: { json?: boolean }) =>
+    .action(async (role: OnlineRole, opts: OnlineKeysOptions) =>
       (await keys()).rotateOnlineKey(ctx, role, opts),
     );
+
+  tuf
+    .command('director-invalidate')
+    .description(
+      "after restoring a database backup: the director re-signs every node's metadata, newer, on its next poll (admin)",
+    )
+    .option('--json', 'print the answer as JSON')
+    .action(async (opts: { json?: boolean }) => (await keys()).invalidateDirectorMetadata(ctx, opts));
 
   const root = tuf
     .command('root')
@@ -55,10 +83,11 @@ export function registerTufCommands(program: Command, ctx: CliContext = processC
   root
     .command('get')
     .description(
-      "the image repository's current root: the trusted root.json an agent is provisioned with (admin)",
+      "the repository's current root: what an agent is provisioned with (otter-agent --root, or --director-root) (admin)",
     )
+    .addOption(repositoryOption())
     .option('--out <file>', 'write it to this file instead of stdout')
-    .action(async (opts: { out?: string }) => (await roots()).getRoot(ctx, opts));
+    .action(async (opts: GetRootOptions) => (await roots()).getRoot(ctx, opts));
 
   root
     .command('create')
@@ -73,6 +102,7 @@ export function registerTufCommands(program: Command, ctx: CliContext = processC
       "saved `otter tuf online-keys --json` output; default: from the server, or the previous root's with --previous",
     )
     .requiredOption('--out <file>', 'the draft file to create')
+    .addOption(repositoryOption())
     .action(async (opts: CreateRootOptions) => (await roots()).createRoot(ctx, opts));
 
   root
@@ -90,15 +120,22 @@ export function registerTufCommands(program: Command, ctx: CliContext = processC
     .argument('<root-file>', 'the root to check')
     .option(
       '--previous <file>',
-      "the root it replaces; default: none for version 1, else the server's current root",
+      "the root it replaces; default: none for version 1, else the server's current root (then the server's " +
+        'online keys are checked too)',
     )
-    .action(async (file: string, opts: { previous?: string }) => (await roots()).verifyRoot(ctx, file, opts));
+    .addOption(repositoryOption())
+    .action(async (file: string, opts: VerifyRootOptions) => (await roots()).verifyRoot(ctx, file, opts));
 
   root
     .command('publish')
-    .description('submit a signed root; the server re-signs everything with the online keys it lists (admin)')
+    .description(
+      'submit a signed root; the server signs with the online keys it lists (the director: each node on its next poll) (admin)',
+    )
     .argument('<root-file>', 'the signed root')
-    .action(async (file: string) => (await roots()).publishRoot(ctx, file));
+    .addOption(repositoryOption())
+    .action(async (file: string, opts: { repository: TufRepositoryName }) =>
+      (await roots()).publishRoot(ctx, file, opts),
+    );
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
