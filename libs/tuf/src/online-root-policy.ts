@@ -4,14 +4,20 @@ import { ONLINE_ROLES, type OnlineRole, type RootSigned, type TufKey } from './t
 
 /**
  * What a server that signs with online keys must check before it serves a root, beyond what a client checks
- * (root-ceremony.ts): it holds a private key for every online role the root names, and no online key is a
+ * (root-ceremony.ts): it holds the private key of every online key the root names, and no online key is a
  * root key. Shared by every repository Otter runs (image, director).
  */
 export function onlineRootProblems(root: RootSigned, heldKeyIds: ReadonlySet<string>): string[] {
   const problems: string[] = [];
   for (const role of ONLINE_ROLES) {
-    if (!root.roles[role].keyids.some((id) => heldKeyIds.has(id))) {
+    const listed = root.roles[role].keyids;
+    if (!listed.some((id) => heldKeyIds.has(id))) {
       problems.push(`Otter holds no private key for the ${role} role it names`);
+    }
+    // A key this repository does not hold (another repository's online key, say) would let whoever holds
+    // it sign for this repository's role.
+    for (const id of listed.filter((k) => !heldKeyIds.has(k))) {
+      problems.push(`the ${role} role names key ${id.slice(0, 16)}…, which this repository does not hold`);
     }
   }
   if (root.roles.root.keyids.some((id) => heldKeyIds.has(id))) {
