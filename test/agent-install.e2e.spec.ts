@@ -200,7 +200,7 @@ describe('otter-agent install', () => {
     expect([...phases]).toEqual(['delta-download', 'delta-apply']);
     expect(reports).toEqual([
       {
-        targetPath: 'images/rpi-delta/2.0.0',
+        targetPath: deltaPath('rpi-delta'),
         method: 'delta',
         bytesDownloaded: delta.length,
         fullBytes: v2.length,

@@ -148,6 +148,10 @@ function expectRollout(run: DemoRun, dataDir: string): void {
   expect(out.match(/installed 1\.1\.0 in slot b \(delta, /g)).toHaveLength(FLEET);
   expect(out.match(/SUCCEEDED: Otter verified a quote of 1\.1\.0's measurements/g)).toHaveLength(FLEET - 1);
   expect(out).toMatch(/bytes saved by deltas: [\d.]+ MiB \(9\d%\): 8 installs of 1\.1\.0 \(8 by delta\)/);
+  // The server counted them too: every node reported its delta download.
+  expect(out).toMatch(
+    /\(every run on this data dir\): (8|16) downloads of 1\.1\.0, .* downloaded, [\d.]+ MiB saved/,
+  );
 
   const fleetDir = join(dataDir, 'demo', 'fleet');
   const next = sha256Of(join(dataDir, 'demo', 'images', 'demo-board-1.1.0.img'));

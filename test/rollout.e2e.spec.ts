@@ -214,6 +214,27 @@ describe('a rollout across agents on swtpm', () => {
       otter_last_trial: 'b:rolled-back:health-check-failed',
     });
 
+    // After the rollback it attests what it runs again, 1.0.0, and passes; it never claims 2.0.0.
+    await expect
+      .poll(async () =>
+        api.db
+          .selectFrom('attestation_verdicts')
+          .select(['passed', 'release_version'])
+          .where('node_id', '=', bad.id)
+          .orderBy('created_at', 'desc')
+          .limit(1)
+          .executeTakeFirst(),
+      )
+      .toEqual({ passed: 1, release_version: '1.0.0' });
+    expect(
+      await api.db
+        .selectFrom('attestation_verdicts')
+        .select('id')
+        .where('node_id', '=', bad.id)
+        .where('passed', '=', 0)
+        .execute(),
+    ).toEqual([]);
+
     await json('POST', `/api/v1/rollouts/${created.id}/nodes/${bad.id}/exclude`, { reason: 'bad board' });
     await json('POST', `/api/v1/rollouts/${created.id}/resume`);
     await expect
@@ -232,6 +253,7 @@ describe('a rollout across agents on swtpm', () => {
       expect(node.output).toMatch(/"step":"committed"/);
     }
     expect(final[bad.id]!.state).toBe('excluded');
+    expect(bad.output).not.toMatch(/older than .* installed before|RELEASE_ROLLBACK/);
     // Every step the agents took is recorded, in order, for the timeline.
     const good = nodes.find((n) => !n.bad)!;
     const steps = (

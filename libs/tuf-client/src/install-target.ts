@@ -233,7 +233,8 @@ async function finish(
   if (!options.reportDownload) return result;
   try {
     await options.reportDownload({
-      targetPath: result.target,
+      // A delta install reports the patch it downloaded (the server finds the release it leads to).
+      targetPath: result.method === 'delta' && result.delta ? result.delta : result.target,
       method: result.method,
       bytesDownloaded: result.bytesDownloaded,
       fullBytes: result.fullBytes,

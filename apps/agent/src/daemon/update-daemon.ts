@@ -168,7 +168,7 @@ export class UpdateDaemon {
   /** Running the trial slot: the node's own TPM must prove the new release booted, and it must be healthy. */
   private async verifyTrial(pending: PendingUpdate, booted: Slot): Promise<CycleOutcome> {
     await this.report(pending, 'booted', { slot: booted });
-    const verdict = await this.agent.attest(pending.version);
+    const verdict = await this.agent.attest(pending.version, { remember: false });
     if (verdict.passed) await this.report(pending, 'attested', { detail: verdict.reason });
     const health = verdict.passed
       ? await this.healthCheck()
@@ -180,6 +180,7 @@ export class UpdateDaemon {
         releaseVersion: pending.version,
         sha256: pending.sha256,
       });
+      await this.agent.rememberRunningVersion(pending.version);
       await clearPendingUpdate(this.options.stateDir);
       await this.report(pending, 'committed', { slot: booted });
       return 'committed';
@@ -193,6 +194,7 @@ export class UpdateDaemon {
       const status = await this.options.slotManager.status();
       await this.agent.measureBootedSlot(this.options.slots[status.booted ?? status.committed]);
     }
+    // Attest what runs now (the version from before the trial), so Otter sees the node healthy again.
     await this.agent.attest(this.agent.runningVersion).catch(() => undefined);
     return 'rolled-back';
   }

@@ -133,8 +133,15 @@ export class DeviceAgent {
     await saveDeviceState(this.stateDir, this.state);
   }
 
-  /** Quotes the PCRs Otter asks for over its fresh nonce; returns the verdict (passing or not). */
-  async attest(runningVersion?: string): Promise<VerdictDto> {
+  /**
+   * Quotes the PCRs Otter asks for over its fresh nonce; returns the verdict (passing or not). A passing
+   * verdict for another version makes it the running version, unless `remember` is false (a trial boot,
+   * which becomes the running version only when it is committed).
+   */
+  async attest(
+    runningVersion?: string,
+    { remember = true }: { remember?: boolean } = {},
+  ): Promise<VerdictDto> {
     const version = runningVersion ?? this.state.runningVersion;
     const api = await this.authenticatedApi();
     const challenge = await api.challenge(version);
@@ -149,16 +156,20 @@ export class DeviceAgent {
           pcrValues: stringKeys(quote.pcrValues),
         },
       });
-      if (version && version !== this.state.runningVersion) {
-        this.state = { ...this.state, runningVersion: version };
-        await saveDeviceState(this.stateDir, this.state);
-      }
+      if (remember && version) await this.rememberRunningVersion(version);
       return verdict;
     } catch (e) {
       if (e instanceof DeviceApiError && e.code === 'ATTESTATION_FAILED' && e.details?.verdict)
         return e.details.verdict as VerdictDto;
       throw e;
     }
+  }
+
+  /** The release this node runs, as it will tell Otter in its next attestations. */
+  async rememberRunningVersion(version: string): Promise<void> {
+    if (version === this.state.runningVersion) return;
+    this.state = { ...this.state, runningVersion: version };
+    await saveDeviceState(this.stateDir, this.state);
   }
 
   /** Sends a health or integrity report; returns it as sent. */
