@@ -26,7 +26,7 @@ export function createDatabase(config: DatabaseConfig): Db {
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('busy_timeout = 10000');
   sqlite.pragma('foreign_keys = ON');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
 }
 
 export async function migrateToLatest(db: Db): Promise<void> {
@@ -51,4 +51,30 @@ export function isUniqueViolation(error: unknown): boolean {
   return (
     e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || e.code === 'SQLITE_CONSTRAINT_UNIQUE'
   );
+}
+
+/** Distinct SQL texts whose prepared statements are kept (IN lists of every length would grow it unbounded). */
+const STATEMENTS_HELD = 500;
+
+/**
+ * Kysely prepares every query anew; on a hot path (a device poll is three small queries) preparing costs more
+ * than running. Statements are kept per SQL text and reused: Kysely runs one query at a time per connection,
+ * and Otter never streams, so a statement is never in use twice at once.
+ */
+function withStatementCache(sqlite: SqliteDatabase.Database): {
+  close: () => void;
+  prepare: (sql: string) => SqliteDatabase.Statement;
+} {
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(sql: string) {
+      let statement = statements.get(sql);
+      if (!statement) {
+        statement = sqlite.prepare(sql);
+        if (statements.size < STATEMENTS_HELD) statements.set(sql, statement);
+      }
+      return statement;
+    },
+  };
 }

@@ -363,9 +363,10 @@ describe('DeviceTokenService: access tokens', () => {
     expect(await rejection(tokens.verifyAccessToken(token))).toBe('expired');
   });
 
-  it('refuses a token whose payload was tampered with', async () => {
+  it('refuses a token whose payload was tampered with, also after the genuine one was verified (and held)', async () => {
     const tokens = service();
     const { token } = await tokens.issueAccessToken(randomUUID());
+    await tokens.verifyAccessToken(token);
     const [header, payload, signature] = token.split('.');
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as JWTPayload;
     for (const change of [{ sub: randomUUID() }, { exp: claims.exp! + 3600 }]) {

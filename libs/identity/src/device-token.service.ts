@@ -1,4 +1,4 @@
-import { randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { OtterError } from '#otter/errors';
@@ -15,6 +15,8 @@ import type { TokenSigningKey } from './token-signing-key.js';
 const ACCESS_TOKEN_TYP = 'at+jwt';
 /** A compact ES256 JWS with our claims is a few hundred characters; refuse big input before parsing it. */
 const MAX_JWT_CHARS = 4096;
+/** Verified access tokens one process remembers (~100 bytes each); the oldest go first. */
+const VERIFIED_TOKENS_HELD = 100_000;
 /** Printable ASCII, no spaces: a jti is an opaque id, and this keeps Redis keys readable. */
 const JTI_PATTERN = /^[\x21-\x7e]{1,128}$/;
 
@@ -71,6 +73,8 @@ export class DeviceTokenService {
   private readonly accessTokenLifetime: number;
   private readonly keyPrefix: string;
   private readonly now: () => Date;
+  /** Access tokens verified by this process: sha256(token) → node and expiry, oldest first. */
+  private readonly verified = new Map<string, { nodeId: string; expiresAtMs: number }>();
 
   constructor(
     private readonly redis: Redis,
@@ -157,6 +161,17 @@ export class DeviceTokenService {
    */
   async verifyAccessToken(token: string): Promise<string> {
     if (typeof token !== 'string' || token.length > MAX_JWT_CHARS) throw accessTokenRejected('malformed');
+    // A token this process verified before needs no second signature check (the costliest part of a device
+    // poll); only its expiry can change its answer. Keyed by the token's hash, so a forged token never hits.
+    const key = createHash('sha256').update(token).digest('base64');
+    const known = this.verified.get(key);
+    if (known) {
+      if (this.now().getTime() >= known.expiresAtMs) {
+        this.verified.delete(key);
+        throw accessTokenRejected('expired');
+      }
+      return known.nodeId;
+    }
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.options.signingKey.publicKey, {
@@ -173,6 +188,8 @@ export class DeviceTokenService {
       throw accessTokenRejected(joseReason(e));
     }
     if (!isNodeId(payload.sub)) throw accessTokenRejected('invalid_sub');
+    if (this.verified.size >= VERIFIED_TOKENS_HELD) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(key, { nodeId: payload.sub, expiresAtMs: payload.exp! * 1000 });
     return payload.sub;
   }
 
