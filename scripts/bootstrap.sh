@@ -67,7 +67,10 @@ ensure_node_modules() {
   # Native addons must build against Node 24's headers, not the machine's global nodedir.
   (
     cd "$root"
-    if [ -d "$node_dir/include/node" ]; then export npm_config_nodedir="$node_dir"; fi
+    # .tools/node may be a symlink to a Node 24 elsewhere: its headers are next to the real binary.
+    local prefix
+    prefix="$(dirname "$(dirname "$(readlink -f "$node_dir/bin/node")")")"
+    if [ -d "$prefix/include/node" ]; then export npm_config_nodedir="$prefix"; fi
     npm install --no-audit --no-fund --loglevel=error >&2
   )
   echo "$want" >"$stamp"
