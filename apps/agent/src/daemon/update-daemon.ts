@@ -58,31 +58,30 @@ export class UpdateDaemon {
 
   async cycle(): Promise<CycleOutcome> {
     const slots = this.options.slotManager;
-    const first = await this.agent.authenticatedApi();
-    await this.outbox.flush((report) => first.reportUpdate(report));
+    const api = await this.agent.authenticatedApi();
+    await this.outbox.flush((report) => api.reportUpdate(report));
     const status = await slots.status();
     const pending = await readPendingUpdate(this.options.stateDir);
     const booted = status.booted ?? status.committed;
     if (this.options.simulateMeasuredBoot) await this.agent.measureBootedSlot(this.options.slots[booted]);
 
-    if (pending && status.boot === 'trial') return this.verifyTrial(pending, booted);
+    if (pending && status.boot === 'trial') return this.verifyTrial(api, pending, booted);
     if (pending && status.boot === 'rolled-back') {
       await slots.rollback('trial-slot-did-not-boot');
       await clearPendingUpdate(this.options.stateDir);
-      await this.report(pending, 'rolled-back', {
+      await this.report(api, pending, 'rolled-back', {
         detail: 'the trial slot did not come up; the bootloader fell back',
       });
       return 'rolled-back';
     }
     if (status.boot === 'trial-scheduled' || status.boot === 'uncommitted') {
       // Killed between scheduling the trial (or a rollback) and the reboot: reboot now.
-      if (pending) await this.report(pending, 'rebooting');
+      if (pending) await this.report(api, pending, 'rebooting');
       await this.options.rebooter.reboot();
       return 'rebooted';
     }
     if (status.boot === 'rolled-back') await slots.rollback('trial-slot-did-not-boot');
 
-    const api = first;
     let outcome: CycleOutcome = 'idle';
     const instructions = await api.instructions();
     if (instructions.attest) {
@@ -166,10 +165,10 @@ export class UpdateDaemon {
   }
 
   /** Running the trial slot: the node's own TPM must prove the new release booted, and it must be healthy. */
-  private async verifyTrial(pending: PendingUpdate, booted: Slot): Promise<CycleOutcome> {
-    await this.report(pending, 'booted', { slot: booted });
+  private async verifyTrial(api: DeviceApi, pending: PendingUpdate, booted: Slot): Promise<CycleOutcome> {
+    await this.report(api, pending, 'booted', { slot: booted });
     const verdict = await this.agent.attest(pending.version, { remember: false });
-    if (verdict.passed) await this.report(pending, 'attested', { detail: verdict.reason });
+    if (verdict.passed) await this.report(api, pending, 'attested', { detail: verdict.reason });
     const health = verdict.passed
       ? await this.healthCheck()
       : { ok: false, detail: `attestation failed: ${verdict.reason}` };
@@ -182,12 +181,12 @@ export class UpdateDaemon {
       });
       await this.agent.rememberRunningVersion(pending.version);
       await clearPendingUpdate(this.options.stateDir);
-      await this.report(pending, 'committed', { slot: booted });
+      await this.report(api, pending, 'committed', { slot: booted });
       return 'committed';
     }
     await this.options.slotManager.rollback(verdict.passed ? 'health-check-failed' : 'attestation-failed');
     await clearPendingUpdate(this.options.stateDir);
-    await this.report(pending, 'rolled-back', { detail: health.detail });
+    await this.report(api, pending, 'rolled-back', { detail: health.detail });
     // Back to the committed slot; its measurement is the old release's again after the reboot.
     await this.options.rebooter.reboot();
     if (this.options.simulateMeasuredBoot) {
@@ -214,23 +213,14 @@ export class UpdateDaemon {
     }
   }
 
-  private async report(
+  /** A step of the update in flight, with the access token this poll already holds. */
+  private report(
+    api: DeviceApi,
     pending: PendingUpdate,
     step: UpdateStep,
     extra: Partial<UpdateReport> = {},
   ): Promise<void> {
-    const api = await this.agent.authenticatedApi().catch(() => undefined);
-    if (!api) {
-      await this.outbox.add({
-        step,
-        version: pending.version,
-        rolloutId: pending.rolloutId ?? undefined,
-        ...extra,
-        at: new Date().toISOString(),
-      });
-      return;
-    }
-    await this.send(api, {
+    return this.send(api, {
       step,
       version: pending.version,
       rolloutId: pending.rolloutId ?? undefined,
