@@ -32,6 +32,7 @@ import {
   softwareQuote,
   softwareTpmKey,
 } from './lib/software-quote.mjs';
+import { cleanupOnExit } from './lib/cleanups.mjs';
 
 const AIM_RATIO = 0.5;
 const FLEET = 1_000_000;
@@ -87,27 +88,7 @@ let died;
 void group.unexpectedExit.then((exit) => {
   died = exit;
 });
-/** @type {Array<() => Promise<void> | void>} */
-const cleanups = [];
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    log(`${sig}: stopping`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
-
-async function cleanup() {
-  for (const fn of cleanups.splice(0).reverse()) {
-    try {
-      await fn();
-    } catch (error) {
-      log(`cleanup: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
-}
+const { cleanups, cleanup } = cleanupOnExit(log);
 
 /** A file of the build, which must exist. */
 function builtFile(...path) {

@@ -47,6 +47,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { ProcessGroup, ensureRedis, freePort, waitForHttp } from '../scripts/lib/processes.mjs';
 import { startBareServer } from './bare-server.mjs';
+import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
 
 const AIM = 0.5;
 const CONNECTIONS = 50;
@@ -86,38 +87,14 @@ if (!Number.isInteger(nodeCount) || nodeCount < CONNECTIONS) {
   log(`BENCH_NODES must be an integer >= ${CONNECTIONS}, not ${JSON.stringify(process.env.BENCH_NODES)}`);
   process.exit(2);
 }
-const dialects = (process.env.BENCH_DIALECTS ?? 'sqlite,postgres').split(',').map((d) => d.trim());
-if (dialects.length === 0 || dialects.some((d) => d !== 'sqlite' && d !== 'postgres')) {
-  log(`BENCH_DIALECTS must list sqlite and/or postgres, not ${JSON.stringify(process.env.BENCH_DIALECTS)}`);
-  process.exit(2);
-}
+const dialects = benchDialects(log);
 const profiling = process.env.BENCH_PROFILE === '1';
 const buildDir = resolve(process.env.BENCH_BUILD_DIR ?? root);
 const pgBaseUrl = process.env.OTTER_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** Redis, if this script had to start one; each api gets a ProcessGroup of its own. */
 const infra = new ProcessGroup({ graceMs: 10_000 });
-/** @type {Array<() => Promise<void> | void>} */
-const cleanups = [];
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    log(`${sig}: stopping`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
-
-async function cleanup() {
-  for (const fn of cleanups.splice(0).reverse()) {
-    try {
-      await fn();
-    } catch (error) {
-      log(`cleanup: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
-}
+const { cleanups, cleanup } = cleanupOnExit(log);
 
 /** A file of the build, which must exist. */
 function builtFile(...path) {

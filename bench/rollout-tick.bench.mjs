@@ -45,6 +45,7 @@ import { NestFactory } from '@nestjs/core';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { ProcessGroup, ensureRedis } from '../scripts/lib/processes.mjs';
+import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
 
 const AIM_MS = 2000;
 const CHUNK = 1000;
@@ -84,37 +85,13 @@ if (!Number.isInteger(nodeCount) || nodeCount < 1000) {
   log(`BENCH_NODES must be an integer >= 1000, not ${JSON.stringify(process.env.BENCH_NODES)}`);
   process.exit(2);
 }
-const dialects = (process.env.BENCH_DIALECTS ?? 'sqlite,postgres').split(',').map((d) => d.trim());
-if (dialects.length === 0 || dialects.some((d) => d !== 'sqlite' && d !== 'postgres')) {
-  log(`BENCH_DIALECTS must list sqlite and/or postgres, not ${JSON.stringify(process.env.BENCH_DIALECTS)}`);
-  process.exit(2);
-}
+const dialects = benchDialects(log);
 const profiling = process.env.BENCH_PROFILE === '1';
 const buildDir = resolve(process.env.BENCH_BUILD_DIR ?? root);
 const pgBaseUrl = process.env.OTTER_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 const group = new ProcessGroup({ graceMs: 10_000 });
-/** @type {Array<() => Promise<void> | void>} */
-const cleanups = [];
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    log(`${sig}: stopping`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
-
-async function cleanup() {
-  for (const fn of cleanups.splice(0).reverse()) {
-    try {
-      await fn();
-    } catch (error) {
-      log(`cleanup: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
-}
+const { cleanups, cleanup } = cleanupOnExit(log);
 
 /** A lib of the build, which must exist. */
 async function builtLib(name) {
