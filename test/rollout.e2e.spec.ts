@@ -209,11 +209,13 @@ describe('a rollout across agents on swtpm', () => {
     expect((await states())[bad.id]!.reason).toMatch(/health check failed.*otterd did not start/);
     // Back on slot A, running 1.0.0; its assignment went back to 1.0.0 as well. The agent reports the
     // rollback before it reboots, so the booted slot may still be B for a moment.
-    await expect.poll(() => bootEnv(bad), { timeout: 15_000 }).toMatchObject({
-      otter_slot: 'a',
-      otter_booted_slot: 'a',
-      otter_last_trial: 'b:rolled-back:health-check-failed',
-    });
+    await expect
+      .poll(() => bootEnv(bad), { timeout: 15_000 })
+      .toMatchObject({
+        otter_slot: 'a',
+        otter_booted_slot: 'a',
+        otter_last_trial: 'b:rolled-back:health-check-failed',
+      });
 
     // After the rollback it attests what it runs again, 1.0.0, and passes; it never claims 2.0.0.
     await expect

@@ -6,6 +6,7 @@ import {
   type DirectorAssignment,
   type DirectorAssignmentInput,
 } from './director-assignment.js';
+import { HeldTimestamps } from './held-timestamps.js';
 
 /** Any Kysely executor: the scheduler passes its transaction so an assignment commits with its own state. */
 export type DirectorExecutor = Kysely<Database> | Transaction<Database>;
@@ -22,11 +23,19 @@ const ASSIGN_CHUNK = 1000;
  */
 @Injectable()
 export class DirectorAssignmentRepository {
-  constructor(@Inject(DB) private readonly db: Db) {}
+  constructor(
+    @Inject(DB) private readonly db: Db,
+    /**
+     * This process's held poll answers (DirectorRepository.heldTimestamp): a write drops the nodes' entries,
+     * so a poll served here sees it at once; other processes' holds expire within POLL_HOLD_MS.
+     */
+    @Inject(HeldTimestamps) private readonly held: HeldTimestamps = new HeldTimestamps(),
+  ) {}
 
   /** Upserts the image a node should run; the generation grows only if something actually changed. */
   async assign(input: DirectorAssignmentInput, db: DirectorExecutor = this.db): Promise<DirectorAssignment> {
     const updated = await this.upsert([input], db).returningAll().executeTakeFirst();
+    this.held.delete(input.nodeId);
     // Nothing changed: the upsert's WHERE skipped the update and returned no row.
     return toAssignment(updated ?? (await this.row(input.nodeId, db))!);
   }
@@ -42,6 +51,7 @@ export class DirectorAssignmentRepository {
     for (let i = 0; i < inputs.length; i += ASSIGN_CHUNK) {
       await this.upsert(inputs.slice(i, i + ASSIGN_CHUNK), db).execute();
     }
+    for (const input of inputs) this.held.delete(input.nodeId);
   }
 
   private upsert(inputs: readonly DirectorAssignmentInput[], db: DirectorExecutor) {
@@ -117,6 +127,7 @@ export class DirectorAssignmentRepository {
       .where((eb) => eb.or([eb('target_path', 'is not', null), eb('rollout_id', 'is not', null)]))
       .returningAll()
       .executeTakeFirst();
+    this.held.delete(nodeId);
     const row = updated ?? (await this.row(nodeId, db));
     return row && toAssignment(row);
   }

@@ -70,6 +70,43 @@ export class DirectorMetadataStore {
   }
 
   /**
+   * pollState() of many nodes in one statement (nodes without an assignment row are left out): what lets
+   * concurrent polls confirm their held timestamps together instead of one query each.
+   */
+  async pollStates(nodeIds: readonly string[]): Promise<Map<string, PollState>> {
+    const found = new Map<string, PollState>();
+    if (nodeIds.length === 0) return found;
+    const rows = await this.db
+      .selectFrom('director_assignments as a')
+      .selectAll('a')
+      .select((eb) => [
+        eb
+          .selectFrom('tuf_metadata as m')
+          .select((m) => m.fn.max('m.version').as('v'))
+          .whereRef('m.repository', '=', sql<string>`${`${DIRECTOR_ROOT_REPOSITORY}/`} || a.node_id`)
+          .where('m.role', '=', 'timestamp')
+          .as('timestamp_version'),
+        eb
+          .selectFrom('tuf_metadata')
+          .select((m) => m.fn.max('version').as('v'))
+          .where('repository', '=', DIRECTOR_ROOT_REPOSITORY)
+          .where('role', '=', 'root')
+          .as('root_version'),
+      ])
+      .where('a.node_id', 'in', nodeIds)
+      .execute();
+    for (const row of rows) {
+      const { timestamp_version, root_version, ...assignment } = row;
+      found.set(row.node_id, {
+        assignment: toAssignment(assignment),
+        timestampVersion: timestamp_version === null ? undefined : Number(timestamp_version),
+        rootVersion: root_version === null ? undefined : Number(root_version),
+      });
+    }
+    return found;
+  }
+
+  /**
    * Gives a node the director has never named anything for an empty assignment (generation 0), so every
    * metadata commit can be conditional on the generation it was made from. False if there is no such node.
    */

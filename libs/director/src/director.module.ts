@@ -6,6 +6,7 @@ import { DirectorAssignmentRepository } from './director-assignment.repository.j
 import { DirectorMetadataStore } from './director-metadata.store.js';
 import { DirectorRoot } from './director-root.js';
 import { DirectorRepository } from './director.repository.js';
+import { HeldTimestamps } from './held-timestamps.js';
 
 /** Sets up the director's root on first start: a dev root outside production, else waits for the ceremony. */
 @Injectable()
@@ -37,10 +38,16 @@ export class DirectorInitializer {
   }
 }
 
-/** Only the assignments: what the rollout scheduler writes. Holds no keys. */
+/**
+ * Only the assignments: what the rollout scheduler writes. Holds no keys. The held timestamps are here so an
+ * assignment written by the process that serves polls drops the node's held answer at once.
+ */
 @Module({
-  providers: [DirectorAssignmentRepository],
-  exports: [DirectorAssignmentRepository],
+  providers: [
+    DirectorAssignmentRepository,
+    { provide: HeldTimestamps, useFactory: () => new HeldTimestamps() },
+  ],
+  exports: [DirectorAssignmentRepository, HeldTimestamps],
 })
 export class DirectorAssignmentsModule {}
 
@@ -51,8 +58,12 @@ export class DirectorAssignmentsModule {}
     DirectorMetadataStore,
     {
       provide: DirectorRepository,
-      inject: [OTTER_CONFIG, DirectorMetadataStore],
-      useFactory: async (config: OtterConfig, store: DirectorMetadataStore): Promise<DirectorRepository> => {
+      inject: [OTTER_CONFIG, DirectorMetadataStore, HeldTimestamps],
+      useFactory: async (
+        config: OtterConfig,
+        store: DirectorMetadataStore,
+        held: HeldTimestamps,
+      ): Promise<DirectorRepository> => {
         const passphrase = await OnlineKeyStore.passphraseFor(
           config.dataDir,
           config.keyPassphrase,
@@ -61,7 +72,13 @@ export class DirectorAssignmentsModule {}
         // Its own key file: a stolen director key cannot sign the image repository, nor the other way round.
         const keys = new OnlineKeyStore(join(config.dataDir, 'keys'), 'director', passphrase);
         if (config.env === 'production') await keys.ensureKeys(ONLINE_ROLES);
-        return new DirectorRepository(store, new DirectorRoot(store, keys, config.tuf), config.tuf);
+        return new DirectorRepository(
+          store,
+          new DirectorRoot(store, keys, config.tuf),
+          config.tuf,
+          Date.now,
+          held,
+        );
       },
     },
     DirectorInitializer,

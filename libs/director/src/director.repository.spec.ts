@@ -20,7 +20,7 @@ import {
 import { DirectorAssignmentRepository } from './director-assignment.repository.js';
 import { DirectorMetadataStore } from './director-metadata.store.js';
 import { DirectorRoot } from './director-root.js';
-import { DirectorRepository } from './director.repository.js';
+import { DirectorRepository, POLL_HOLD_MS } from './director.repository.js';
 
 const dbs = await testDatabases();
 afterAll(async () => Promise.all(dbs.map((d) => d.drop())));
@@ -264,5 +264,34 @@ describe.each(dbs)('DirectorRepository on $name', ({ config }) => {
       expect.objectContaining({ keyId: pending.keyId, active: true }),
     ]);
     expect((await director.metadata(node, `${root.version}.root.json`)).body).toContain(pending.keyId);
+  });
+  it('holds a served timestamp for POLL_HOLD_MS, and confirms held ones in one read only while unchanged', async () => {
+    const [same, moved, resigned, neverPolled] = [
+      await seedNode(),
+      await seedNode(),
+      await seedNode(),
+      await seedNode(),
+    ];
+    for (const node of [same, moved, resigned]) await poll(node);
+    const served = (await director.metadata(same, 'timestamp.json')).body;
+    expect(director.heldTimestamp(same)).toBe(served);
+    clock += POLL_HOLD_MS;
+    expect(director.heldTimestamp(same)).toBeUndefined();
+
+    // Changed elsewhere: the scheduler moved one node; another replica re-signed another's rows.
+    await assign(moved, '9.0.0');
+    await db.deleteFrom('tuf_metadata').where('repository', '=', `director/${resigned}`).execute();
+    await replica().metadata(resigned, 'timestamp.json');
+    expect(await director.confirmHeld([same, moved, resigned, neverPolled])).toEqual(new Set([same]));
+    expect(director.heldTimestamp(same)).toBe(served);
+    expect(director.heldTimestamp(moved)).toBeUndefined();
+
+    // A node refused by the caller loses its held answer; nothing is held past the point of re-signing.
+    director.forgetHeld(same);
+    expect(director.heldTimestamp(same)).toBeUndefined();
+    await poll(same);
+    clock += 12 * 3_600_000; // half the timestamp's lifetime: due for re-signing
+    expect(director.heldTimestamp(same)).toBeUndefined();
+    expect(await director.confirmHeld([same])).toEqual(new Set());
   });
 });

@@ -31,7 +31,11 @@ export interface DirectorFile {
 }
 
 const MAX_ATTEMPTS = 8;
-const HELD_NODES = 20_000;
+/**
+ * How long a held timestamp may be served without reading the database again (heldTimestamp). The image
+ * repository's timestamp.json is held as long: a node can see a change at most a second late.
+ */
+export const POLL_HOLD_MS = 1_000;
 const NODE_ID = /^[A-Za-z0-9-]{1,64}$/;
 
 /**
@@ -42,13 +46,13 @@ const NODE_ID = /^[A-Za-z0-9-]{1,64}$/;
  */
 export class DirectorRepository {
   private readonly logger = new Logger('DirectorRepository');
-  private readonly held = new HeldTimestamps(HELD_NODES);
-
   constructor(
     private readonly store: DirectorMetadataStore,
     private readonly root: DirectorRoot,
     private readonly ttl: DirectorTtl,
     private readonly clock: () => number = Date.now,
+    /** Shared with this process's DirectorAssignmentRepository, which drops what its writes change. */
+    private readonly held = new HeldTimestamps(),
   ) {}
 
   /** The file a node asked for; a node-id check (a node reads only its own) is the caller's. */
@@ -69,6 +73,60 @@ export class DirectorRepository {
       throw new DirectorError('DIRECTOR_METADATA_NOT_FOUND', `no ${file.version}.${file.role}.json`);
     }
     return { ...file, body };
+  }
+
+  /**
+   * The node's timestamp as last served, if the database confirmed it less than POLL_HOLD_MS ago and no role
+   * is near expiry: the poll path's answer without any I/O. The caller must have checked the node itself
+   * (token, not revoked, active) at least as recently.
+   */
+  heldTimestamp(nodeId: string): string | undefined {
+    const held = this.held.get(nodeId);
+    if (!held) return undefined;
+    const now = this.clock();
+    return now - held.checkedAt < POLL_HOLD_MS && now < held.freshUntil ? held.body : undefined;
+  }
+
+  /**
+   * Re-reads the poll state of many nodes in one query and marks each held timestamp that is still the one
+   * to serve as confirmed now; returns those nodes. Others (changed, none held) need metadata(): their next
+   * answer may have to be signed.
+   */
+  async confirmHeld(nodeIds: readonly string[]): Promise<Set<string>> {
+    const confirmed = new Set<string>();
+    const candidates = nodeIds.flatMap((id) => {
+      const held = this.held.peek(id);
+      return held ? [{ id, held }] : [];
+    });
+    if (candidates.length === 0) return confirmed;
+    const readAt = this.clock();
+    const states = await this.store.pollStates(candidates.map((c) => c.id));
+    for (const { id, held } of candidates) {
+      const state = states.get(id);
+      if (
+        state &&
+        this.held.peek(id) === held &&
+        state.assignment.metadataGeneration === state.assignment.generation &&
+        held.generation === state.assignment.generation &&
+        held.timestampVersion === state.timestampVersion &&
+        held.rootVersion === state.rootVersion &&
+        readAt < held.freshUntil
+      ) {
+        held.checkedAt = Math.max(held.checkedAt, readAt);
+        confirmed.add(id);
+      }
+    }
+    return confirmed;
+  }
+
+  /** Drops a node's held timestamp (the node was refused): its next poll reads everything again. */
+  forgetHeld(nodeId: string): void {
+    this.held.delete(nodeId);
+  }
+
+  /** Drops every held timestamp: the next poll of each node reads the database (tests that tamper with it). */
+  forgetAllHeld(): void {
+    this.held.clear();
   }
 
   /** After a database restore: every node's metadata is re-signed, with a new version, on its next poll. */
@@ -113,6 +171,7 @@ export class DirectorRepository {
 
   private async timestamp(nodeId: string): Promise<string> {
     for (let attempt = 1; ; attempt++) {
+      const readAt = this.clock();
       const state = await this.store.pollState(nodeId);
       if (!state) {
         if (!(await this.store.ensureAssignmentRow(nodeId))) {
@@ -137,6 +196,7 @@ export class DirectorRepository {
         held.rootVersion === rootVersion &&
         now < held.freshUntil
       ) {
+        held.checkedAt = Math.max(held.checkedAt, readAt);
         return held.body;
       }
 
@@ -169,6 +229,7 @@ export class DirectorRepository {
         timestampVersion: timestamp.version,
         rootVersion,
         freshUntil: freshUntil(set, this.ttl),
+        checkedAt: readAt,
         body: timestamp.body,
       });
       return timestamp.body;

@@ -1,3 +1,6 @@
+/** Nodes whose timestamps one process holds (~1 KiB each). */
+const HELD_NODES = 20_000;
+
 /** A node's timestamp as last served, and what it was made from. */
 export interface HeldTimestamp {
   generation: number;
@@ -5,6 +8,8 @@ export interface HeldTimestamp {
   rootVersion: number;
   /** Epoch ms at which a role comes within half its lifetime of expiry. */
   freshUntil: number;
+  /** Epoch ms of the database read this entry was last found current by. */
+  checkedAt: number;
   body: string;
 }
 
@@ -17,7 +22,7 @@ export interface HeldTimestamp {
 export class HeldTimestamps {
   private readonly entries = new Map<string, HeldTimestamp>();
 
-  constructor(private readonly capacity: number) {}
+  constructor(private readonly capacity = HELD_NODES) {}
 
   get(nodeId: string): HeldTimestamp | undefined {
     const entry = this.entries.get(nodeId);
@@ -26,6 +31,15 @@ export class HeldTimestamps {
       this.entries.set(nodeId, entry);
     }
     return entry;
+  }
+
+  /** The entry without making it the most recently used one. */
+  peek(nodeId: string): HeldTimestamp | undefined {
+    return this.entries.get(nodeId);
+  }
+
+  delete(nodeId: string): void {
+    this.entries.delete(nodeId);
   }
 
   set(nodeId: string, entry: HeldTimestamp): void {

@@ -1,5 +1,5 @@
 export { DirectorModule, DirectorAssignmentsModule, DirectorInitializer } from './director.module.js';
-export { DirectorRepository } from './director.repository.js';
+export { DirectorRepository, POLL_HOLD_MS } from './director.repository.js';
 export type { DirectorFile } from './director.repository.js';
 export { DirectorAssignmentRepository } from './director-assignment.repository.js';
 export type { DirectorExecutor } from './director-assignment.repository.js';

@@ -17,8 +17,15 @@ export class OtterExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('OtterExceptionFilter');
 
   catch(exception: unknown, host: ArgumentsHost): void {
-    const reply = host.switchToHttp().getResponse<FastifyReply>();
-    const request = host.switchToHttp().getRequest<FastifyRequest>();
+    this.respond(
+      exception,
+      host.switchToHttp().getRequest<FastifyRequest>(),
+      host.switchToHttp().getResponse(),
+    );
+  }
+
+  /** The same answer for a plain Fastify route, which Nest's filters never see. */
+  respond(exception: unknown, request: FastifyRequest, reply: FastifyReply): void {
     const body = this.toBody(exception);
     void reply.status(body.statusCode).header('cache-control', 'no-store');
     // Refused before its body was read: Node drains what is left of a small body so the connection stays

@@ -75,6 +75,8 @@ export class DeviceTokenService {
   private readonly now: () => Date;
   /** Access tokens verified by this process: sha256(token) → node and expiry, oldest first. */
   private readonly verified = new Map<string, { nodeId: string; expiresAtMs: number }>();
+  /** Nodes revoked through this process: refused at once even by paths that hold answers for a moment. */
+  private readonly revokedHere = new Set<string>();
 
   constructor(
     private readonly redis: Redis,
@@ -198,16 +200,30 @@ export class DeviceTokenService {
    * database state of the node stays authoritative: revoke there too; this set is a fast path, not the record.
    */
   async revokeNode(nodeId: string): Promise<void> {
+    this.revokedHere.add(nodeId);
     await this.redis.sadd(this.revokedNodesKey, nodeId);
   }
 
   /** Undoes revokeNode (a node re-approved by an operator). */
   async reinstateNode(nodeId: string): Promise<void> {
     await this.redis.srem(this.revokedNodesKey, nodeId);
+    this.revokedHere.delete(nodeId);
   }
 
   async isRevoked(nodeId: string): Promise<boolean> {
     return (await this.redis.sismember(this.revokedNodesKey, nodeId)) === 1;
+  }
+
+  /** Whether this process revoked the node: a check with no I/O, for answers held between reads. */
+  isRevokedHere(nodeId: string): boolean {
+    return this.revokedHere.has(nodeId);
+  }
+
+  /** Of these nodes, the revoked ones, in one Redis call. */
+  async revokedAmong(nodeIds: readonly string[]): Promise<Set<string>> {
+    if (nodeIds.length === 0) return new Set();
+    const member = await this.redis.smismember(this.revokedNodesKey, ...nodeIds);
+    return new Set(nodeIds.filter((_, i) => member[i] === 1));
   }
 
   private get revokedNodesKey(): string {

@@ -77,6 +77,28 @@ export class DeviceIdentityService {
     return { accessToken: issued.token, expiresAt: issued.expiresAt.toISOString() };
   }
 
+  /**
+   * The node id an access token speaks for, checking only the token (cached per process after its first
+   * verification): with allowedAmong(), for paths that confirm many nodes' standing in one read.
+   */
+  tokenNode(accessToken: string): Promise<string> {
+    return this.tokens.verifyAccessToken(accessToken);
+  }
+
+  /** Whether the node was revoked through this process: known at once, with no I/O. */
+  revokedHere(nodeId: string): boolean {
+    return this.tokens.isRevokedHere(nodeId);
+  }
+
+  /** Of these nodes, those authenticate() would let through now: active and not revoked. */
+  async allowedAmong(nodeIds: readonly string[]): Promise<Set<string>> {
+    const [revoked, active] = await Promise.all([
+      this.tokens.revokedAmong(nodeIds),
+      this.nodes.activeAmong(nodeIds),
+    ]);
+    return new Set([...active].filter((id) => !revoked.has(id)));
+  }
+
   /** The node an access token speaks for, refused if revoked or no longer active. */
   async authenticate(accessToken: string): Promise<NodeRecord> {
     const nodeId = await this.tokens.verifyAccessToken(accessToken);

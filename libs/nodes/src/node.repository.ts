@@ -83,6 +83,18 @@ export class NodeRepository {
     return row && toRecord(row);
   }
 
+  /** Of these nodes, those in state active, in one query. */
+  async activeAmong(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows = await this.db
+      .selectFrom('nodes')
+      .select('id')
+      .where('id', 'in', ids)
+      .where('state', '=', 'active')
+      .execute();
+    return new Set(rows.map((r) => r.id));
+  }
+
   async findByEk(ekPublicSha256: string): Promise<NodeRecord | undefined> {
     const row = await this.db
       .selectFrom('nodes')

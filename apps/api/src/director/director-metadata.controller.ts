@@ -8,7 +8,11 @@ import { CurrentNode, DeviceAuthGuard } from '../devices/device-auth.guard.js';
 const VERSIONED = 'private, max-age=31536000, immutable';
 const TIMESTAMP = 'private, no-cache';
 
-/** The director repository, per node, in the layout a stock tuf-js Updater expects (no delegations). */
+/**
+ * The director repository, per node, in the layout a stock tuf-js Updater expects (no delegations).
+ * `timestamp.json`, asked for on every poll, is answered first by DirectorTimestampRoute (a plain Fastify
+ * route: a static path segment wins over `:file`); this controller serves the root and versioned files.
+ */
 @Controller('tuf/director')
 export class DirectorMetadataController {
   constructor(private readonly director: DirectorRepository) {}

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { loadConfig, type OtterConfig } from '#otter/config';
 import { DB, type Db } from '#otter/db';
+import { DirectorRepository } from '#otter/director';
 import { BLOB_STORE, type BlobStore } from '#otter/storage';
 import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
 import { createApi } from '../create-api.js';
@@ -59,7 +60,10 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
       await repository.addTargets([{ path, length: stored.length, sha256: stored.sha256, custom, blobKey }]);
       return { sha256: stored.sha256 };
     },
-    invalidateCaches: () => app.get(TimestampCache).invalidate(),
+    invalidateCaches: () => {
+      app.get(TimestampCache).invalidate();
+      app.get(DirectorRepository).forgetAllHeld();
+    },
     close: () => app.close(),
   };
 }
