@@ -12,10 +12,23 @@ export type Db = Kysely<Database>;
 
 const postgresDbs = new WeakSet<Db>();
 
+export const POSTGRES_IDLE_IN_TRANSACTION_MS = 60_000;
+export const POSTGRES_LOCK_TIMEOUT_MS = 30_000;
+
 export function createDatabase(config: DatabaseConfig): Db {
   if (config.dialect === 'postgres') {
     const db = new Kysely<Database>({
-      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: config.url, max: 10 }) }),
+      dialect: new PostgresDialect({
+        pool: new pg.Pool({
+          connectionString: config.url,
+          max: 10,
+          // A process that hangs inside a transaction (a paused VM, a partition) or whose backend outlives it
+          // must not hold row locks, such as a scheduler's claim on a rollout, for ever: the server ends an
+          // idle transaction after a minute, and no statement waits for a lock longer than 30 s.
+          idle_in_transaction_session_timeout: POSTGRES_IDLE_IN_TRANSACTION_MS,
+          lock_timeout: POSTGRES_LOCK_TIMEOUT_MS,
+        }),
+      }),
     });
     postgresDbs.add(db);
     return db;

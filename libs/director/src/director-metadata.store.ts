@@ -235,13 +235,19 @@ export class DirectorMetadataStore {
           })),
         )
         .execute();
-      for (const [role, version] of Object.entries(keepFrom)) {
-        if (version === undefined) continue;
+      const older = Object.entries(keepFrom).filter(
+        (entry): entry is [string, number] => entry[1] !== undefined,
+      );
+      if (older.length > 0) {
+        // One statement for the three roles: each round trip inside the transaction is paid on every re-sign.
         await tx
           .deleteFrom('tuf_metadata')
           .where('repository', '=', repository)
-          .where('role', '=', role)
-          .where('version', '<', version)
+          .where((eb) =>
+            eb.or(
+              older.map(([role, version]) => eb.and([eb('role', '=', role), eb('version', '<', version)])),
+            ),
+          )
           .execute();
       }
     });
