@@ -1,7 +1,5 @@
 import 'reflect-metadata';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { INestApplicationContext } from '@nestjs/common';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RolloutDto, RolloutNodeDto } from '#otter/contracts';
@@ -47,19 +45,8 @@ describe.each(dbs)('rollout ticks from the scheduler on $name', ({ config: datab
     const nodes = [await fixtures.node('rpi4', '1.0.0'), await fixtures.node('rpi4', '1.0.0')];
     for (const n of nodes) await fixtures.verdict(n, true, new Date());
 
-    const admin = readFileSync(join(api.config.dataDir, 'admin-token'), 'utf8').trim();
-    const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
-      const res = await fetch(`${api.url}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${admin}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      expect(res.status, await res.clone().text()).toBeLessThan(300);
-      return res.json();
-    };
+    const call = (method: string, path: string, body?: unknown): Promise<unknown> =>
+      api.admin(method, path, body);
     const created = (await call('POST', '/api/v1/rollouts', {
       name: `r-${randomUUID()}`,
       hardwareId: 'rpi4',

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -243,20 +243,8 @@ describe.each(dbs)('a scheduler SIGKILLed mid-tick on $name', (database) => {
         .execute();
     }
 
-    const admin = readFileSync(join(api.config.dataDir, 'admin-token'), 'utf8').trim();
-    const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-      const res = await fetch(`${api.url}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${admin}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-      return JSON.parse(text) as T;
-    };
+    const call = <T>(method: string, path: string, body?: unknown): Promise<T> =>
+      api.admin<T>(method, path, body);
     const rollout = await call<RolloutDto>('POST', '/api/v1/rollouts', {
       name: `kill-${randomUUID()}`,
       hardwareId: HW,

@@ -41,32 +41,7 @@ export class DirectorMetadataStore {
   constructor(@Inject(DB) private readonly db: Db) {}
 
   async pollState(nodeId: string): Promise<PollState | undefined> {
-    const row = await this.db
-      .selectFrom('director_assignments as a')
-      .selectAll('a')
-      .select((eb) => [
-        eb
-          .selectFrom('tuf_metadata')
-          .select((m) => m.fn.max('version').as('v'))
-          .where('repository', '=', nodeRepository(nodeId))
-          .where('role', '=', 'timestamp')
-          .as('timestamp_version'),
-        eb
-          .selectFrom('tuf_metadata')
-          .select((m) => m.fn.max('version').as('v'))
-          .where('repository', '=', DIRECTOR_ROOT_REPOSITORY)
-          .where('role', '=', 'root')
-          .as('root_version'),
-      ])
-      .where('a.node_id', '=', nodeId)
-      .executeTakeFirst();
-    if (!row) return undefined;
-    const { timestamp_version, root_version, ...assignment } = row;
-    return {
-      assignment: toAssignment(assignment),
-      timestampVersion: timestamp_version === null ? undefined : Number(timestamp_version),
-      rootVersion: root_version === null ? undefined : Number(root_version),
-    };
+    return (await this.pollStates([nodeId])).get(nodeId);
   }
 
   /**

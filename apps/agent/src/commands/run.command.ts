@@ -68,11 +68,14 @@ export function registerRunCommand(program: Command): void {
       const slotManager = new SlotManager(env);
       await slotManager.ensureProvisioned('a');
       const bootloader = new SimulatedBootloader(env);
-      // First start of a simulated node: nothing has booted yet, so power it on once.
-      if (flags.simulate && (await slotManager.status()).booted === undefined) await bootloader.powerOn();
-      const rebooter: Rebooter = flags.simulate
-        ? new SimulatedRebooter(agent.tcti, bootloader)
-        : new CommandRebooter(flags.rebootCommand);
+      let rebooter: Rebooter = new CommandRebooter(flags.rebootCommand);
+      if (flags.simulate) {
+        const simulated = new SimulatedRebooter(agent.tcti, bootloader);
+        await simulated.startTpmIfNeeded();
+        // First start of a simulated node: nothing has booted yet, so power it on once.
+        if ((await slotManager.status()).booted === undefined) await bootloader.powerOn();
+        rebooter = simulated;
+      }
       const log = (event: Record<string, unknown>): void => {
         process.stdout.write(
           `${JSON.stringify({ at: new Date().toISOString(), node: agent.nodeId, ...event })}\n`,

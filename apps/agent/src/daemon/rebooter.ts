@@ -37,7 +37,25 @@ export class SimulatedRebooter implements Rebooter {
       throw new Error(`a simulated reboot needs an swtpm TCTI (swtpm:host=H,port=P), not ${this.tcti}`);
     const [, host, port] = match;
     await run('swtpm_ioctl', ['--tcp', `${host}:${Number(port) + 1}`, '-i']);
-    await run('tpm2_startup', ['-c'], { env: { ...process.env, TPM2TOOLS_TCTI: this.tcti } });
+    await this.startTpm();
     await this.bootloader.powerOn();
+  }
+
+  /**
+   * At the agent's start: an agent killed between TPM_Init and TPM2_Startup left a TPM that refuses every
+   * command (on a real node firmware starts it at power-on). Starting one already started fails with
+   * TPM_RC_INITIALIZE, which is fine; anything else is an error.
+   */
+  async startTpmIfNeeded(): Promise<void> {
+    try {
+      await this.startTpm();
+    } catch (e) {
+      const stderr = String((e as { stderr?: unknown }).stderr ?? '');
+      if (!/already initialized|0x100\b/i.test(stderr)) throw e;
+    }
+  }
+
+  private async startTpm(): Promise<void> {
+    await run('tpm2_startup', ['-c'], { env: { ...process.env, TPM2TOOLS_TCTI: this.tcti } });
   }
 }

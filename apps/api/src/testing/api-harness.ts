@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -24,6 +24,8 @@ export interface ApiHarness {
   publish(path: string, bytes: Buffer, custom?: Record<string, unknown>): Promise<{ sha256: string }>;
   /** Drops in-process caches so the next request sees tampered state at once. */
   invalidateCaches(): void;
+  /** A JSON call with the bootstrap admin token; anything but 2xx throws with the status and the body. */
+  admin<T>(method: string, path: string, body?: unknown): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,20 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
     invalidateCaches: () => {
       app.get(TimestampCache).invalidate();
       app.get(DirectorRepository).forgetAllHeld();
+    },
+    async admin<T>(method: string, path: string, body?: unknown): Promise<T> {
+      const token = readFileSync(join(config.dataDir, 'admin-token'), 'utf8').trim();
+      const res = await fetch(`http://127.0.0.1:${address.port}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+      return JSON.parse(text) as T;
     },
     close: () => app.close(),
   };
