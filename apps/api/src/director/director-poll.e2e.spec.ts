@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { testDatabases } from '#otter/db';
 import { DirectorAssignmentRepository, DirectorRepository, POLL_HOLD_MS } from '#otter/director';
+import { DeviceIdentityService } from '#otter/nodes';
 import type { SignedEnvelope, TimestampSigned } from '#otter/tuf';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 import { databaseEnv } from './testing/database-env.js';
@@ -104,6 +105,18 @@ describe.each(dbs)('director poll path on $name', ({ config: database }) => {
     } finally {
       confirm.mockRestore();
       full.mockRestore();
+    }
+    expect(await Promise.all(nodes.map(timestampRows))).toEqual(nodes.map(() => 1));
+  });
+
+  it('signs a node’s first answer with no second look at the node: the batch already read its standing', async () => {
+    const nodes = await Promise.all(Array.from({ length: 5 }, () => fx.node()));
+    const authenticate = vi.spyOn(api.app.get(DeviceIdentityService), 'authenticate');
+    try {
+      expect(await Promise.all(nodes.map(version))).toHaveLength(5);
+      expect(authenticate).not.toHaveBeenCalled();
+    } finally {
+      authenticate.mockRestore();
     }
     expect(await Promise.all(nodes.map(timestampRows))).toEqual(nodes.map(() => 1));
   });

@@ -9,14 +9,14 @@ import { KeyedBatch } from './keyed-batch.js';
  * The answer of a node's last poll is served again, with no database or Redis read, for up to a second
  * after the database last confirmed it (the node active and not revoked, its assignment, timestamp and root
  * unchanged): the same bound as the image repository's timestamp.json. Past that, concurrent polls confirm
- * their held answers together, in one query and one Redis call per batch. Anything that changed, and every
- * refusal, takes the full path: authenticate the node, then DirectorRepository.metadata(), which signs anew
- * when needed. A node revoked through this process is refused at once; through another replica, within a
- * second.
+ * their held answers together, in one query and one Redis call per batch; the same batch tells which nodes
+ * may poll at all. A node allowed but with no current answer goes to DirectorRepository.metadata(), which
+ * signs anew when needed; a refused node takes the full path (authenticate), which says why. A node revoked
+ * through this process is refused at once; through another replica, within a second.
  */
 @Injectable()
 export class DirectorPollService {
-  private readonly confirmations = new KeyedBatch<string, true>((nodeIds) => this.confirm(nodeIds));
+  private readonly confirmations = new KeyedBatch<string, Standing>((nodeIds) => this.confirm(nodeIds));
 
   constructor(
     private readonly identity: DeviceIdentityService,
@@ -28,9 +28,14 @@ export class DirectorPollService {
     if (nodeId === pathNodeId && !this.identity.revokedHere(nodeId)) {
       const held = this.director.heldTimestamp(nodeId);
       if (held !== undefined) return held;
-      if (await this.confirmations.get(nodeId)) {
+      const standing = await this.confirmations.get(nodeId);
+      if (standing === 'confirmed') {
         const confirmed = this.director.heldTimestamp(nodeId);
         if (confirmed !== undefined) return confirmed;
+      }
+      // The batch just read what authenticate() would (active, not revoked): no need to read it again.
+      if (standing !== undefined && !this.identity.revokedHere(nodeId)) {
+        return (await this.director.metadata(nodeId, 'timestamp.json')).body;
       }
     }
     const node = await this.identity.authenticate(accessToken);
@@ -43,10 +48,14 @@ export class DirectorPollService {
     return (await this.director.metadata(node.id, 'timestamp.json')).body;
   }
 
-  private async confirm(nodeIds: string[]): Promise<Map<string, true>> {
+  /** Each node allowed to poll, and whether its held answer is still current; refused nodes are absent. */
+  private async confirm(nodeIds: string[]): Promise<Map<string, Standing>> {
     const allowed = await this.identity.allowedAmong(nodeIds);
     for (const id of nodeIds) if (!allowed.has(id)) this.director.forgetHeld(id);
     const confirmed = await this.director.confirmHeld([...allowed]);
-    return new Map([...confirmed].map((id) => [id, true]));
+    return new Map([...allowed].map((id) => [id, confirmed.has(id) ? 'confirmed' : 'allowed']));
   }
 }
+
+/** `confirmed`: serve the held answer; `allowed`: the node may poll, but its answer must be read or signed. */
+type Standing = 'confirmed' | 'allowed';
