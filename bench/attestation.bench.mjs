@@ -15,9 +15,8 @@
 //
 // Exits non-zero only when something failed to run (a verification refused, a count that does not match),
 // never because of a ratio.
-import { execFileSync } from 'node:child_process';
 import { createHash, createPublicKey, randomBytes, randomUUID, verify } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -32,7 +31,9 @@ import {
   softwareQuote,
   softwareTpmKey,
 } from './lib/software-quote.mjs';
+import { benchArgs } from './lib/bench-cli.mjs';
 import { cleanupOnExit } from './lib/cleanups.mjs';
+import { processCpuSeconds } from './lib/process-cpu.mjs';
 
 const AIM_RATIO = 0.5;
 const FLEET = 1_000_000;
@@ -46,21 +47,14 @@ const ATTEST_PATH = '/api/v1/devices/me/attestation';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (message) => process.stderr.write(`[bench] ${message}\n`);
 
-const args = process.argv.slice(2);
-if (args.includes('--help') || args.includes('-h')) {
-  process.stdout.write(
-    'usage: node bench/attestation.bench.mjs\n' +
-      `  BENCH_SECONDS      seconds of measured load (default 10), after a ${WARMUP_SECONDS} s warm-up\n` +
-      '  BENCH_NODES        simulated nodes (default 200)\n' +
-      '  BENCH_CONCURRENCY  concurrent workers, each attesting its own share of the nodes (default 32)\n' +
-      '  BENCH_BUILD_DIR    directory whose dist/ holds the built api (default: this repository)\n',
-  );
-  process.exit(0);
-}
-if (args.length > 0) {
-  log(`unknown argument(s): ${args.join(' ')} (see --help)`);
-  process.exit(2);
-}
+benchArgs(
+  log,
+  'usage: node bench/attestation.bench.mjs\n' +
+    `  BENCH_SECONDS      seconds of measured load (default 10), after a ${WARMUP_SECONDS} s warm-up\n` +
+    '  BENCH_NODES        simulated nodes (default 200)\n' +
+    '  BENCH_CONCURRENCY  concurrent workers, each attesting its own share of the nodes (default 32)\n' +
+    '  BENCH_BUILD_DIR    directory whose dist/ holds the built api (default: this repository)\n',
+);
 const positive = (name, fallback, integer) => {
   const value = Number(process.env[name] ?? fallback);
   if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
@@ -303,25 +297,6 @@ async function attestOnce(node) {
 }
 
 // --- CPU accounting: who used the 2 cores during the measured window.
-
-const clockTicks = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU seconds (user + system, all threads) a process has used, from /proc; undefined off Linux. */
-function processCpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-  } catch {
-    return undefined;
-  }
-}
 
 function machineTimes() {
   let busy = 0;

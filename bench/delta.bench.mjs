@@ -25,6 +25,7 @@ import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { benchArgs } from './lib/bench-cli.mjs';
 import { buildDeltaCorpus } from './lib/delta-corpus.mjs';
 
 const MiB = 1024 * 1024;
@@ -33,20 +34,13 @@ const benchDir = join(root, '.otter-bench');
 const childScript = join(root, 'bench', 'lib', 'delta-child.mjs');
 const log = (message) => process.stderr.write(`[bench-delta] ${message}\n`);
 
-const args = process.argv.slice(2);
-if (args.includes('--help') || args.includes('-h')) {
-  process.stdout.write(
-    'usage: node bench/delta.bench.mjs\n' +
-      '  BENCH_DELTA_QUICK=1             smaller inputs for a smoke run\n' +
-      '  BENCH_DELTA_BSDIFF_TIMEOUT=90   seconds Debian bsdiff may take on the ext4 image pair (quick: 20)\n' +
-      '  BENCH_DELTA_DIST=dist           the tsc output to measure (default dist/)\n',
-  );
-  process.exit(0);
-}
-if (args.length > 0) {
-  log(`unknown argument(s): ${args.join(' ')} (see --help)`);
-  process.exit(2);
-}
+benchArgs(
+  log,
+  'usage: node bench/delta.bench.mjs\n' +
+    '  BENCH_DELTA_QUICK=1             smaller inputs for a smoke run\n' +
+    '  BENCH_DELTA_BSDIFF_TIMEOUT=90   seconds Debian bsdiff may take on the ext4 image pair (quick: 20)\n' +
+    '  BENCH_DELTA_DIST=dist           the tsc output to measure (default dist/)\n',
+);
 const quick = process.env.BENCH_DELTA_QUICK === '1';
 // Debian bsdiff on the ext4 image is stopped after this long: it does not finish there in 34 minutes
 // (shared/notes/delta.md), and the whole run should stay near 10 minutes on 2 cores.

@@ -37,7 +37,6 @@
 // Exits non-zero only when something failed to run (a refused poll, a round that did not re-sign every
 // node), never because of a ratio.
 import 'reflect-metadata';
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -50,7 +49,9 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { ProcessGroup, ensureRedis, freePort, waitForHttp } from '../scripts/lib/processes.mjs';
 import { startBareServer } from './bare-server.mjs';
+import { benchArgs, headerHelp } from './lib/bench-cli.mjs';
 import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
+import { processCpuSeconds } from './lib/process-cpu.mjs';
 
 const AIM = 0.5;
 const CONNECTIONS = 50;
@@ -61,25 +62,8 @@ const IMAGE_TIMESTAMP_PATH = '/tuf/image/metadata/timestamp.json';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (message) => process.stderr.write(`[bench] ${message}\n`);
 
-const args = process.argv.slice(2);
-if (args.includes('--help') || args.includes('-h')) {
-  // The comment at the top of this file is the help.
-  const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8')
-    .split('\n')
-    .slice(1);
-  const end = lines.findIndex((l) => !l.startsWith('//'));
-  process.stdout.write(
-    `${lines
-      .slice(0, end)
-      .map((l) => l.slice(3))
-      .join('\n')}\n`,
-  );
-  process.exit(0);
-}
-if (args.length > 0) {
-  log(`unknown argument(s): ${args.join(' ')} (see --help)`);
-  process.exit(2);
-}
+// The comment at the top of this file is the help.
+benchArgs(log, headerHelp(import.meta.url));
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 if (!Number.isFinite(seconds) || seconds <= 0) {
   log(`BENCH_SECONDS must be a positive number of seconds, not ${JSON.stringify(process.env.BENCH_SECONDS)}`);
@@ -270,25 +254,6 @@ async function timestampFingerprint(db) {
 }
 
 // --- CPU accounting: cores the api used during a run.
-
-const clockTicks = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU seconds (user + system, all threads) a process has used, from /proc; undefined off Linux. */
-function processCpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-  } catch {
-    return undefined;
-  }
-}
 
 // --- Load.
 

@@ -35,7 +35,7 @@
 // because of a time.
 import 'reflect-metadata';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -45,6 +45,7 @@ import { NestFactory } from '@nestjs/core';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { ProcessGroup, ensureRedis } from '../scripts/lib/processes.mjs';
+import { benchArgs, headerHelp } from './lib/bench-cli.mjs';
 import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
 
 const AIM_MS = 2000;
@@ -61,25 +62,8 @@ const BASELINE_REPEATS = 5;
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (message) => process.stderr.write(`[bench] ${message}\n`);
 
-const args = process.argv.slice(2);
-if (args.includes('--help') || args.includes('-h')) {
-  // The comment at the top of this file is the help.
-  const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8')
-    .split('\n')
-    .slice(1);
-  const end = lines.findIndex((l) => !l.startsWith('//'));
-  process.stdout.write(
-    `${lines
-      .slice(0, end)
-      .map((l) => l.slice(3))
-      .join('\n')}\n`,
-  );
-  process.exit(0);
-}
-if (args.length > 0) {
-  log(`unknown argument(s): ${args.join(' ')} (see --help)`);
-  process.exit(2);
-}
+// The comment at the top of this file is the help.
+benchArgs(log, headerHelp(import.meta.url));
 const nodeCount = Number(process.env.BENCH_NODES ?? 100_000);
 if (!Number.isInteger(nodeCount) || nodeCount < 1000) {
   log(`BENCH_NODES must be an integer >= 1000, not ${JSON.stringify(process.env.BENCH_NODES)}`);

@@ -16,6 +16,8 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { ProcessGroup, ensureRedis, freePort, waitForHttp } from '../scripts/lib/processes.mjs';
 import { startBareServer } from './bare-server.mjs';
+import { benchArgs } from './lib/bench-cli.mjs';
+import { cleanupOnExit } from './lib/cleanups.mjs';
 
 const AIM = 0.7;
 const CONNECTIONS = 50;
@@ -24,20 +26,13 @@ const TIMESTAMP_PATH = '/tuf/image/metadata/timestamp.json';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (message) => process.stderr.write(`[bench] ${message}\n`);
 
-const args = new Set(process.argv.slice(2));
-if (args.has('--help') || args.has('-h')) {
-  process.stdout.write(
-    'usage: node bench/timestamp.bench.mjs [--self-test]\n' +
-      `  BENCH_SECONDS  seconds per measured run (default 10); each run follows a ${WARMUP_SECONDS} s warm-up\n` +
-      '  --self-test    compare two bare servers instead of the built api (checks this script alone)\n',
-  );
-  process.exit(0);
-}
-const unknown = [...args].filter((a) => a !== '--self-test');
-if (unknown.length > 0) {
-  log(`unknown argument(s): ${unknown.join(' ')} (see --help)`);
-  process.exit(2);
-}
+const args = benchArgs(
+  log,
+  'usage: node bench/timestamp.bench.mjs [--self-test]\n' +
+    `  BENCH_SECONDS  seconds per measured run (default 10); each run follows a ${WARMUP_SECONDS} s warm-up\n` +
+    '  --self-test    compare two bare servers instead of the built api (checks this script alone)\n',
+  ['--self-test'],
+);
 const selfTest = args.has('--self-test');
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 if (!Number.isFinite(seconds) || seconds <= 0) {
@@ -51,27 +46,7 @@ let died;
 void group.unexpectedExit.then((exit) => {
   died = exit;
 });
-/** @type {Array<() => Promise<void>>} */
-const cleanups = [];
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    log(`${sig}: stopping`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
-
-async function cleanup() {
-  for (const fn of cleanups.splice(0).reverse()) {
-    try {
-      await fn();
-    } catch (error) {
-      log(`cleanup: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
-}
+const { cleanups, cleanup } = cleanupOnExit(log);
 
 /** Starts the built api on embedded defaults in a fresh data dir; resolves with its base URL. */
 async function startOtter() {
