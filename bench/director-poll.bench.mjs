@@ -170,33 +170,11 @@ async function deleteRedisKeys(url, pattern) {
 
 /** Active nodes as rows (as director-fixtures.ts writes them), then a token and an assignment each. */
 async function seed(db, dataDir) {
-  const now = new Date().toISOString();
   const ids = Array.from({ length: nodeCount }, () => randomUUID());
   for (let i = 0; i < ids.length; i += CHUNK) {
     await db
       .insertInto('nodes')
-      .values(
-        ids.slice(i, i + CHUNK).map((id) => ({
-          id,
-          hardware_id: HW,
-          state: 'active',
-          ek_public_sha256: randomBytes(32).toString('hex'),
-          ek_cert_serial: randomBytes(8).toString('hex'),
-          ek_cert_issuer: 'CN=otter-bench TPM',
-          ak_public: randomBytes(90).toString('base64'),
-          device_public: null,
-          device_cert_serial: null,
-          device_cert_not_after: null,
-          pinned_pcrs: '{}',
-          running_version: null,
-          tpm_reset_count: null,
-          tpm_restart_count: null,
-          tpm_clock: null,
-          integrity_failed_at: null,
-          created_at: now,
-          updated_at: now,
-        })),
-      )
+      .values(ids.slice(i, i + CHUNK).map((id) => dbLib.testNodeRow({ id, hardwareId: HW })))
       .execute();
   }
   // The api created its token key at boot; this opens the same sealed file with the same passphrase.

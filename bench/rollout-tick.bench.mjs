@@ -150,27 +150,9 @@ async function seed(db, t0) {
     };
   });
   const ids = Array.from({ length: nodeCount }, () => randomUUID());
-  const nodes = ids.map((id) => ({
-    id,
-    hardware_id: HW,
-    state: 'active',
-    ek_public_sha256: randomBytes(32).toString('hex'),
-    ek_cert_serial: randomBytes(8).toString('hex'),
-    ek_cert_issuer: 'CN=otter-bench TPM',
-    ak_public: 'AAAA',
-    device_public: null,
-    device_cert_serial: null,
-    device_cert_not_after: null,
-    pinned_pcrs: '{}',
-    running_version: FROM,
-    tpm_reset_count: null,
-    tpm_restart_count: null,
-    tpm_clock: null,
-    integrity_failed_at: null,
-    labels: '{}',
-    created_at: now,
-    updated_at: now,
-  }));
+  const nodes = ids.map((id) =>
+    dbLib.testNodeRow({ id, hardwareId: HW, runningVersion: FROM, createdAt: now }),
+  );
   const verdicts = ids.map((nodeId, i) => {
     const kind = verdictKind(i);
     const age = kind === 'stale' ? STALE_SECONDS : Math.floor(Math.random() * 300);

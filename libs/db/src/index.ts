@@ -19,5 +19,5 @@ export type {
   RolloutMembershipTable,
   DirectorAssignmentTable,
 } from './schema.js';
-export { seedNodeRow, testDatabases } from './testing.js';
+export { seedNodeRow, testDatabases, testNodeRow } from './testing.js';
 export type { TestNodeRow } from './testing.js';

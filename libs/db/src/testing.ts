@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { DatabaseConfig } from '#otter/config';
+import type { Insertable } from 'kysely';
 import type { Db } from './create-database.js';
+import type { NodeTable } from './schema.js';
 
 /**
  * The two dialects every repository test runs against. PostgreSQL gets a fresh schema per call, so test
@@ -48,35 +50,42 @@ export interface TestNodeRow {
   runningVersion?: string | null;
   labels?: Record<string, string>;
   pinnedPcrs?: Record<string, string>;
+  /** created_at and updated_at; default now (benches that run on a simulated clock pass theirs). */
+  createdAt?: string;
 }
 
-/** A node row as enrollment would leave it (no TPM: random EK and AK), for tests that need nodes as data. */
+/**
+ * A node row as enrollment would leave it (no TPM: random EK and AK), for tests and benches that need nodes
+ * as data; `id` defaults to a new UUID.
+ */
+export function testNodeRow(node: TestNodeRow & { id?: string } = {}): Insertable<NodeTable> {
+  const now = node.createdAt ?? new Date().toISOString();
+  return {
+    id: node.id ?? randomUUID(),
+    hardware_id: node.hardwareId ?? 'rpi4',
+    state: node.state ?? 'active',
+    ek_public_sha256: randomBytes(32).toString('hex'),
+    ek_cert_serial: randomBytes(8).toString('hex'),
+    ek_cert_issuer: 'CN=Test TPM Manufacturer',
+    ak_public: randomBytes(90).toString('base64'),
+    device_public: null,
+    device_cert_serial: null,
+    device_cert_not_after: null,
+    pinned_pcrs: JSON.stringify(node.pinnedPcrs ?? {}),
+    running_version: node.runningVersion ?? null,
+    tpm_reset_count: null,
+    tpm_restart_count: null,
+    tpm_clock: null,
+    integrity_failed_at: null,
+    labels: JSON.stringify(node.labels ?? {}),
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+/** Inserts testNodeRow(node); returns its id. */
 export async function seedNodeRow(db: Db, node: TestNodeRow = {}): Promise<string> {
-  const id = randomUUID();
-  const now = new Date().toISOString();
-  await db
-    .insertInto('nodes')
-    .values({
-      id,
-      hardware_id: node.hardwareId ?? 'rpi4',
-      state: node.state ?? 'active',
-      ek_public_sha256: randomBytes(32).toString('hex'),
-      ek_cert_serial: randomBytes(8).toString('hex'),
-      ek_cert_issuer: 'CN=Test TPM Manufacturer',
-      ak_public: randomBytes(90).toString('base64'),
-      device_public: null,
-      device_cert_serial: null,
-      device_cert_not_after: null,
-      pinned_pcrs: JSON.stringify(node.pinnedPcrs ?? {}),
-      running_version: node.runningVersion ?? null,
-      tpm_reset_count: null,
-      tpm_restart_count: null,
-      tpm_clock: null,
-      integrity_failed_at: null,
-      labels: JSON.stringify(node.labels ?? {}),
-      created_at: now,
-      updated_at: now,
-    })
-    .execute();
-  return id;
+  const row = testNodeRow(node);
+  await db.insertInto('nodes').values(row).execute();
+  return row.id;
 }
