@@ -17,11 +17,12 @@ import {
   nodeRepository,
   type DirectorMetadataStore,
   type NodeRole,
+  type PollState,
   type StoredSet,
 } from './director-metadata.store.js';
 import type { DirectorRoot } from './director-root.js';
 import { signNodeSet, type DirectorTtl, type RoleSigners } from './director-signing.js';
-import { HeldTimestamps } from './held-timestamps.js';
+import { HeldTimestamps, type HeldTimestamp } from './held-timestamps.js';
 
 export interface DirectorFile {
   role: 'root' | NodeRole;
@@ -103,15 +104,7 @@ export class DirectorRepository {
     const states = await this.store.pollStates(candidates.map((c) => c.id));
     for (const { id, held } of candidates) {
       const state = states.get(id);
-      if (
-        state &&
-        this.held.peek(id) === held &&
-        state.assignment.metadataGeneration === state.assignment.generation &&
-        held.generation === state.assignment.generation &&
-        held.timestampVersion === state.timestampVersion &&
-        held.rootVersion === state.rootVersion &&
-        readAt < held.freshUntil
-      ) {
+      if (state && this.held.peek(id) === held && isCurrent(held, state, readAt)) {
         held.checkedAt = Math.max(held.checkedAt, readAt);
         confirmed.add(id);
       }
@@ -179,7 +172,7 @@ export class DirectorRepository {
         }
         continue;
       }
-      const { assignment, timestampVersion, rootVersion } = state;
+      const { assignment, rootVersion } = state;
       if (rootVersion === undefined) {
         throw new DirectorError(
           'DIRECTOR_NOT_INITIALIZED',
@@ -188,14 +181,7 @@ export class DirectorRepository {
       }
       const now = this.clock();
       const held = this.held.get(nodeId);
-      if (
-        held &&
-        assignment.metadataGeneration === assignment.generation &&
-        held.generation === assignment.generation &&
-        held.timestampVersion === timestampVersion &&
-        held.rootVersion === rootVersion &&
-        now < held.freshUntil
-      ) {
+      if (held && isCurrent(held, state, now)) {
         held.checkedAt = Math.max(held.checkedAt, readAt);
         return held.body;
       }
@@ -243,4 +229,19 @@ export class DirectorRepository {
       timestamp: await this.root.signersFor(root, 'timestamp'),
     };
   }
+}
+
+/**
+ * Whether a held timestamp is still the one to serve: made from the node's current assignment (whose
+ * metadata is signed), still its newest timestamp, under the newest root, and no role due for re-signing.
+ */
+function isCurrent(held: HeldTimestamp, state: PollState, nowMs: number): boolean {
+  const { assignment } = state;
+  return (
+    assignment.metadataGeneration === assignment.generation &&
+    held.generation === assignment.generation &&
+    held.timestampVersion === state.timestampVersion &&
+    held.rootVersion === state.rootVersion &&
+    nowMs < held.freshUntil
+  );
 }

@@ -1,12 +1,12 @@
 import { Controller, Get, Param, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { DirectorError, DirectorRepository } from '#otter/director';
+import { DirectorRepository } from '#otter/director';
 import type { NodeRecord } from '#otter/nodes';
 import { CurrentNode, DeviceAuthGuard } from '../devices/device-auth.guard.js';
+import { requireOwnNode } from './own-node.js';
 
-// Per-node metadata is private to the node. Versioned files never change; timestamp.json changes in place.
+// Per-node metadata is private to the node; versioned files never change.
 const VERSIONED = 'private, max-age=31536000, immutable';
-const TIMESTAMP = 'private, no-cache';
 
 /**
  * The director repository, per node, in the layout a stock tuf-js Updater expects (no delegations).
@@ -25,16 +25,11 @@ export class DirectorMetadataController {
     @Param('file') file: string,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    if (nodeId !== node.id) {
-      throw new DirectorError(
-        'DIRECTOR_NODE_MISMATCH',
-        'a node may read only its own director metadata: this token speaks for another node',
-      );
-    }
+    requireOwnNode(node.id, nodeId);
     const found = await this.director.metadata(node.id, file);
     await reply
       .header('content-type', 'application/json')
-      .header('cache-control', found.version === undefined ? TIMESTAMP : VERSIONED)
+      .header('cache-control', VERSIONED)
       .send(found.body);
   }
 }

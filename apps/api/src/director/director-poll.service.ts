@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { DirectorError, DirectorRepository } from '#otter/director';
+import { DirectorRepository } from '#otter/director';
 import { DeviceIdentityService } from '#otter/nodes';
 import { KeyedBatch } from './keyed-batch.js';
+import { requireOwnNode } from './own-node.js';
 
 /**
  * A node's poll of its director `timestamp.json`, the request every agent makes on every check for work.
@@ -39,12 +40,7 @@ export class DirectorPollService {
       }
     }
     const node = await this.identity.authenticate(accessToken);
-    if (node.id !== pathNodeId) {
-      throw new DirectorError(
-        'DIRECTOR_NODE_MISMATCH',
-        'a node may read only its own director metadata: this token speaks for another node',
-      );
-    }
+    requireOwnNode(node.id, pathNodeId);
     return (await this.director.metadata(node.id, 'timestamp.json')).body;
   }
 
