@@ -34,6 +34,7 @@ import {
 import { benchArgs } from './lib/bench-cli.mjs';
 import { cleanupOnExit } from './lib/cleanups.mjs';
 import { processCpuSeconds } from './lib/process-cpu.mjs';
+import { runBench, warnIfBusy } from './lib/report.mjs';
 
 const AIM_RATIO = 0.5;
 const FLEET = 1_000_000;
@@ -624,12 +625,7 @@ async function main() {
   const first = await attestOnce(nodes[0]);
   log(`first verification through HTTP: ${first.reason}`);
 
-  const loadBefore = loadavg();
-  if (loadBefore[0] > availableParallelism() / 4) {
-    log(
-      `warning: load average ${loadBefore[0].toFixed(2)} on ${availableParallelism()} cores: other work skews the numbers`,
-    );
-  }
+  const loadBefore = warnIfBusy(log, 'the numbers');
   const load = await runLoad(nodes, otter.pid);
   if (died) throw new Error(`${died.name} exited during the load (code ${died.code}, signal ${died.signal})`);
   const bare = measureBare(lib, nodes[0]);
@@ -653,13 +649,4 @@ async function main() {
   if (problems.length > 0) throw new Error(problems.join('; '));
 }
 
-let exitCode = 0;
-try {
-  await main();
-} catch (error) {
-  log(`failed: ${error instanceof Error ? error.message : String(error)}`);
-  exitCode = 1;
-} finally {
-  await cleanup();
-}
-process.exit(exitCode);
+await runBench(main, log, cleanup);

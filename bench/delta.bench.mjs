@@ -27,6 +27,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { benchArgs } from './lib/bench-cli.mjs';
 import { buildDeltaCorpus } from './lib/delta-corpus.mjs';
+import { runBench, table } from './lib/report.mjs';
 
 const MiB = 1024 * 1024;
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -325,13 +326,6 @@ const pct = (part, whole) => `${((100 * part) / whole).toFixed(2)}%`;
 const secs = (s) => (s >= 100 ? s.toFixed(0) : s.toFixed(1));
 const ratio = (a, b) => (b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
 
-function table(rows) {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  const line = (row) =>
-    row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
-  return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
-}
-
 function pairReport(pair, rows) {
   const header = [
     'tool',
@@ -553,11 +547,4 @@ async function main() {
   }
 }
 
-let exitCode = 0;
-try {
-  await main();
-} catch (error) {
-  log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  exitCode = 1;
-}
-process.exit(exitCode);
+await runBench(main, log);

@@ -39,7 +39,7 @@
 import 'reflect-metadata';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -52,6 +52,7 @@ import { startBareServer } from './bare-server.mjs';
 import { benchArgs, headerHelp } from './lib/bench-cli.mjs';
 import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
 import { processCpuSeconds } from './lib/process-cpu.mjs';
+import { runBench, table, warnIfBusy } from './lib/report.mjs';
 
 const AIM = 0.5;
 const CONNECTIONS = 50;
@@ -675,13 +676,6 @@ function printProfile(title, p) {
 const int = (n) => Math.round(n).toLocaleString('en-US');
 const fixed = (n, digits = 2) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
 
-function table(rows) {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  const line = (row) =>
-    row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
-  return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
-}
-
 function printDialect(r) {
   const runs = [r.unchanged, r.regenerated, r.floor, r.bare];
   const ratio = (run) => run.rps / r.bare.rps;
@@ -736,12 +730,7 @@ function printDialect(r) {
 }
 
 async function main() {
-  const [load] = loadavg();
-  if (load > availableParallelism() / 4) {
-    log(
-      `warning: load average ${load.toFixed(2)} on ${availableParallelism()} cores: other work skews the ratios`,
-    );
-  }
+  warnIfBusy(log, 'the ratios');
   const redisUrl = await ensureRedis(infra, {
     REDIS_URL: process.env.REDIS_URL ?? process.env.OTTER_TEST_REDIS_URL,
   });
@@ -768,13 +757,4 @@ async function main() {
   );
 }
 
-let exitCode = 0;
-try {
-  await main();
-} catch (error) {
-  log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  exitCode = 1;
-} finally {
-  await cleanup();
-}
-process.exit(exitCode);
+await runBench(main, log, cleanup);

@@ -36,7 +36,7 @@
 import 'reflect-metadata';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -47,6 +47,7 @@ import pg from 'pg';
 import { ProcessGroup, ensureRedis } from '../scripts/lib/processes.mjs';
 import { benchArgs, headerHelp } from './lib/bench-cli.mjs';
 import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
+import { runBench, table, warnIfBusy } from './lib/report.mjs';
 
 const AIM_MS = 2000;
 const CHUNK = 1000;
@@ -502,13 +503,6 @@ async function pgVersion(url) {
 
 // --- Report.
 
-function table(rows) {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  const line = (row) =>
-    row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
-  return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
-}
-
 function printDialect(r) {
   const int = (n) => Math.round(n).toLocaleString('en-US');
   const fixed = (n, d = 1) => n.toFixed(d);
@@ -572,12 +566,7 @@ function printDialect(r) {
 }
 
 async function main() {
-  const [load] = loadavg();
-  if (load > availableParallelism() / 4) {
-    log(
-      `warning: load average ${load.toFixed(2)} on ${availableParallelism()} cores: other work skews the times`,
-    );
-  }
+  warnIfBusy(log, 'the times');
   const redisUrl = await ensureRedis(group, {
     REDIS_URL: process.env.REDIS_URL ?? process.env.OTTER_TEST_REDIS_URL,
   });
@@ -604,13 +593,4 @@ async function main() {
   );
 }
 
-let exitCode = 0;
-try {
-  await main();
-} catch (error) {
-  log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  exitCode = 1;
-} finally {
-  await cleanup();
-}
-process.exit(exitCode);
+await runBench(main, log, cleanup);

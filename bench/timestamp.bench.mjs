@@ -10,7 +10,7 @@
 //
 // Exits non-zero only when something failed to run, never because of a ratio.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
@@ -18,6 +18,7 @@ import { ProcessGroup, ensureRedis, freePort, waitForHttp } from '../scripts/lib
 import { startBareServer } from './bare-server.mjs';
 import { benchArgs } from './lib/bench-cli.mjs';
 import { cleanupOnExit } from './lib/cleanups.mjs';
+import { runBench, warnIfBusy } from './lib/report.mjs';
 
 const AIM = 0.7;
 const CONNECTIONS = 50;
@@ -186,12 +187,7 @@ async function main() {
   log(`${otterName}: ${otterUrl} (${body.length} bytes, ETag ${etag}); bare: ${bareUrl}`);
 
   const ifNoneMatch = { 'if-none-match': etag };
-  const [load] = loadavg();
-  if (load > availableParallelism() / 4) {
-    log(
-      `warning: load average ${load.toFixed(2)} on ${availableParallelism()} cores: other work skews the ratios`,
-    );
-  }
+  warnIfBusy(log, 'the ratios');
   // Each Otter run is followed at once by its bare counterpart, so a change in the machine's load
   // between runs skews a ratio as little as possible.
   const otterUnconditional = await measure(`${otterName} unconditional`, otterUrl, {});
@@ -217,13 +213,4 @@ async function main() {
   );
 }
 
-let exitCode = 0;
-try {
-  await main();
-} catch (error) {
-  log(`failed: ${error instanceof Error ? error.message : String(error)}`);
-  exitCode = 1;
-} finally {
-  await cleanup();
-}
-process.exit(exitCode);
+await runBench(main, log, cleanup);
