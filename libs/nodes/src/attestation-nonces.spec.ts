@@ -1,0 +1,67 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig, type OtterConfig } from '#otter/config';
+import { AttestationNonces } from './attestation-nonces.js';
+
+const redisUrl = process.env.OTTER_TEST_REDIS_URL as string;
+const queuePrefix = `otter-test-nonces-${randomBytes(6).toString('hex')}`;
+
+let redis: Redis;
+
+beforeAll(() => {
+  redis = new Redis(redisUrl);
+});
+
+afterAll(async () => {
+  const keys = await redis.keys(`${queuePrefix}:*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
+});
+
+function nonces(ttlSeconds: number): AttestationNonces {
+  const config: OtterConfig = loadConfig({
+    OTTER_QUEUE_PREFIX: queuePrefix,
+    OTTER_ATTESTATION_NONCE_TTL: String(ttlSeconds),
+  });
+  return new AttestationNonces(redis, config);
+}
+
+describe('AttestationNonces', () => {
+  it('issues a nonce that lives in Redis for the configured time and says when it expires', async () => {
+    const before = Date.now();
+    const { nonce, expiresAt } = await nonces(120).issue(randomUUID());
+    expect(nonce).toMatch(/^[0-9a-f]{64}$/);
+    expect(expiresAt.getTime() - before).toBeGreaterThanOrEqual(120_000);
+    const [key] = await redis.keys(`${queuePrefix}:*${nonce}`);
+    expect(key).toBeDefined();
+    const ttl = await redis.ttl(key!);
+    expect(ttl).toBeGreaterThan(115);
+    expect(ttl).toBeLessThanOrEqual(120);
+  });
+
+  it('takes a nonce once, and only for the node it was issued to', async () => {
+    const store = nonces(120);
+    const nodeId = randomUUID();
+    const { nonce } = await store.issue(nodeId);
+    expect(await store.consume(randomUUID(), nonce)).toBe(false);
+    expect(await store.consume(nodeId, nonce)).toBe(true);
+    expect(await store.consume(nodeId, nonce)).toBe(false);
+  });
+
+  it('refuses a nonce it never issued and one that is not 64 lowercase hex digits', async () => {
+    const store = nonces(120);
+    const nodeId = randomUUID();
+    expect(await store.consume(nodeId, randomBytes(32).toString('hex'))).toBe(false);
+    expect(await store.consume(nodeId, '*')).toBe(false);
+    expect(await store.consume(nodeId, 'AB'.repeat(32))).toBe(false);
+  });
+
+  it('refuses a nonce once its time is up, by the Redis clock', async () => {
+    const store = nonces(1);
+    const nodeId = randomUUID();
+    const { nonce } = await store.issue(nodeId);
+    await new Promise((r) => setTimeout(r, 1_300));
+    expect(await store.consume(nodeId, nonce)).toBe(false);
+  });
+});
