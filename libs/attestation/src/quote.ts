@@ -177,15 +177,25 @@ function signedPcrOrder(selection: PcrBankSelection[]): number[] {
 }
 
 /**
+ * How far behind a clock already seen a TPM reporting `safe` = YES may be after a power loss: two NV clock
+ * update intervals of the reference implementation (2^22 ms, about 70 minutes each; TPM_PT_CLOCK_UPDATE). A
+ * TPM saves Clock to NV only at those intervals, and a power loss can also lose the latest save: swtpm then
+ * restarts its clock from the save before, runs past the next interval, says safe = YES and reports a clock
+ * seconds below one it quoted before the loss (seen here in about one power loss in four).
+ */
+export const CLOCK_FALLBACK_TOLERANCE_MS = 2n * 2n ** 22n;
+
+/**
  * A TPM's resetCount only grows (TPM Reset), restartCount only grows between resets, and clock only grows
- * while both stay the same. Clock may legitimately fall back after a power loss (it is saved to NV only every
- * ~70 minutes), but then the TPM reports `safe` = NO until its clock has passed every value it could have
- * reported before (Part 2, TPMS_CLOCK_INFO: safe = YES means no greater Clock value was ever reported). So a
- * quote with safe = YES and a clock below one already seen is refused too, whatever resetCount says.
+ * while both stay the same. Clock may legitimately fall back after a power loss, when the TPM reports
+ * `safe` = NO until it has saved Clock to NV again. A quote with safe = YES and a clock further below one
+ * already seen than a power loss explains (CLOCK_FALLBACK_TOLERANCE_MS) is refused too, whatever resetCount
+ * says.
  *
  * This catches a TPM whose persistent state was restored from an older copy (a firmware or software TPM) and
- * an old quote presented again, not an attacker who holds owner authorization on the restored TPM: TPM2_ClockSet
- * can move Clock forward past any value.
+ * an old quote presented again. It does not catch an attacker who, after restoring, resets the TPM past the
+ * recorded resetCount while its clock says safe = NO or is within the tolerance, nor one who holds owner
+ * authorization on the restored TPM: TPM2_ClockSet can move Clock forward past any value.
  */
 function checkNotRolledBack(
   previous: { resetCount: number; restartCount: number; clock: bigint },
@@ -196,7 +206,7 @@ function checkNotRolledBack(
     (current.resetCount === previous.resetCount &&
       (current.restartCount < previous.restartCount ||
         (current.restartCount === previous.restartCount && current.clock < previous.clock)));
-  const safeClockBehind = current.safe && current.clock < previous.clock;
+  const safeClockBehind = current.safe && previous.clock - current.clock > CLOCK_FALLBACK_TOLERANCE_MS;
   if (countersBehind || safeClockBehind) {
     throw new AttestationError(
       'QUOTE_COUNTER_ROLLBACK',
