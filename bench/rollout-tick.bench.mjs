@@ -5,9 +5,9 @@
 // No agent runs. The built libs are booted in a Nest application context holding what RolloutTicker needs
 // (the scheduler's modules without its BullMQ worker and repeatable job, so no tick runs but the ones
 // measured here). Nodes, two releases and one attestation verdict per node are written as rows, in
-// multi-row inserts: most verdicts pass and are fresh, some are too old (the node is asked to attest again),
-// some failed (the node is quarantined). The rollout is created and started through RolloutService, with
-// waves of 1%, 10% and the rest; the ticks are then driven by hand at chosen clock times:
+// multi-row inserts. The rollout is created and started through RolloutService, with waves of 1%, 10% and
+// the rest; then in each wave 93% of the verdicts pass and are fresh, 5% are too old (the node is asked to
+// attest again) and 2% failed (the node is quarantined). The ticks are driven by hand at chosen clock times:
 //
 //   1. wave 1 admitted (~1,000 nodes: a director assignment each, the stale asked to attest, the failed
 //      quarantined)
@@ -122,14 +122,9 @@ async function insertRows(db, table, rows) {
   for (const part of chunked(rows)) await db.insertInto(table).values(part).execute();
 }
 
-/**
- * Node i's latest verdict: 2% failed (fresh), 5% passed but too old to admit on, the rest passed and fresh.
- * Waves are a hash order of the node ids, so every wave gets about these shares.
- */
-function verdictKind(i) {
-  const bucket = i % 100;
-  return bucket < 2 ? 'failed' : bucket < 7 ? 'stale' : 'fresh';
-}
+/** Shares of each wave whose latest verdict failed (fresh) or passed but is too old to admit on. */
+const FAILED_SHARE = 0.02;
+const STALE_SHARE = 0.05;
 
 async function seed(db, t0) {
   const iso = (ms) => new Date(ms).toISOString();
@@ -154,24 +149,59 @@ async function seed(db, t0) {
   const nodes = ids.map((id) =>
     dbLib.testNodeRow({ id, hardwareId: HW, runningVersion: FROM, createdAt: now }),
   );
-  const verdicts = ids.map((nodeId, i) => {
-    const kind = verdictKind(i);
-    const age = kind === 'stale' ? STALE_SECONDS : Math.floor(Math.random() * 300);
-    return {
-      id: randomUUID(),
-      node_id: nodeId,
-      passed: kind === 'failed' ? 0 : 1,
-      reason:
-        kind === 'failed' ? 'PCR 9 does not match the release measurements' : 'quote verified, PCRs match',
-      pcr_values: '{}',
-      release_version: FROM,
-      created_at: iso(t0 - age * 1000),
-    };
-  });
+  // All passed and fresh here; shapeVerdicts fails and ages some once the waves are known.
+  const verdicts = ids.map((nodeId) => ({
+    id: randomUUID(),
+    node_id: nodeId,
+    passed: 1,
+    reason: 'quote verified, PCRs match',
+    pcr_values: '{}',
+    release_version: FROM,
+    created_at: iso(t0 - Math.floor(Math.random() * 300) * 1000),
+  }));
   await db.transaction().execute(async (trx) => {
     await insertRows(trx, 'releases', releases);
     await insertRows(trx, 'nodes', nodes);
     await insertRows(trx, 'attestation_verdicts', verdicts);
+  });
+}
+
+/**
+ * Makes exactly FAILED_SHARE of each wave's nodes (rounded) have a failed latest verdict and STALE_SHARE one
+ * too old to admit on. Per wave rather than per fleet: a small wave (BENCH_NODES=2000 gives a first wave of 20)
+ * drawn from fleet-wide shares could miss the success threshold by chance, and the bench then stopped.
+ */
+async function shapeVerdicts(db, rolloutId, t0) {
+  const rows = await db
+    .selectFrom('rollout_nodes')
+    .select(['node_id', 'wave'])
+    .where('rollout_id', '=', rolloutId)
+    .orderBy('node_id')
+    .execute();
+  const waves = new Map();
+  for (const { node_id: id, wave } of rows) waves.set(wave, [...(waves.get(wave) ?? []), id]);
+  const failed = [];
+  const stale = [];
+  for (const ids of waves.values()) {
+    const f = Math.round(ids.length * FAILED_SHARE);
+    failed.push(...ids.slice(0, f));
+    stale.push(...ids.slice(f, f + Math.round(ids.length * STALE_SHARE)));
+  }
+  await db.transaction().execute(async (trx) => {
+    for (const part of chunked(failed)) {
+      await trx
+        .updateTable('attestation_verdicts')
+        .set({ passed: 0, reason: 'PCR 9 does not match the release measurements' })
+        .where('node_id', 'in', part)
+        .execute();
+    }
+    for (const part of chunked(stale)) {
+      await trx
+        .updateTable('attestation_verdicts')
+        .set({ created_at: new Date(t0 - STALE_SECONDS * 1000).toISOString() })
+        .where('node_id', 'in', part)
+        .execute();
+    }
   });
 }
 
@@ -420,6 +450,7 @@ async function measureDialect(dialect, where, env, local) {
     'bench',
   );
   const starting = await timed(() => service.start(created.id));
+  await shapeVerdicts(db, created.id, t0);
   const started = starting.result;
   // Ticks run at simulated times from the moment the rollout started, so soaks can end without waiting.
   const startedAt = Date.parse(started.startedAt);
