@@ -236,8 +236,9 @@ describe.each(await testDatabases())('director re-signing on $name', ({ config: 
   let fx: DirectorFixtures;
 
   beforeAll(async () => {
-    // Two-second timestamps: re-signed by the poll that comes after half of that.
-    api = await startApi({ ...databaseEnv(database), OTTER_TUF_TIMESTAMP_TTL: '2' });
+    // Four-second timestamps: re-signed by the poll that comes after half of that. Long enough that two polls
+    // in a row on a loaded machine still fall in the first half.
+    api = await startApi({ ...databaseEnv(database), OTTER_TUF_TIMESTAMP_TTL: '4' });
     fx = new DirectorFixtures(api);
   });
   afterAll(async () => {
@@ -256,7 +257,7 @@ describe.each(await testDatabases())('director re-signing on $name', ({ config: 
     const first = agent.trusted<SignedEnvelope<TimestampSigned>>('timestamp').signed;
     await agent.poll();
     expect(agent.trusted<SignedEnvelope<TimestampSigned>>('timestamp').signed.version).toBe(first.version);
-    await new Promise((r) => setTimeout(r, 1100));
+    await new Promise((r) => setTimeout(r, 2_100));
     await agent.poll();
     const later = agent.trusted<SignedEnvelope<TimestampSigned>>('timestamp').signed;
     expect(later.version).toBeGreaterThan(first.version);
