@@ -236,9 +236,9 @@ describe.each(await testDatabases())('director re-signing on $name', ({ config: 
   let fx: DirectorFixtures;
 
   beforeAll(async () => {
-    // Four-second timestamps: re-signed by the poll that comes after half of that. Long enough that two polls
-    // in a row on a loaded machine still fall in the first half.
-    api = await startApi({ ...databaseEnv(database), OTTER_TUF_TIMESTAMP_TTL: '4' });
+    // Six-second timestamps: re-signed by the poll that comes once less than half of that is left. Expiry is
+    // whole seconds (up to 1 s lost), so two polls in a row have at least 2 s to fall before that point.
+    api = await startApi({ ...databaseEnv(database), OTTER_TUF_TIMESTAMP_TTL: '6' });
     fx = new DirectorFixtures(api);
   });
   afterAll(async () => {
@@ -257,7 +257,7 @@ describe.each(await testDatabases())('director re-signing on $name', ({ config: 
     const first = agent.trusted<SignedEnvelope<TimestampSigned>>('timestamp').signed;
     await agent.poll();
     expect(agent.trusted<SignedEnvelope<TimestampSigned>>('timestamp').signed.version).toBe(first.version);
-    await new Promise((r) => setTimeout(r, 2_100));
+    await new Promise((r) => setTimeout(r, 3_100));
     await agent.poll();
     const later = agent.trusted<SignedEnvelope<TimestampSigned>>('timestamp').signed;
     expect(later.version).toBeGreaterThan(first.version);
