@@ -177,8 +177,9 @@ function signedPcrOrder(selection: PcrBankSelection[]): number[] {
 }
 
 /**
- * How far behind a clock already seen a TPM reporting `safe` = YES may be after a power loss: two NV clock
- * save intervals of the reference implementation (2^22 ms, about 70 minutes each; TPM_PT_CLOCK_UPDATE). After
+ * How far behind a clock already seen a TPM reporting `safe` = YES may be after a power loss: two of the
+ * longest NV clock save intervals the specification allows (Part 2, TPMS_CLOCK_INFO: Clock is recorded in NV
+ * at least once per 2^22 ms, about 70 minutes; a TPM reports its own as TPM_PT_CLOCK_UPDATE). After
  * four power losses in a row, swtpm (interval 4,096 ms) said safe = YES with a clock up to 2.7 s below one it
  * had quoted before, in 7 of 60 trials here; a power loss that also lost the TPM's latest clock save explains
  * it, and bounds the fallback by two intervals.
