@@ -53,6 +53,7 @@ export const configSchema = z
     OTTER_TUF_TIMESTAMP_TTL: seconds(DAY),
     OTTER_TUF_BIN_BITS: z.coerce.number().int().min(0).max(10).default(6),
     OTTER_TUF_RESIGN_EVERY: seconds(60),
+    OTTER_DIRECTOR_HELD_NODES: z.coerce.number().int().min(0).max(10_000_000).default(20_000),
     OTTER_ROLLOUT_TICK_SECONDS: z.coerce.number().int().min(1).max(3600).default(10),
     OTTER_DELTA_MEMORY_MB: z.coerce.number().int().min(64).max(1_048_576).default(1024),
     OTTER_DELTA_MAX_FRACTION: z.coerce.number().gt(0).max(1).default(0.6),

@@ -29,6 +29,13 @@ describe('loadConfig', () => {
     }
   });
 
+  it('sizes the director held timestamps from OTTER_DIRECTOR_HELD_NODES, and refuses a negative size', () => {
+    expect(loadConfig({}).tuf.directorHeldNodes).toBe(20_000);
+    expect(loadConfig({ OTTER_DIRECTOR_HELD_NODES: '250000' }).tuf.directorHeldNodes).toBe(250_000);
+    expect(loadConfig({ OTTER_DIRECTOR_HELD_NODES: '0' }).tuf.directorHeldNodes).toBe(0);
+    expect(() => loadConfig({ OTTER_DIRECTOR_HELD_NODES: '-1' })).toThrow(/OTTER_DIRECTOR_HELD_NODES/);
+  });
+
   it('refuses a port that is not a number', () => {
     expect(() => loadConfig({ OTTER_PORT: 'eighty' })).toThrow(/OTTER_PORT/);
   });

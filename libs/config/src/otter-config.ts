@@ -19,6 +19,11 @@ export interface TufConfig {
   timestampTtl: number;
   binBits: number;
   resignEvery: number;
+  /**
+   * Nodes whose last director timestamp one api process keeps (about 1 KiB each), least recently polled
+   * dropped first; see docs/tuf.md, "The poll path".
+   */
+  directorHeldNodes: number;
 }
 
 /** The validated configuration of one Otter process. */
@@ -147,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
       timestampTtl: e.OTTER_TUF_TIMESTAMP_TTL,
       binBits: e.OTTER_TUF_BIN_BITS,
       resignEvery: e.OTTER_TUF_RESIGN_EVERY,
+      directorHeldNodes: e.OTTER_DIRECTOR_HELD_NODES,
     },
   };
 }

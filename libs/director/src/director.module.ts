@@ -45,7 +45,11 @@ export class DirectorInitializer {
 @Module({
   providers: [
     DirectorAssignmentRepository,
-    { provide: HeldTimestamps, useFactory: () => new HeldTimestamps() },
+    {
+      provide: HeldTimestamps,
+      inject: [OTTER_CONFIG],
+      useFactory: (config: OtterConfig) => new HeldTimestamps(config.tuf.directorHeldNodes),
+    },
   ],
   exports: [DirectorAssignmentRepository, HeldTimestamps],
 })

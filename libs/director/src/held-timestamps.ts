@@ -1,6 +1,3 @@
-/** Nodes whose timestamps one process holds (~1 KiB each). */
-const HELD_NODES = 20_000;
-
 /** A node's timestamp as last served, and what it was made from. */
 export interface HeldTimestamp {
   generation: number;
@@ -22,7 +19,8 @@ export interface HeldTimestamp {
 export class HeldTimestamps {
   private readonly entries = new Map<string, HeldTimestamp>();
 
-  constructor(private readonly capacity = HELD_NODES) {}
+  /** `capacity`: nodes held at most (OTTER_DIRECTOR_HELD_NODES, whose default this is); 0 holds none. */
+  constructor(private readonly capacity = 20_000) {}
 
   get(nodeId: string): HeldTimestamp | undefined {
     const entry = this.entries.get(nodeId);
@@ -44,6 +42,7 @@ export class HeldTimestamps {
 
   set(nodeId: string, entry: HeldTimestamp): void {
     this.entries.delete(nodeId);
+    if (this.capacity === 0) return;
     this.entries.set(nodeId, entry);
     if (this.entries.size > this.capacity) {
       const oldest = this.entries.keys().next();

@@ -165,3 +165,36 @@ describe.each(dbs)('director poll path on $name', ({ config: database }) => {
     expect(((await none.json()) as { message: string }).message).toMatch(/access token is required/);
   });
 });
+
+describe('director poll path holding nothing (OTTER_DIRECTOR_HELD_NODES=0)', () => {
+  let api: ApiHarness;
+  let fx: DirectorFixtures;
+
+  beforeAll(async () => {
+    api = await startApi({ OTTER_DIRECTOR_HELD_NODES: '0' });
+    fx = new DirectorFixtures(api);
+  });
+  afterAll(async () => api?.close());
+
+  it('answers every poll from the database, with the same signed timestamp and nothing signed again', async () => {
+    const node = await fx.node();
+    const director = api.app.get(DirectorRepository);
+    const full = vi.spyOn(director, 'metadata');
+    const bodies: string[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${api.url}/tuf/director/${node.id}/metadata/timestamp.json`, {
+          headers: { authorization: `Bearer ${node.token}` },
+        });
+        expect(res.status, await res.clone().text()).toBe(200);
+        bodies.push(await res.text());
+        if (i === 0) await pastTheHold();
+      }
+      expect(director.heldTimestamp(node.id)).toBeUndefined();
+      expect(full).toHaveBeenCalledTimes(3);
+    } finally {
+      full.mockRestore();
+    }
+    expect(new Set(bodies).size).toBe(1);
+  });
+});
