@@ -179,7 +179,10 @@ async function shapeVerdicts(db, rolloutId, t0) {
     .orderBy('node_id')
     .execute();
   const waves = new Map();
-  for (const { node_id: id, wave } of rows) waves.set(wave, [...(waves.get(wave) ?? []), id]);
+  for (const { node_id: id, wave } of rows) {
+    if (!waves.has(wave)) waves.set(wave, []);
+    waves.get(wave).push(id);
+  }
   const failed = [];
   const stale = [];
   for (const ids of waves.values()) {
@@ -188,20 +191,13 @@ async function shapeVerdicts(db, rolloutId, t0) {
     stale.push(...ids.slice(f, f + Math.round(ids.length * STALE_SHARE)));
   }
   await db.transaction().execute(async (trx) => {
-    for (const part of chunked(failed)) {
-      await trx
-        .updateTable('attestation_verdicts')
-        .set({ passed: 0, reason: 'PCR 9 does not match the release measurements' })
-        .where('node_id', 'in', part)
-        .execute();
-    }
-    for (const part of chunked(stale)) {
-      await trx
-        .updateTable('attestation_verdicts')
-        .set({ created_at: new Date(t0 - STALE_SECONDS * 1000).toISOString() })
-        .where('node_id', 'in', part)
-        .execute();
-    }
+    const update = async (nodeIds, values) => {
+      for (const part of chunked(nodeIds)) {
+        await trx.updateTable('attestation_verdicts').set(values).where('node_id', 'in', part).execute();
+      }
+    };
+    await update(failed, { passed: 0, reason: 'PCR 9 does not match the release measurements' });
+    await update(stale, { created_at: new Date(t0 - STALE_SECONDS * 1000).toISOString() });
   });
 }
 
