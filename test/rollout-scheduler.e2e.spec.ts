@@ -45,9 +45,7 @@ describe.each(dbs)('rollout ticks from the scheduler on $name', ({ config: datab
     const nodes = [await fixtures.node('rpi4', '1.0.0'), await fixtures.node('rpi4', '1.0.0')];
     for (const n of nodes) await fixtures.verdict(n, true, new Date());
 
-    const call = (method: string, path: string, body?: unknown): Promise<unknown> =>
-      api.admin(method, path, body);
-    const created = (await call('POST', '/api/v1/rollouts', {
+    const created = await api.admin<RolloutDto>('POST', '/api/v1/rollouts', {
       name: `r-${randomUUID()}`,
       hardwareId: 'rpi4',
       version: '2.0.0',
@@ -59,11 +57,11 @@ describe.each(dbs)('rollout ticks from the scheduler on $name', ({ config: datab
       successThreshold: 1,
       failureThreshold: 0.5,
       maxAttestationAgeSeconds: 600,
-    })) as RolloutDto;
-    await call('POST', `/api/v1/rollouts/${created.id}/start`);
+    });
+    await api.admin('POST', `/api/v1/rollouts/${created.id}/start`);
 
     const states = async (): Promise<RolloutNodeDto[]> =>
-      ((await call('GET', `/api/v1/rollouts/${created.id}/nodes`)) as { nodes: RolloutNodeDto[] }).nodes;
+      (await api.admin<{ nodes: RolloutNodeDto[] }>('GET', `/api/v1/rollouts/${created.id}/nodes`)).nodes;
     await expect
       .poll(async () => (await states()).map((n) => n.state), { timeout: 10_000 })
       .toEqual(['assigned', 'pending']);
@@ -75,7 +73,7 @@ describe.each(dbs)('rollout ticks from the scheduler on $name', ({ config: datab
       .execute();
     await fixtures.verdict(first.nodeId, true, new Date(Date.now() + 1000), '2.0.0');
     await expect
-      .poll(async () => ((await call('GET', `/api/v1/rollouts/${created.id}`)) as RolloutDto).currentWave, {
+      .poll(async () => (await api.admin<RolloutDto>('GET', `/api/v1/rollouts/${created.id}`)).currentWave, {
         timeout: 10_000,
       })
       .toBe(1);

@@ -243,9 +243,7 @@ describe.each(dbs)('a scheduler SIGKILLed mid-tick on $name', (database) => {
         .execute();
     }
 
-    const call = <T>(method: string, path: string, body?: unknown): Promise<T> =>
-      api.admin<T>(method, path, body);
-    const rollout = await call<RolloutDto>('POST', '/api/v1/rollouts', {
+    const rollout = await api.admin<RolloutDto>('POST', '/api/v1/rollouts', {
       name: `kill-${randomUUID()}`,
       hardwareId: HW,
       version: '2.0.0',
@@ -259,7 +257,7 @@ describe.each(dbs)('a scheduler SIGKILLed mid-tick on $name', (database) => {
       maxAttestationAgeSeconds: 3600,
     });
     // No scheduler runs yet: the immediate tick the api queues on start waits in Redis for the first one.
-    await call('POST', `/api/v1/rollouts/${rollout.id}/start`);
+    await api.admin('POST', `/api/v1/rollouts/${rollout.id}/start`);
     const expected = { rolloutId: rollout.id, releaseId: release.id, firstWave: [] as string[] };
     expected.firstWave = sorted(
       (
