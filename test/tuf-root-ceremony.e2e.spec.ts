@@ -18,7 +18,7 @@ import {
   type SignedEnvelope,
   type TimestampSigned,
   type TufKey,
-} from '#otter/tuf';
+} from '#otter/tuf-signing';
 import { ResumableFetcher } from '#otter/tuf-client';
 import { DirectorFixtures, type TestNode } from '../apps/api/src/director/testing/director-fixtures.js';
 import { startApi, type ApiHarness } from '../apps/api/src/testing/api-harness.js';

@@ -7,12 +7,8 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '#otter/config';
 import { DB, testDatabases, type Db } from '#otter/db';
-import {
-  IMAGE_REPOSITORY,
-  ImageRepositoryInitializer,
-  type SignedEnvelope,
-  type TufRepository,
-} from '#otter/tuf';
+import { IMAGE_REPOSITORY, ImageRepositoryInitializer, type TufRepository } from '#otter/tuf';
+import type { SignedEnvelope } from '#otter/tuf-signing';
 import { createScheduler } from './create-scheduler.js';
 
 const dbs = await testDatabases();

@@ -1,5 +1,5 @@
 import type { PublishedRootDto, TufOnlineKeyDto, TufOnlineKeysDto } from '#otter/contracts';
-import type { OnlineRole, RootSigned, SignedEnvelope } from '#otter/tuf';
+import type { OnlineRole, RootSigned, SignedEnvelope } from '#otter/tuf-signing';
 import type { ClientSettings } from './client-settings.js';
 import { OtterApiClient } from './otter-api-client.js';
 

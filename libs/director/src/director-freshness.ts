@@ -1,4 +1,4 @@
-import type { RootSigned, SignedEnvelope, SnapshotSigned, TimestampSigned } from '#otter/tuf';
+import type { RootSigned, SignedEnvelope, SnapshotSigned, TimestampSigned } from '#otter/tuf-signing';
 import type { DirectorAssignment } from './director-assignment.js';
 import type { NodeRole, StoredSet } from './director-metadata.store.js';
 import type { DirectorTtl } from './director-signing.js';

@@ -1,14 +1,14 @@
-import { createHash } from 'node:crypto';
 import type { TufConfig } from '#otter/config';
 import {
   SPEC_VERSION,
+  signMetadata,
+  timestampOf,
   tufExpiry,
   type Ed25519Signer,
   type SnapshotSigned,
   type TargetFile,
   type TargetsSigned,
-  type TimestampSigned,
-} from '#otter/tuf';
+} from '#otter/tuf-signing';
 import type { DirectorAssignment } from './director-assignment.js';
 import type { NodeRole, RoleWrite, StoredSet } from './director-metadata.store.js';
 
@@ -50,7 +50,7 @@ export function signNodeSet(
     expires: expires(ttl.targetsTtl),
     targets: targetsOf(assignment),
   };
-  const targetsWrite = envelope('targets', targets, signers.targets);
+  const targetsWrite = signMetadata('targets', targets, signers.targets);
   const snapshot: SnapshotSigned = {
     _type: 'snapshot',
     spec_version: SPEC_VERSION,
@@ -58,25 +58,16 @@ export function signNodeSet(
     expires: expires(ttl.snapshotTtl),
     meta: { 'targets.json': { version: targets.version } },
   };
-  const snapshotWrite = envelope('snapshot', snapshot, signers.snapshot);
-  const snapshotBytes = Buffer.from(snapshotWrite.body, 'utf8');
-  const timestamp: TimestampSigned = {
-    _type: 'timestamp',
-    spec_version: SPEC_VERSION,
-    version: nextDirectorVersion(previous.timestamp?.version, nowMs),
-    expires: expires(ttl.timestampTtl),
-    meta: {
-      'snapshot.json': {
-        version: snapshot.version,
-        length: snapshotBytes.length,
-        hashes: { sha256: createHash('sha256').update(snapshotBytes).digest('hex') },
-      },
-    },
-  };
+  const snapshotWrite = signMetadata('snapshot', snapshot, signers.snapshot);
+  const timestamp = timestampOf(
+    snapshotWrite,
+    nextDirectorVersion(previous.timestamp?.version, nowMs),
+    expires(ttl.timestampTtl),
+  );
   return {
     targets: targetsWrite,
     snapshot: snapshotWrite,
-    timestamp: envelope('timestamp', timestamp, signers.timestamp),
+    timestamp: signMetadata('timestamp', timestamp, signers.timestamp),
   };
 }
 
@@ -96,14 +87,4 @@ function targetsOf(assignment: DirectorAssignment): Record<string, TargetFile> {
       custom: { ...custom },
     },
   };
-}
-
-function envelope(
-  role: NodeRole,
-  signed: TargetsSigned | SnapshotSigned | TimestampSigned,
-  signers: Ed25519Signer[],
-): RoleWrite {
-  // Stored and served byte for byte, so the snapshot hash in the timestamp always matches.
-  const body = JSON.stringify({ signatures: signers.map((s) => s.sign(signed)), signed });
-  return { role, version: signed.version, expiresAt: signed.expires, body };
 }

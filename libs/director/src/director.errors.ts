@@ -1,4 +1,5 @@
 import { OtterError, type ErrorCode } from '#otter/errors';
+import type { RootFailureError } from '#otter/tuf-signing';
 
 export type DirectorErrorCode = Extract<ErrorCode, `DIRECTOR_${string}`>;
 
@@ -7,3 +8,7 @@ export class DirectorError extends OtterError {
     super(code, message, details);
   }
 }
+
+/** How the shared root and key layer's failures answer for the director repository. */
+export const directorError: RootFailureError = (failure, message, details) =>
+  new DirectorError(`DIRECTOR_${failure}`, message, details);

@@ -1,7 +1,6 @@
-import { join } from 'node:path';
 import { Inject, Injectable, Logger, Module } from '@nestjs/common';
 import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
-import { loadOrCreateDevRootKey, ONLINE_ROLES, OnlineKeyStore } from '#otter/tuf';
+import { loadOrCreateDevRootKey, OnlineKeyStore } from '#otter/tuf-signing';
 import { DirectorAssignmentRepository } from './director-assignment.repository.js';
 import { DirectorMetadataStore } from './director-metadata.store.js';
 import { DirectorRoot } from './director-root.js';
@@ -68,14 +67,8 @@ export class DirectorAssignmentsModule {}
         store: DirectorMetadataStore,
         held: HeldTimestamps,
       ): Promise<DirectorRepository> => {
-        const passphrase = await OnlineKeyStore.passphraseFor(
-          config.dataDir,
-          config.keyPassphrase,
-          new Logger('OnlineKeyStore'),
-        );
         // Its own key file: a stolen director key cannot sign the image repository, nor the other way round.
-        const keys = new OnlineKeyStore(join(config.dataDir, 'keys'), 'director', passphrase);
-        if (config.env === 'production') await keys.ensureKeys(ONLINE_ROLES);
+        const keys = await OnlineKeyStore.open('director', config, new Logger('OnlineKeyStore'));
         return new DirectorRepository(
           store,
           new DirectorRoot(store, keys, config.tuf),

@@ -16,7 +16,7 @@ import {
   type SnapshotSigned,
   type TargetsSigned,
   type TimestampSigned,
-} from '#otter/tuf';
+} from '#otter/tuf-signing';
 import { DirectorAssignmentRepository } from './director-assignment.repository.js';
 import { DirectorMetadataStore } from './director-metadata.store.js';
 import { DirectorRoot } from './director-root.js';

@@ -8,7 +8,7 @@ import type {
   SignedEnvelope,
   TufKey,
   UntrustedEnvelope,
-} from '#otter/tuf';
+} from '#otter/tuf-signing';
 import { DirectorError } from './director.errors.js';
 import { parseDirectorFileName } from './director-file-name.js';
 import { freshUntil, staleReason } from './director-freshness.js';
@@ -174,10 +174,7 @@ export class DirectorRepository {
       }
       const { assignment, rootVersion } = state;
       if (rootVersion === undefined) {
-        throw new DirectorError(
-          'DIRECTOR_NOT_INITIALIZED',
-          'the director repository has no root yet: run the root ceremony',
-        );
+        throw this.root.notInitialized();
       }
       const now = this.clock();
       const held = this.held.get(nodeId);

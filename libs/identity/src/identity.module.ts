@@ -10,7 +10,7 @@ import {
 } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
-import { OnlineKeyStore } from '#otter/tuf';
+import { OnlineKeyStore } from '#otter/tuf-signing';
 import { DeviceCertificateAuthority } from './device-certificate-authority.js';
 import { DeviceTokenService, type DeviceTokenServiceOptions } from './device-token.service.js';
 import { loadOrCreateTokenSigningKey } from './token-signing-key.js';

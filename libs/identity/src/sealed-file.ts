@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { open, seal, type SealedBox } from '#otter/tuf';
+import { open, seal, type SealedBox } from '#otter/tuf-signing';
 
 /**
  * A secret kept in the data dir as JSON sealed with the key passphrase (AES-256-GCM, scrypt), created exactly

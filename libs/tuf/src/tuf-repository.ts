@@ -1,29 +1,27 @@
-import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { isUniqueViolation } from '#otter/db';
 import type { TufConfig } from '#otter/config';
-import type { DelegationLayout } from './delegation-layout.js';
-import type { Ed25519Signer } from './ed25519.js';
-import type { OnlineKeyStore } from './online-key-store.js';
-import { newestOnlineKeys, onlineRootProblems, retainedOnlineKeyIds } from './online-root-policy.js';
-import { checkRootTransition, createRootDraft, signRoot } from './root-ceremony.js';
-import { TufError } from './tuf.errors.js';
-import type { MetadataWrite, StoredTarget, TufMetadataRepository } from './tuf-metadata.repository.js';
-import { tufExpiry } from './tuf-time.js';
 import {
-  ONLINE_ROLES,
+  RepositoryRoot,
   SPEC_VERSION,
-  type AnySigned,
+  signMetadata,
+  timestampOf,
+  tufExpiry,
+  type Ed25519Signer,
+  type OnlineKeyStore,
+  type OnlineKeyView,
   type OnlineRole,
   type RootSigned,
   type SignedEnvelope,
   type SnapshotSigned,
   type TargetFile,
   type TargetsSigned,
-  type TimestampSigned,
   type TufKey,
   type UntrustedEnvelope,
-} from './tuf-types.js';
+} from '#otter/tuf-signing';
+import type { DelegationLayout } from './delegation-layout.js';
+import { TufError, tufError } from './tuf.errors.js';
+import type { MetadataWrite, StoredTarget, TufMetadataRepository } from './tuf-metadata.repository.js';
 
 export interface NewTarget {
   path: string;
@@ -40,15 +38,6 @@ export interface ServedTarget {
   blobKey: string;
 }
 
-export interface OnlineKeyView {
-  role: OnlineRole;
-  keyId: string;
-  key: TufKey;
-  createdAt: string;
-  /** Listed for its role in the current root. */
-  active: boolean;
-}
-
 type Heads = Map<string, { version: number; expiresAt: string }>;
 
 const MAX_ATTEMPTS = 8;
@@ -61,25 +50,30 @@ const MAX_ATTEMPTS = 8;
  */
 export class TufRepository {
   private readonly logger: Logger;
+  /** The root and online keys, handled as every Otter repository handles them (#otter/tuf-signing). */
+  private readonly root: RepositoryRoot;
 
   constructor(
     readonly name: string,
     private readonly store: TufMetadataRepository,
-    private readonly keys: OnlineKeyStore,
+    keys: OnlineKeyStore,
     private readonly layout: DelegationLayout,
     private readonly ttl: TufConfig,
   ) {
     this.logger = new Logger(`TufRepository(${name})`);
+    const storage = {
+      latestRootBody: async () => (await this.store.latest(this.name, 'root'))?.body,
+      storeRoot: (root: RootSigned, body: string) => this.commitRoot(root, body),
+    };
+    this.root = new RepositoryRoot(name, storage, keys, tufError, this.logger, ttl.rootTtl);
   }
 
-  async isInitialized(): Promise<boolean> {
-    return !!(await this.store.latest(this.name, 'root'));
+  isInitialized(): Promise<boolean> {
+    return this.root.isInitialized();
   }
 
-  async currentRoot(): Promise<SignedEnvelope<RootSigned>> {
-    const row = await this.store.latest(this.name, 'root');
-    if (!row) throw new TufError('TUF_NOT_INITIALIZED', `the ${this.name} repository has no root yet`);
-    return JSON.parse(row.body) as SignedEnvelope<RootSigned>;
+  currentRoot(): Promise<SignedEnvelope<RootSigned>> {
+    return this.root.current();
   }
 
   /** The file a client asked for: `N.role.json` or `timestamp.json` (version undefined). */
@@ -135,45 +129,20 @@ export class TufRepository {
    * Development bootstrap: a 1-of-1 root signed by a key kept in the data dir. Never for production: whoever
    * reads the data dir can sign any root.
    */
-  async initializeWithDevRoot(devRootSigner: Ed25519Signer): Promise<boolean> {
-    if (await this.isInitialized()) return false;
-    await this.keys.ensureKeys(ONLINE_ROLES);
-    const draft = createRootDraft({
-      rootKeys: [devRootSigner.tufKey],
-      rootThreshold: 1,
-      onlineKeys: await this.preferredOnlineKeys(),
-      expires: tufExpiry(Date.now() + this.ttl.rootTtl * 1000),
-    });
-    try {
-      await this.publishRoot(signRoot(draft, devRootSigner));
-      return true;
-    } catch (e) {
-      if (await this.isInitialized()) return false; // another process initialized it first
-      throw e;
-    }
+  initializeWithDevRoot(devRootSigner: Ed25519Signer): Promise<boolean> {
+    return this.root.initializeWithDevRoot(devRootSigner);
   }
 
   /**
    * Accepts a root signed offline (version 1 or a rotation), then re-signs every online role with the keys it
    * names, so clients that follow the new root find metadata signed by its keys.
    */
-  async publishRoot(candidate: SignedEnvelope | UntrustedEnvelope): Promise<RootSigned> {
-    const trustedRow = await this.store.latest(this.name, 'root');
-    const trusted = trustedRow
-      ? (JSON.parse(trustedRow.body) as SignedEnvelope<RootSigned>).signed
-      : undefined;
-    const problems = checkRootTransition(trusted, candidate);
-    if (problems.length > 0)
-      throw new TufError('TUF_ROOT_REJECTED', `root rejected: ${problems.join('; ')}`, { problems });
-    const root = candidate.signed as unknown as RootSigned;
-    const held = new Set((await this.keys.keys()).map((k) => k.info.keyId));
-    const keyProblems = onlineRootProblems(root, held);
-    if (keyProblems.length > 0) {
-      throw new TufError('TUF_ROOT_REJECTED', `root rejected: ${keyProblems.join('; ')}`, {
-        problems: keyProblems,
-      });
-    }
-    const body = JSON.stringify({ signatures: candidate.signatures, signed: root });
+  publishRoot(candidate: SignedEnvelope | UntrustedEnvelope): Promise<RootSigned> {
+    return this.root.publish(candidate);
+  }
+
+  /** Stores an accepted root together with every online role re-signed under it, in one transaction. */
+  private async commitRoot(root: RootSigned, body: string): Promise<void> {
     await this.commitWithRetry(async (heads) => {
       // A concurrent publish may have stored this version while we checked: then this one is no longer next.
       const stored = heads.get('root')?.version ?? 0;
@@ -186,9 +155,6 @@ export class TufRepository {
       const rootWrite: MetadataWrite = { role: 'root', version: root.version, expiresAt: root.expires, body };
       return { targets: [], metadata: [rootWrite, ...(await this.resignAll(heads, root))] };
     });
-    this.logger.log(`published root version ${root.version}`);
-    await this.retireUnlistedKeys(root);
-    return root;
   }
 
   /** Adds targets and publishes the bins they land in, one snapshot and one timestamp for the whole batch. */
@@ -263,45 +229,18 @@ export class TufRepository {
     return done;
   }
 
-  async onlineKeys(): Promise<OnlineKeyView[]> {
-    const root = (await this.store.latest(this.name, 'root')) ? (await this.currentRoot()).signed : undefined;
-    return (await this.keys.keys()).map(({ signer, info }) => ({
-      role: info.role,
-      keyId: info.keyId,
-      key: signer.tufKey,
-      createdAt: info.createdAt,
-      active: !!root?.roles[info.role].keyids.includes(info.keyId),
-    }));
+  onlineKeys(): Promise<OnlineKeyView[]> {
+    return this.root.onlineKeys();
   }
 
   /** Generates a new online key for a role; it signs once a root that lists it is published. */
-  async rotateOnlineKey(role: OnlineRole): Promise<OnlineKeyView> {
-    const info = await this.keys.addKey(role);
-    const key = (await this.keys.signer(info.keyId))!.tufKey;
-    return { ...info, key, active: false };
+  rotateOnlineKey(role: OnlineRole): Promise<OnlineKeyView> {
+    return this.root.rotateOnlineKey(role);
   }
 
   /** The newest key the server holds for each online role: what the next root should list. */
-  async preferredOnlineKeys(): Promise<Record<OnlineRole, TufKey[]>> {
-    const newest = newestOnlineKeys(await this.keys.keys());
-    if ('missing' in newest) throw new TufError('TUF_KEY_UNAVAILABLE', `no online key for ${newest.missing}`);
-    return newest;
-  }
-
-  /**
-   * After a rotation, destroys online keys the new root replaced: those not listed and older than the newest
-   * listed key of their role. Keys created since (pending a later rotation) are kept.
-   */
-  private async retireUnlistedKeys(root: RootSigned): Promise<void> {
-    const all = await this.keys.keys();
-    const keep = retainedOnlineKeyIds(
-      root,
-      all.map((k) => k.info),
-    );
-    if (keep.size < all.length) {
-      await this.keys.retain(keep);
-      this.logger.log(`destroyed ${all.length - keep.size} online key(s) the new root no longer lists`);
-    }
+  preferredOnlineKeys(): Promise<Record<OnlineRole, TufKey[]>> {
+    return this.root.preferredOnlineKeys();
   }
 
   // --- signing -------------------------------------------------------------------------------------------
@@ -345,7 +284,7 @@ export class TufRepository {
     version: number,
     targets: Record<string, TargetFile>,
   ): Promise<MetadataWrite> {
-    const signers = await this.signersFor(root, 'targets');
+    const signers = await this.root.signersFor(root, 'targets');
     const delegationKeys = Object.fromEntries(signers.map((s) => [s.keyId, s.tufKey]));
     const keyids = signers.map((s) => s.keyId);
     const signed: TargetsSigned = {
@@ -379,7 +318,7 @@ export class TufRepository {
         },
       };
     }
-    return this.envelope(role, signed, signers);
+    return signMetadata(role, signed, signers);
   }
 
   private async signSnapshotAndTimestamp(
@@ -402,7 +341,7 @@ export class TufRepository {
       expires: tufExpiry(Date.now() + this.ttl.snapshotTtl * 1000),
       meta,
     };
-    const snapshot = this.envelope('snapshot', signed, await this.signersFor(root, 'snapshot'));
+    const snapshot = signMetadata('snapshot', signed, await this.root.signersFor(root, 'snapshot'));
     return [snapshot, await this.signTimestamp(root, heads, signed.version, snapshot.body)];
   }
 
@@ -412,42 +351,12 @@ export class TufRepository {
     snapshotVersion: number,
     snapshotBody: string,
   ): Promise<MetadataWrite> {
-    const bytes = Buffer.from(snapshotBody, 'utf8');
-    const signed: TimestampSigned = {
-      _type: 'timestamp',
-      spec_version: SPEC_VERSION,
-      version: nextVersion(heads, 'timestamp'),
-      expires: tufExpiry(Date.now() + this.ttl.timestampTtl * 1000),
-      meta: {
-        'snapshot.json': {
-          version: snapshotVersion,
-          length: bytes.length,
-          hashes: { sha256: createHash('sha256').update(bytes).digest('hex') },
-        },
-      },
-    };
-    return this.envelope('timestamp', signed, await this.signersFor(root, 'timestamp'));
-  }
-
-  private envelope(role: string, signed: AnySigned, signers: Ed25519Signer[]): MetadataWrite {
-    // The stored string is served byte for byte, so the hashes in snapshot and timestamp always match.
-    const body = JSON.stringify({ signatures: signers.map((s) => s.sign(signed)), signed });
-    return { role, version: signed.version, expiresAt: signed.expires, body };
-  }
-
-  private async signersFor(root: RootSigned, role: OnlineRole): Promise<Ed25519Signer[]> {
-    const signers: Ed25519Signer[] = [];
-    for (const id of root.roles[role].keyids) {
-      const s = await this.keys.signer(id);
-      if (s) signers.push(s);
-    }
-    if (signers.length < root.roles[role].threshold) {
-      throw new TufError(
-        'TUF_KEY_UNAVAILABLE',
-        `Otter holds ${signers.length} of the ${role} keys the root names`,
-      );
-    }
-    return signers;
+    const signed = timestampOf(
+      { version: snapshotVersion, body: snapshotBody },
+      nextVersion(heads, 'timestamp'),
+      tufExpiry(Date.now() + this.ttl.timestampTtl * 1000),
+    );
+    return signMetadata('timestamp', signed, await this.root.signersFor(root, 'timestamp'));
   }
 }
 

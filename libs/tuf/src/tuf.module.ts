@@ -1,9 +1,7 @@
-import { join } from 'node:path';
 import { Inject, Injectable, Logger, Module } from '@nestjs/common';
 import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
+import { loadOrCreateDevRootKey, OnlineKeyStore } from '#otter/tuf-signing';
 import { DelegationLayout, IMAGE_REPOSITORY_FAMILIES } from './delegation-layout.js';
-import { loadOrCreateDevRootKey } from './dev-root-key.js';
-import { OnlineKeyStore } from './online-key-store.js';
 import { TufMetadataRepository } from './tuf-metadata.repository.js';
 import { TufRepository } from './tuf-repository.js';
 
@@ -47,14 +45,8 @@ export class ImageRepositoryInitializer {
       provide: IMAGE_REPOSITORY,
       inject: [OTTER_CONFIG, TufMetadataRepository],
       useFactory: async (config: OtterConfig, store: TufMetadataRepository): Promise<TufRepository> => {
-        const passphrase = await OnlineKeyStore.passphraseFor(
-          config.dataDir,
-          config.keyPassphrase,
-          new Logger('OnlineKeyStore'),
-        );
-        const keys = new OnlineKeyStore(join(config.dataDir, 'keys'), 'image', passphrase);
+        const keys = await OnlineKeyStore.open('image', config, new Logger('OnlineKeyStore'));
         const layout = new DelegationLayout(IMAGE_REPOSITORY_FAMILIES, config.tuf.binBits);
-        if (config.env === 'production') await keys.ensureKeys(['targets', 'snapshot', 'timestamp']);
         return new TufRepository('image', store, keys, layout, config.tuf);
       },
     },

@@ -2,10 +2,8 @@ import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { RequireRole } from '#otter/auth';
 import type { PublishedRootDto, TufOnlineKeyDto, TufOnlineKeysDto } from '#otter/contracts';
 import { DirectorRepository } from '#otter/director';
-import { ValidationError } from '#otter/errors';
-import { ONLINE_ROLES } from '#otter/tuf';
 import { parseBody } from '../common/request-body.js';
-import { rootEnvelope } from './root-envelope.js';
+import { onlineRoleParam, rootEnvelope } from '../tuf/ceremony-input.js';
 
 /** The director's root ceremony (server side), online key rotation and recovery after a restore. */
 @Controller('api/v1/tuf/director')
@@ -33,9 +31,7 @@ export class DirectorAdminController {
   @Post('online-keys/:role/rotate')
   @HttpCode(201)
   async rotate(@Param('role') role: string): Promise<TufOnlineKeyDto> {
-    const r = ONLINE_ROLES.find((x) => x === role);
-    if (!r) throw new ValidationError(`role must be one of ${ONLINE_ROLES.join(', ')}`);
-    return this.director.rotateOnlineKey(r);
+    return this.director.rotateOnlineKey(onlineRoleParam(role));
   }
 
   /** After restoring a database backup: every node's metadata is re-signed, with a newer version, on its next poll. */

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from '#otter/db';
-import { tufExpiry, type SignedEnvelope, type TimestampSigned } from '#otter/tuf';
+import { tufExpiry, type SignedEnvelope, type TimestampSigned } from '#otter/tuf-signing';
 import {
   checkDirectorAssignment,
   installTarget,

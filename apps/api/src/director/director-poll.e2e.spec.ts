@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { testDatabases } from '#otter/db';
 import { DirectorAssignmentRepository, DirectorRepository, POLL_HOLD_MS } from '#otter/director';
 import { DeviceIdentityService } from '#otter/nodes';
-import type { SignedEnvelope, TimestampSigned } from '#otter/tuf';
+import type { SignedEnvelope, TimestampSigned } from '#otter/tuf-signing';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 import { databaseEnv } from './testing/database-env.js';
 import { DirectorFixtures, type TestNode } from './testing/director-fixtures.js';

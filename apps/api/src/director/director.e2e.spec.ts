@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Updater } from 'tuf-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from '#otter/db';
-import type { RootSigned, SignedEnvelope, TargetsSigned, TimestampSigned } from '#otter/tuf';
+import type { RootSigned, SignedEnvelope, TargetsSigned, TimestampSigned } from '#otter/tuf-signing';
 import { ResumableFetcher } from '#otter/tuf-client';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 import { databaseEnv } from './testing/database-env.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Db } from '#otter/db';
-import { Ed25519Signer, OnlineKeyStore, type RootSigned, type SignedEnvelope } from '#otter/tuf';
+import { Ed25519Signer, OnlineKeyStore, type RootSigned, type SignedEnvelope } from '#otter/tuf-signing';
 
 type Signed = SignedEnvelope['signed'];
 

@@ -1,23 +1,10 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
-import { z } from 'zod';
 import { RequireRole } from '#otter/auth';
 import type { PublishedRootDto, TufOnlineKeyDto, TufOnlineKeysDto } from '#otter/contracts';
-import { ValidationError } from '#otter/errors';
-import { IMAGE_REPOSITORY, ONLINE_ROLES, type TufRepository } from '#otter/tuf';
+import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
+import { parseBody } from '../common/request-body.js';
+import { onlineRoleParam, rootEnvelope } from './ceremony-input.js';
 import { TimestampCache } from './timestamp-cache.js';
-
-const envelopeSchema = z
-  .object({
-    signatures: z
-      .array(
-        z
-          .object({ keyid: z.string().regex(/^[0-9a-f]{64}$/), sig: z.string().regex(/^[0-9a-f]+$/) })
-          .strict(),
-      )
-      .max(64),
-    signed: z.record(z.string(), z.unknown()),
-  })
-  .strict();
 
 /** The root ceremony's server side and online key rotation (admin only). */
 @Controller('api/v1/tuf/image')
@@ -36,13 +23,7 @@ export class TufAdminController {
   @Post('root')
   @HttpCode(201)
   async publishRoot(@Body() body: unknown): Promise<PublishedRootDto> {
-    const parsed = envelopeSchema.safeParse(body);
-    if (!parsed.success) {
-      throw new ValidationError(
-        `root: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`,
-      );
-    }
-    const root = await this.repository.publishRoot(parsed.data);
+    const root = await this.repository.publishRoot(parseBody(rootEnvelope, body));
     // A new root may name a new timestamp key: a client that just fetched it must not get the held
     // timestamp.json signed by the retired key (it would refuse it until the hold runs out).
     this.timestamps.invalidate();
@@ -57,8 +38,6 @@ export class TufAdminController {
   @Post('online-keys/:role/rotate')
   @HttpCode(201)
   async rotate(@Param('role') role: string): Promise<TufOnlineKeyDto> {
-    const r = ONLINE_ROLES.find((x) => x === role);
-    if (!r) throw new ValidationError(`role must be one of ${ONLINE_ROLES.join(', ')}`);
-    return this.repository.rotateOnlineKey(r);
+    return this.repository.rotateOnlineKey(onlineRoleParam(role));
   }
 }

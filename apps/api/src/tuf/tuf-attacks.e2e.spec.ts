@@ -13,7 +13,7 @@ import {
   tufExpiry,
   type RootSigned,
   type SignedEnvelope,
-} from '#otter/tuf';
+} from '#otter/tuf-signing';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 import { TufAttacker } from '../testing/tuf-attacker.js';
 

@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { resolveClientSettings, TufAdminClient, type TufRepositoryName } from '#otter/api-client';
-import { Ed25519Signer, tufExpiry, type RootSigned, type SignedEnvelope, type TufKey } from '#otter/tuf';
+import {
+  Ed25519Signer,
+  isEd25519TufKey,
+  tufExpiry,
+  type RootSigned,
+  type SignedEnvelope,
+  type TufKey,
+} from '#otter/tuf-signing';
 import { CliError, type CliContext } from '../cli-context.js';
 
 /** Files and values the `otter tuf` commands read and write; everything here works without a server. */
@@ -74,20 +81,12 @@ export function loadSigner(ctx: CliContext, file: string, passphraseEnv: string 
 
 /** A TUF public key as `otter tuf keygen` writes it; only the three TUF fields are kept (they make the key id). */
 export function parseTufKey(value: unknown, label: string): TufKey {
-  const k = value as Partial<TufKey> | null;
-  if (
-    typeof k !== 'object' ||
-    k === null ||
-    k.keytype !== 'ed25519' ||
-    k.scheme !== 'ed25519' ||
-    typeof k.keyval?.public !== 'string' ||
-    !/^[0-9a-f]{64}$/.test(k.keyval.public)
-  ) {
+  if (!isEd25519TufKey(value)) {
     throw new CliError(
       `${label} is not an ed25519 TUF public key ({"keytype":"ed25519","scheme":"ed25519","keyval":{"public":"<64 hex>"}})`,
     );
   }
-  return { keytype: 'ed25519', scheme: 'ed25519', keyval: { public: k.keyval.public } };
+  return { keytype: 'ed25519', scheme: 'ed25519', keyval: { public: value.keyval.public } };
 }
 
 export function readTufKey(ctx: CliContext, file: string): TufKey {

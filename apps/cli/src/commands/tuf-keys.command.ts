@@ -1,5 +1,5 @@
 import type { TufRepositoryName } from '#otter/api-client';
-import { ONLINE_ROLES, Ed25519Signer, keyIdOf, type OnlineRole } from '#otter/tuf';
+import { ONLINE_ROLES, Ed25519Signer, keyIdOf, type OnlineRole } from '#otter/tuf-signing';
 import { CliError, writeJson, type CliContext } from '../cli-context.js';
 import { formatTimestamp, renderTable } from '../output.js';
 import {

@@ -11,7 +11,7 @@ import {
   type RootSigned,
   type SignedEnvelope,
   type TufKey,
-} from '#otter/tuf';
+} from '#otter/tuf-signing';
 import { CliError, type CliContext } from '../cli-context.js';
 import {
   loadSigner,

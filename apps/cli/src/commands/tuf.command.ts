@@ -1,25 +1,26 @@
 import { Argument, Option, type Command } from 'commander';
 import { TUF_REPOSITORIES, type TufRepositoryName } from '#otter/api-client';
-import type { OnlineRole } from '#otter/tuf';
+import { ONLINE_ROLES, type OnlineRole } from '#otter/tuf-signing';
 import { processCliContext, type CliContext } from '../cli-context.js';
-import type { KeygenOptions, OnlineKeysOptions } from './tuf-keys.command.js';
-import type {
-  CreateRootOptions,
-  GetRootOptions,
-  SignRootOptions,
-  VerifyRootOptions,
+import {
+  invalidateDirectorMetadata,
+  keygen,
+  listOnlineKeys,
+  rotateOnlineKey,
+  type KeygenOptions,
+  type OnlineKeysOptions,
+} from './tuf-keys.command.js';
+import {
+  createRoot,
+  getRoot,
+  publishRoot,
+  signRootFile,
+  verifyRoot,
+  type CreateRootOptions,
+  type GetRootOptions,
+  type SignRootOptions,
+  type VerifyRootOptions,
 } from './tuf-root.command.js';
-
-// #otter/tuf brings NestJS and the database drivers with it (~0.4 s to load): the commands load it only when
-// a `tuf` command runs, so `otter release push` and the rest start as fast as before.
-const keys = () => import('./tuf-keys.command.js');
-const roots = () => import('./tuf-root.command.js');
-
-/** ONLINE_ROLES of #otter/tuf without loading it; `satisfies` makes the compiler keep the two lists equal. */
-const ONLINE_ROLE_CHOICES = Object.keys({ targets: 0, snapshot: 0, timestamp: 0 } satisfies Record<
-  OnlineRole,
-  0
->);
 
 /** Every command that talks to the server takes one; a root is made for one repository and only fits it. */
 function repositoryOption(): Option {
@@ -49,24 +50,22 @@ export function registerTufCommands(program: Command, ctx: CliContext = processC
       '--passphrase-env <var>',
       'encrypt the private key with the passphrase in this environment variable',
     )
-    .action(async (opts: KeygenOptions) => (await keys()).keygen(ctx, opts));
+    .action((opts: KeygenOptions) => keygen(ctx, opts));
 
   tuf
     .command('online-keys')
     .description("list the server's online signing keys (targets, snapshot, timestamp) (admin)")
     .addOption(repositoryOption())
     .option('--json', 'print the keys as JSON (usable as `root create --online-keys FILE`)')
-    .action(async (opts: OnlineKeysOptions) => (await keys()).listOnlineKeys(ctx, opts));
+    .action((opts: OnlineKeysOptions) => listOnlineKeys(ctx, opts));
 
   tuf
     .command('rotate-online-key')
     .description('generate a new online key for a role; it signs once a new root lists it (admin)')
-    .addArgument(new Argument('<role>', 'online role').choices(ONLINE_ROLE_CHOICES))
+    .addArgument(new Argument('<role>', 'online role').choices(ONLINE_ROLES))
     .addOption(repositoryOption())
     .option('--json', 'print the new key as JSON')
-    .action(async (role: OnlineRole, opts: OnlineKeysOptions) =>
-      (await keys()).rotateOnlineKey(ctx, role, opts),
-    );
+    .action((role: OnlineRole, opts: OnlineKeysOptions) => rotateOnlineKey(ctx, role, opts));
 
   tuf
     .command('director-invalidate')
@@ -74,7 +73,7 @@ export function registerTufCommands(program: Command, ctx: CliContext = processC
       "after restoring a database backup: the director re-signs every node's metadata, newer, on its next poll (admin)",
     )
     .option('--json', 'print the answer as JSON')
-    .action(async (opts: { json?: boolean }) => (await keys()).invalidateDirectorMetadata(ctx, opts));
+    .action((opts: { json?: boolean }) => invalidateDirectorMetadata(ctx, opts));
 
   const root = tuf
     .command('root')
@@ -87,7 +86,7 @@ export function registerTufCommands(program: Command, ctx: CliContext = processC
     )
     .addOption(repositoryOption())
     .option('--out <file>', 'write it to this file instead of stdout')
-    .action(async (opts: GetRootOptions) => (await roots()).getRoot(ctx, opts));
+    .action((opts: GetRootOptions) => getRoot(ctx, opts));
 
   root
     .command('create')
@@ -103,7 +102,7 @@ export function registerTufCommands(program: Command, ctx: CliContext = processC
     )
     .requiredOption('--out <file>', 'the draft file to create')
     .addOption(repositoryOption())
-    .action(async (opts: CreateRootOptions) => (await roots()).createRoot(ctx, opts));
+    .action((opts: CreateRootOptions) => createRoot(ctx, opts));
 
   root
     .command('sign')
@@ -112,7 +111,7 @@ export function registerTufCommands(program: Command, ctx: CliContext = processC
     .requiredOption('--key <file>', 'your private root key (from `otter tuf keygen`)')
     .option('--passphrase-env <var>', 'environment variable holding the key passphrase')
     .option('--previous <file>', 'the root this one replaces, to count its signatures too')
-    .action(async (file: string, opts: SignRootOptions) => (await roots()).signRootFile(ctx, file, opts));
+    .action((file: string, opts: SignRootOptions) => signRootFile(ctx, file, opts));
 
   root
     .command('verify')
@@ -124,7 +123,7 @@ export function registerTufCommands(program: Command, ctx: CliContext = processC
         'online keys are checked too)',
     )
     .addOption(repositoryOption())
-    .action(async (file: string, opts: VerifyRootOptions) => (await roots()).verifyRoot(ctx, file, opts));
+    .action((file: string, opts: VerifyRootOptions) => verifyRoot(ctx, file, opts));
 
   root
     .command('publish')
@@ -133,9 +132,7 @@ export function registerTufCommands(program: Command, ctx: CliContext = processC
     )
     .argument('<root-file>', 'the signed root')
     .addOption(repositoryOption())
-    .action(async (file: string, opts: { repository: TufRepositoryName }) =>
-      (await roots()).publishRoot(ctx, file, opts),
-    );
+    .action((file: string, opts: { repository: TufRepositoryName }) => publishRoot(ctx, file, opts));
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectorAssignmentRepository, type DirectorAssignment } from '#otter/director';
 import { DeviceTokenService } from '#otter/identity';
-import { Ed25519Signer, OnlineKeyStore, type SignedEnvelope } from '#otter/tuf';
+import { Ed25519Signer, OnlineKeyStore, type SignedEnvelope } from '#otter/tuf-signing';
 import type { ApiHarness } from '../../testing/api-harness.js';
 import { seedNodeRow } from '#otter/db';
 

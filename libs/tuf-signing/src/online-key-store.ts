@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Logger } from '@nestjs/common';
 import { Ed25519Signer } from './ed25519.js';
 import { open, seal, type SealedBox } from './secret-box.js';
-import type { OnlineRole } from './tuf-types.js';
+import type { SigningLog } from './signing-log.js';
+import { ONLINE_ROLES, type OnlineRole } from './tuf-types.js';
 
 interface StoredKey {
   role: OnlineRole;
@@ -24,20 +24,35 @@ export interface OnlineKeyInfo {
  * and a newer one waiting for a root that lists it (rotation).
  */
 export class OnlineKeyStore {
-  private readonly logger = new Logger(OnlineKeyStore.name);
   private cache?: Map<string, { signer: Ed25519Signer; info: OnlineKeyInfo }>;
 
   constructor(
     private readonly dir: string,
     private readonly repository: string,
     private readonly passphrase: string,
+    private readonly logger?: SigningLog,
   ) {}
+
+  /**
+   * The key store of one repository (`image`, `director`) in `$dataDir/keys`, its passphrase resolved. In
+   * production every online role gets a key at once, so that the root ceremony can list them.
+   */
+  static async open(
+    repository: string,
+    settings: { env: string; dataDir: string; keyPassphrase?: string },
+    logger: SigningLog,
+  ): Promise<OnlineKeyStore> {
+    const passphrase = await OnlineKeyStore.passphraseFor(settings.dataDir, settings.keyPassphrase, logger);
+    const store = new OnlineKeyStore(join(settings.dataDir, 'keys'), repository, passphrase, logger);
+    if (settings.env === 'production') await store.ensureKeys(ONLINE_ROLES);
+    return store;
+  }
 
   /** Resolves the passphrase: the configured one, or in development a generated one kept beside the keys. */
   static async passphraseFor(
     dataDir: string,
     configured: string | undefined,
-    logger: Logger,
+    logger: Pick<SigningLog, 'warn'>,
   ): Promise<string> {
     if (configured) return configured;
     const file = join(dataDir, 'keys', 'dev-passphrase');
@@ -133,7 +148,7 @@ export class OnlineKeyStore {
         await link(tmp, this.file);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        this.logger.log('another process created the online keys first; using those');
+        this.logger?.log('another process created the online keys first; using those');
       } finally {
         await unlink(tmp);
       }

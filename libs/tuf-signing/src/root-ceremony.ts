@@ -1,4 +1,4 @@
-import { keyIdOf, type Ed25519Signer, verifySignature } from './ed25519.js';
+import { isEd25519TufKey, keyIdOf, type Ed25519Signer, verifySignature } from './ed25519.js';
 import {
   SPEC_VERSION,
   type RootSigned,
@@ -84,15 +84,6 @@ export function roleSignatureStatus(
   };
 }
 
-/** Number of distinct keys of `role` in `root` that made a valid signature over `envelope.signed`. */
-export function countValidSignatures(
-  root: RootSigned,
-  role: keyof RootSigned['roles'],
-  envelope: SignedEnvelope | UntrustedEnvelope,
-): number {
-  return roleSignatureStatus(root, role, envelope).signedBy.length;
-}
-
 /** Key ids are shown by their first 16 hex digits, as `otter tuf` prints them. */
 function missingList(status: RoleSignatureStatus): string {
   return status.missing.map((id) => id.slice(0, 16)).join(', ');
@@ -123,11 +114,7 @@ export function checkRootTransition(
     return [...problems, 'keys and roles are required'];
   }
   for (const [id, key] of Object.entries(c.keys)) {
-    if (
-      key.keytype !== 'ed25519' ||
-      key.scheme !== 'ed25519' ||
-      !/^[0-9a-f]{64}$/.test(key.keyval?.public ?? '')
-    ) {
+    if (!isEd25519TufKey(key)) {
       problems.push(`key ${id.slice(0, 12)} is not an ed25519 key`);
     } else if (keyIdOf(key) !== id) {
       problems.push(`key id ${id.slice(0, 12)} does not match its key`);

@@ -29,8 +29,21 @@ export function tufKeyFromPublic(publicKey: KeyObject): TufKey {
   };
 }
 
+/** Whether `value` is the one kind of TUF key Otter signs with and accepts: ed25519, a 32-byte hex value. */
+export function isEd25519TufKey(value: unknown): value is TufKey {
+  const k = value as Partial<TufKey> | null;
+  return (
+    typeof k === 'object' &&
+    k !== null &&
+    k.keytype === 'ed25519' &&
+    k.scheme === 'ed25519' &&
+    typeof k.keyval?.public === 'string' &&
+    /^[0-9a-f]{64}$/.test(k.keyval.public)
+  );
+}
+
 export function publicKeyFromTufKey(key: TufKey): KeyObject {
-  if (key.keytype !== 'ed25519' || key.scheme !== 'ed25519' || !/^[0-9a-f]{64}$/.test(key.keyval.public)) {
+  if (!isEd25519TufKey(key)) {
     throw new Error('only ed25519 keys with a 32-byte hex public value are supported');
   }
   return createPublicKey({
