@@ -127,7 +127,9 @@ export function checkRootTransition(
       continue;
     }
     if (new Set(r.keyids).size !== r.keyids.length) problems.push(`role ${role} lists a key twice`);
-    if (r.keyids.some((id) => !c.keys![id])) problems.push(`role ${role} names a key that is not in keys`);
+    // Own keys only: `toString` is no key id, though every object answers to it.
+    if (r.keyids.some((id) => !Object.hasOwn(c.keys!, id)))
+      problems.push(`role ${role} names a key that is not in keys`);
     if (r.threshold > r.keyids.length)
       problems.push(`role ${role} threshold ${r.threshold} exceeds its ${r.keyids.length} keys`);
   }
