@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Ed25519Signer } from './ed25519.js';
 import { OnlineKeyStore } from './online-key-store.js';
 import { RepositoryRoot, type RootFailure, type RootStorage } from './repository-root.js';
-import { createRootDraft, signRoot } from './root-ceremony.js';
+import { createRootDraft, signRoot, type RootDraftInput } from './root-ceremony.js';
 import { tufExpiry } from './tuf-time.js';
 import type { RootSigned, SignedEnvelope } from './tuf-types.js';
 
@@ -46,38 +46,28 @@ function repositoryRoot(storage = new MemoryRoots(), dir = mkdtempSync(join(tmpd
   return { root, storage, dir };
 }
 
-async function refusal(promise: Promise<unknown>): Promise<Refusal> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(Refusal);
-  return error as Refusal;
-}
-
-/** The next root, listing `onlineKeys` (default: the held ones), signed by `signers`. */
+/** The root after the current one, listing the held online keys unless `draft` says otherwise. */
 async function nextRoot(
   root: RepositoryRoot,
-  rootKey: Ed25519Signer,
-  signers: Ed25519Signer[] = [rootKey],
+  signers: Ed25519Signer[],
+  draft: Pick<RootDraftInput, 'rootKeys'> & Partial<RootDraftInput>,
 ): Promise<SignedEnvelope<RootSigned>> {
-  const current = (await root.current()).signed;
-  let draft = createRootDraft({
-    previous: current,
-    rootKeys: [rootKey.tufKey],
+  let next = createRootDraft({
+    previous: (await root.current()).signed,
     rootThreshold: 1,
     onlineKeys: await root.preferredOnlineKeys(),
     expires: tufExpiry(Date.now() + 86_400_000),
+    ...draft,
   });
-  for (const s of signers) draft = signRoot(draft, s);
-  return draft;
+  for (const s of signers) next = signRoot(next, s);
+  return next;
 }
 
 describe('RepositoryRoot', () => {
   it('answers NOT_INITIALIZED before the first root, and a dev root is made once', async () => {
     const { root, storage } = repositoryRoot();
     expect(await root.isInitialized()).toBe(false);
-    expect((await refusal(root.current())).failure).toBe('NOT_INITIALIZED');
+    await expect(root.current()).rejects.toMatchObject({ failure: 'NOT_INITIALIZED' });
     const devRoot = Ed25519Signer.generate();
     expect(await root.initializeWithDevRoot(devRoot)).toBe(true);
     expect(await root.initializeWithDevRoot(devRoot)).toBe(false);
@@ -106,44 +96,29 @@ describe('RepositoryRoot', () => {
     await root.initializeWithDevRoot(devRoot);
     const stranger = Ed25519Signer.generate();
     const held = await root.preferredOnlineKeys();
-    const foreign = signRoot(
-      createRootDraft({
-        previous: (await root.current()).signed,
-        rootKeys: [devRoot.tufKey],
-        rootThreshold: 1,
-        onlineKeys: { ...held, timestamp: [stranger.tufKey] },
-        expires: tufExpiry(Date.now() + 86_400_000),
-      }),
-      devRoot,
-    );
-    const refused = await refusal(root.publish(foreign));
-    expect(refused.failure).toBe('ROOT_REJECTED');
-    expect(refused.details?.problems).toEqual([
-      'Otter holds no private key for the timestamp role it names',
-      `the timestamp role names key ${stranger.keyId.slice(0, 16)}…, which this repository does not hold`,
-    ]);
+    const foreign = await nextRoot(root, [devRoot], {
+      rootKeys: [devRoot.tufKey],
+      onlineKeys: { ...held, timestamp: [stranger.tufKey] },
+    });
+    await expect(root.publish(foreign)).rejects.toMatchObject({
+      failure: 'ROOT_REJECTED',
+      details: {
+        problems: [
+          'Otter holds no private key for the timestamp role it names',
+          `the timestamp role names key ${stranger.keyId.slice(0, 16)}…, which this repository does not hold`,
+        ],
+      },
+    });
 
     // Signed by the current root key and by the online key it makes a root key: only the server's own check
     // stands in the way.
     const targetsKey = (await new OnlineKeyStore(dir, 'test', 'test passphrase').keys()).find(
       (k) => k.info.role === 'targets',
     )!.signer;
-    const onlineAsRoot = signRoot(
-      signRoot(
-        createRootDraft({
-          previous: (await root.current()).signed,
-          rootKeys: [targetsKey.tufKey],
-          rootThreshold: 1,
-          onlineKeys: held,
-          expires: tufExpiry(Date.now() + 86_400_000),
-        }),
-        devRoot,
-      ),
-      targetsKey,
-    );
-    expect((await refusal(root.publish(onlineAsRoot))).details?.problems).toEqual([
-      'an online key must never be a root key',
-    ]);
+    const onlineAsRoot = await nextRoot(root, [devRoot, targetsKey], { rootKeys: [targetsKey.tufKey] });
+    await expect(root.publish(onlineAsRoot)).rejects.toMatchObject({
+      details: { problems: ['an online key must never be a root key'] },
+    });
     expect(storage.bodies).toHaveLength(1);
   });
 
@@ -151,9 +126,12 @@ describe('RepositoryRoot', () => {
     const { root, storage } = repositoryRoot();
     await root.initializeWithDevRoot(Ed25519Signer.generate());
     const rogue = Ed25519Signer.generate();
-    const refused = await refusal(root.publish(await nextRoot(root, rogue)));
-    expect(refused.failure).toBe('ROOT_REJECTED');
-    expect(refused.message).toMatch(/signed by 0 of the current root keys, needs 1/);
+    await expect(
+      root.publish(await nextRoot(root, [rogue], { rootKeys: [rogue.tufKey] })),
+    ).rejects.toMatchObject({
+      failure: 'ROOT_REJECTED',
+      message: expect.stringMatching(/signed by 0 of the current root keys, needs 1/),
+    });
     expect(storage.bodies).toHaveLength(1);
   });
 
@@ -164,7 +142,7 @@ describe('RepositoryRoot', () => {
     const oldTimestamp = (await root.onlineKeys()).find((k) => k.role === 'timestamp')!;
     const rotated = await root.rotateOnlineKey('timestamp');
     expect(rotated.active).toBe(false);
-    const next = await nextRoot(root, devRoot);
+    const next = await nextRoot(root, [devRoot], { rootKeys: [devRoot.tufKey] });
     expect(next.signed.roles.timestamp.keyids).toEqual([rotated.keyId]);
     const pending = await root.rotateOnlineKey('timestamp'); // made after the draft: waits for the next root
     await root.publish(next);
@@ -184,8 +162,9 @@ describe('RepositoryRoot', () => {
       ...current,
       roles: { ...current.roles, snapshot: { keyids: [Ed25519Signer.generate().keyId], threshold: 1 } },
     };
-    const refused = await refusal(root.signersFor(lost, 'snapshot'));
-    expect(refused.failure).toBe('KEY_UNAVAILABLE');
-    expect(refused.message).toBe('Otter holds 0 of the test snapshot keys the root names');
+    await expect(root.signersFor(lost, 'snapshot')).rejects.toMatchObject({
+      failure: 'KEY_UNAVAILABLE',
+      message: 'Otter holds 0 of the test snapshot keys the root names',
+    });
   });
 });
