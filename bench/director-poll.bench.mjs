@@ -91,8 +91,8 @@ function builtFile(...path) {
   return file;
 }
 
-const [configLib, dbLib, directorLib, identityLib, tufLib] = await Promise.all(
-  ['config', 'db', 'director', 'identity', 'tuf'].map(
+const [configLib, dbLib, directorLib, identityLib, tufSigningLib] = await Promise.all(
+  ['config', 'db', 'director', 'identity', 'tuf-signing'].map(
     (name) => import(pathToFileURL(builtFile('libs', name, 'src', 'index.js')).href),
   ),
 );
@@ -500,12 +500,13 @@ async function signingCost(db, nodeId) {
     .where('repository', '=', `director/${nodeId}`)
     .orderBy('version', 'desc')
     .execute();
-  const signed = ['targets', 'snapshot', 'timestamp'].map(
-    (role) => JSON.parse(rows.find((r) => r.role === role).body).signed,
-  );
-  const signer = tufLib.Ed25519Signer.generate();
+  const roles = ['targets', 'snapshot', 'timestamp'].map((role) => ({
+    role,
+    signed: JSON.parse(rows.find((r) => r.role === role).body).signed,
+  }));
+  const signers = [tufSigningLib.Ed25519Signer.generate()];
   const signAll = () => {
-    for (const s of signed) JSON.stringify({ signatures: [signer.sign(s)], signed: s });
+    for (const { role, signed } of roles) tufSigningLib.signMetadata(role, signed, signers);
   };
   for (let i = 0; i < 200; i++) signAll();
   const iterations = 2000;
@@ -588,7 +589,7 @@ const DEPENDENCIES = [
   ['database: kysely (build, compile, run)', (f) => /node_modules\/kysely\//.test(f.url)],
   [
     'signing: ed25519 + canonical JSON',
-    (f) => f.functionName === 'signNodeSet' || /dist\/libs\/tuf\/|node_modules\/@tufjs\//.test(f.url),
+    (f) => f.functionName === 'signNodeSet' || /dist\/libs\/tuf-signing\/|node_modules\/@tufjs\//.test(f.url),
   ],
 ];
 const GENERAL = [
