@@ -5,6 +5,13 @@ import { Ed25519Signer, OnlineKeyStore, type RootSigned, type SignedEnvelope } f
 
 type Signed = SignedEnvelope['signed'];
 
+/** A repository's online keys, as an attacker who read a development install's data dir holds them. */
+export function stolenOnlineKeys(dataDir: string, repository: 'image' | 'director'): OnlineKeyStore {
+  const keysDir = join(dataDir, 'keys');
+  const passphrase = readFileSync(join(keysDir, 'dev-passphrase'), 'utf8').trim();
+  return new OnlineKeyStore(keysDir, repository, passphrase);
+}
+
 /**
  * Plays the attacker who controls the server's storage (and, where a test says so, its online keys): it
  * rewrites metadata rows directly, bypassing every check Otter makes, so the tests show what the client does.
@@ -41,9 +48,7 @@ export class TufAttacker {
   /** Signs with the server's own online key for the role, as an attacker who stole it would. */
   async signWithOnlineKey(role: 'timestamp' | 'snapshot' | 'targets', signed: Signed): Promise<string> {
     const root = (await this.latest('root')).envelope.signed as RootSigned;
-    const passphrase = readFileSync(join(this.dataDir, 'keys', 'dev-passphrase'), 'utf8').trim();
-    const store = new OnlineKeyStore(join(this.dataDir, 'keys'), 'image', passphrase);
-    const signer = (await store.signer(root.roles[role].keyids[0]!))!;
+    const signer = (await stolenOnlineKeys(this.dataDir, 'image').signer(root.roles[role].keyids[0]!))!;
     return JSON.stringify({ signatures: [signer.sign(signed)], signed });
   }
 

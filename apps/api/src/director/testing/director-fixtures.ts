@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectorAssignmentRepository, type DirectorAssignment } from '#otter/director';
 import { DeviceTokenService } from '#otter/identity';
-import { Ed25519Signer, OnlineKeyStore, type SignedEnvelope } from '#otter/tuf-signing';
+import type { Ed25519Signer, SignedEnvelope } from '#otter/tuf-signing';
 import type { ApiHarness } from '../../testing/api-harness.js';
+import { stolenOnlineKeys } from '../../testing/tuf-attacker.js';
 import { seedNodeRow } from '#otter/db';
 
 export interface TestNode {
@@ -55,10 +56,8 @@ export class DirectorFixtures {
 
   /** The server's own online key of a repository, as an attacker who stole it would hold it. */
   async stolenKey(repository: 'image' | 'director', role: 'timestamp' | 'targets'): Promise<Ed25519Signer> {
-    const keysDir = join(this.api.config.dataDir, 'keys');
-    const passphrase = readFileSync(join(keysDir, 'dev-passphrase'), 'utf8').trim();
-    const store = new OnlineKeyStore(keysDir, repository, passphrase);
-    const key = (await store.keys()).find((k) => k.info.role === role);
+    const keys = await stolenOnlineKeys(this.api.config.dataDir, repository).keys();
+    const key = keys.find((k) => k.info.role === role);
     if (!key) throw new Error(`no ${repository} ${role} key`);
     return key.signer;
   }
