@@ -15,7 +15,7 @@ export function processCliContext(): CliContext {
   return { env: process.env, cwd: process.cwd(), stdout: process.stdout, stderr: process.stderr };
 }
 
-/** `ctx` with stdout and stderr passing every character through terminal-text.ts: what the program writes to. */
+/** `ctx` with stdout and stderr made terminal-safe (terminal-text.ts): what every command writes to. */
 export function terminalSafeContext(ctx: CliContext): CliContext {
   return { ...ctx, stdout: terminalSafeStream(ctx.stdout), stderr: terminalSafeStream(ctx.stderr) };
 }
@@ -35,7 +35,7 @@ export class CliError extends Error {
 
 /**
  * JSON.stringify escapes the C0 controls inside strings; the DEL, C1 and Unicode format characters it leaves
- * are escaped as `\uXXXX` by the context's terminal-safe stream, which keeps the JSON valid and its value the same.
+ * are escaped as `\uXXXX` by the context's terminal-safe stream: the JSON stays valid, its value the same.
  */
 export function writeJson(ctx: CliContext, value: unknown): void {
   ctx.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

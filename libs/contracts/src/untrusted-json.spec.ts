@@ -16,6 +16,7 @@ describe('parseUntrustedJson', () => {
     ['constructor.prototype', '{"constructor":{"prototype":{"polluted":true}}}', 'prototype'],
     ['constructor alone', '{"constructor":"x"}', 'constructor'],
     ['a nested prototype key', '{"a":[{"b":{"prototype":1}}]}', 'prototype'],
+    ['__proto__ spelt with escapes', '{"\\u005f_proto\\u005f_":{"polluted":true}}', '__proto__'],
   ])('refuses %s', (_name, text, key) => {
     expect(() => parseUntrustedJson(text)).toThrow(new UntrustedJsonError(`the key "${key}" is not allowed`));
   });

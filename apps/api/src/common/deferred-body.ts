@@ -13,7 +13,10 @@ const REFUSAL = Symbol('otter.bodyRefusal');
 
 type RequestWithRefusal = FastifyRequest & { [REFUSAL]?: OtterError };
 
-/** Replaces Fastify's body parsers: JSON (read with parseUntrustedJson), and anything else refused as 415. Multipart is added by its plugin afterwards. */
+/**
+ * Replaces Fastify's body parsers: JSON, read with parseUntrustedJson, and anything else refused as 415.
+ * Multipart is added afterwards by its plugin, and read by the route itself, after its guards.
+ */
 export function registerDeferredBodyParsers(fastify: FastifyInstance): void {
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
