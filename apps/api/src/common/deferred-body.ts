@@ -30,11 +30,14 @@ export function registerDeferredBodyParsers(fastify: FastifyInstance): void {
   });
   // Unread: Node discards what is left of the body once the answer is sent.
   fastify.addContentTypeParser('*', (request, _payload, done) => {
+    const contentType = request.headers['content-type'] ?? null;
     refuse(
       request,
-      new OtterError('UNSUPPORTED_MEDIA_TYPE', 'the request body must be application/json', {
-        contentType: request.headers['content-type'] ?? null,
-      }),
+      new OtterError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        'request bodies are application/json (release uploads: multipart/form-data)',
+        { contentType },
+      ),
     );
     done(null, undefined);
   });
