@@ -1,10 +1,11 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { ConfigModule, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { OtterExceptionFilter } from '#otter/errors';
 import { LoggingModule } from '#otter/logging';
 import { StorageModule } from '#otter/storage';
+import { BodyRefusalInterceptor } from './common/body-refusal.interceptor.js';
 import { DeltasHttpModule } from './deltas/deltas-http.module.js';
 import { DevicesHttpModule } from './devices/devices-http.module.js';
 import { DirectorHttpModule } from './director/director-http.module.js';
@@ -33,7 +34,10 @@ export class ApiModule {
         RolloutsHttpModule,
       ],
       controllers: [HealthController],
-      providers: [{ provide: APP_FILTER, useClass: OtterExceptionFilter }],
+      providers: [
+        { provide: APP_FILTER, useClass: OtterExceptionFilter },
+        { provide: APP_INTERCEPTOR, useClass: BodyRefusalInterceptor },
+      ],
     };
   }
 }

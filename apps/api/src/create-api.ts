@@ -4,14 +4,17 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { Logger } from 'nestjs-pino';
 import type { OtterConfig } from '#otter/config';
 import { ApiModule } from './api.module.js';
+import { registerDeferredBodyParsers } from './common/deferred-body.js';
 
 export async function createApi(config: OtterConfig): Promise<NestFastifyApplication> {
   const app = await NestFactory.create<NestFastifyApplication>(
     ApiModule.forRoot(config),
     new FastifyAdapter({ bodyLimit: 1024 * 1024, trustProxy: true }),
-    { bufferLogs: true, abortOnError: false },
+    // Nest's own JSON and form parsers are replaced by registerDeferredBodyParsers.
+    { bufferLogs: true, abortOnError: false, bodyParser: false },
   );
   app.useLogger(app.get(Logger));
+  registerDeferredBodyParsers(app.getHttpAdapter().getInstance());
   await app.register(multipart, {
     // Images stream straight to the blob store; these limits only bound the text fields and the part count.
     limits: {

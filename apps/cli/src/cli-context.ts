@@ -1,4 +1,5 @@
 import { OtterApiClient, resolveClientSettings } from '#otter/api-client';
+import { terminalSafeStream } from './terminal-text.js';
 
 /** What a command may touch of the outside world; tests pass their own. */
 export interface CliContext {
@@ -14,6 +15,11 @@ export function processCliContext(): CliContext {
   return { env: process.env, cwd: process.cwd(), stdout: process.stdout, stderr: process.stderr };
 }
 
+/** `ctx` with stdout and stderr made terminal-safe (terminal-text.ts): what every command writes to. */
+export function terminalSafeContext(ctx: CliContext): CliContext {
+  return { ...ctx, stdout: terminalSafeStream(ctx.stdout), stderr: terminalSafeStream(ctx.stderr) };
+}
+
 /** Resolved per command, so `otter --help` and local validation work without a token. */
 export function apiClient(ctx: CliContext): OtterApiClient {
   return new OtterApiClient(resolveClientSettings(ctx.env, ctx.cwd));
@@ -27,6 +33,10 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * JSON.stringify escapes the C0 controls inside strings; the DEL, C1 and Unicode format characters it leaves
+ * are escaped as `\uXXXX` by the context's terminal-safe stream: the JSON stays valid, its value the same.
+ */
 export function writeJson(ctx: CliContext, value: unknown): void {
   ctx.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }

@@ -224,6 +224,12 @@ describe('otter CLI', () => {
       ['upper.json', JSON.stringify({ '7': 'AB'.repeat(32) }), /PCR 7 digest/],
       ['array.json', JSON.stringify([GOOD_DIGEST]), /expected a JSON object/],
       ['broken.json', '{"0": ', /not valid JSON/],
+      // The server's rule: refused, not dropped (JSON.parse keeps it; a copy into an object loses it).
+      [
+        'proto.json',
+        `{"7":"${GOOD_DIGEST}","__proto__":"${GOOD_DIGEST}"}`,
+        /the key "__proto__" is not allowed/,
+      ],
     ];
     const before = api.requests.length;
     for (const [name, content, message] of cases) {

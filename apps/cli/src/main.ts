@@ -2,7 +2,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { ApiError } from '#otter/api-client';
-import { processCliContext, type CliContext } from './cli-context.js';
+import { processCliContext, terminalSafeContext, type CliContext } from './cli-context.js';
 import { registerDeltaCommands } from './commands/delta.command.js';
 import { registerNodeCommands } from './commands/node.command.js';
 import { registerReleaseCommands } from './commands/release.command.js';
@@ -11,7 +11,9 @@ import { registerTokenCommands } from './commands/token.command.js';
 import { registerTufCommands } from './commands/tuf.command.js';
 
 /** The `otter` command tree. A new command group is one `registerXCommands(program, ctx)` line here. */
-export function createProgram(ctx: CliContext = processCliContext()): Command {
+export function createProgram(raw: CliContext = processCliContext()): Command {
+  // Every command writes through this context: nothing reaches the terminal unescaped (terminal-text.ts).
+  const ctx = terminalSafeContext(raw);
   const program = new Command('otter')
     .description('Otter release engineering: push releases, manage API tokens')
     // Subcommand options stay with their subcommand (`release push --version` is the release's version).
@@ -34,8 +36,9 @@ export function createProgram(ctx: CliContext = processCliContext()): Command {
 /** Runs one command line (without node and script) and returns the exit code. */
 export async function runCli(
   args: readonly string[],
-  ctx: CliContext = processCliContext(),
+  raw: CliContext = processCliContext(),
 ): Promise<number> {
+  const ctx = terminalSafeContext(raw);
   try {
     await createProgram(ctx).parseAsync(args, { from: 'user' });
     return 0;

@@ -1,3 +1,5 @@
+import { terminalSafe } from './terminal-text.js';
+
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
 /** 1536 -> "1.5 KiB"; binary units, as disk images are sized. */
@@ -16,15 +18,19 @@ export function formatTimestamp(iso: string): string {
   return iso.replace(/\.\d+Z$/, 'Z');
 }
 
-/** Left-aligned columns separated by two spaces, header first. */
+/**
+ * Left-aligned columns separated by two spaces, header first. Cells often hold what a device sent: each is
+ * escaped (terminalSafe), line feeds included, so a cell stays one cell on one line.
+ */
 export function renderTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: readonly string[]) =>
-    cells
+  const cells = rows.map((r) => r.map(terminalSafe));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
+  const line = (row: readonly string[]) =>
+    row
       .map((c, i) => c.padEnd(widths[i]))
       .join('  ')
       .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+  return [line(headers), ...cells.map(line)].join('\n') + '\n';
 }
 
 /** 5400 -> "90m", 7200 -> "2h": the largest unit that divides the seconds exactly. */

@@ -1,4 +1,9 @@
-import { HARDWARE_ID_PATTERN, MAX_NOTES_BYTES, SHA256_HEX_PATTERN } from '#otter/contracts';
+import {
+  HARDWARE_ID_PATTERN,
+  MAX_NOTES_BYTES,
+  parseUntrustedJson,
+  SHA256_HEX_PATTERN,
+} from '#otter/contracts';
 
 /** PCR indexes a TPM 2.0 sha256 bank has: "0".."23", no leading zeros. */
 export const PCR_INDEX_PATTERN = /^(?:[0-9]|1[0-9]|2[0-3])$/;
@@ -41,9 +46,10 @@ export function validateMeasurements(value: unknown, label = 'measurements'): Re
 export function parseMeasurements(json: string, label = 'measurements'): Record<string, string> {
   let value: unknown;
   try {
-    value = JSON.parse(json);
+    // The server's rule too: a `__proto__`, `constructor` or `prototype` key is refused, not dropped.
+    value = parseUntrustedJson(json);
   } catch (e) {
-    throw new ReleaseInputError(`${label}: not valid JSON (${(e as Error).message})`);
+    throw new ReleaseInputError(`${label}: ${(e as Error).message}`);
   }
   return validateMeasurements(value, label);
 }

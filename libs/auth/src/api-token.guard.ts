@@ -3,11 +3,10 @@ import { Reflector } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Role } from '#otter/contracts';
 import { OtterError } from '#otter/errors';
+import { bearerToken } from './authorization-header.js';
 import type { AuthenticatedRequest, Principal } from './principal.js';
 import { REQUIRED_ROLE, roleSatisfies } from './roles.js';
 import { TokenService } from './token.service.js';
-
-const BEARER = /^Bearer +(\S+) *$/i;
 
 /**
  * Authenticates `Authorization: Bearer <token>` and checks the role RequireRole asks for (any valid
@@ -43,14 +42,13 @@ export class ApiTokenGuard implements CanActivate {
   }
 
   private async authenticate(request: FastifyRequest, reply: FastifyReply): Promise<Principal> {
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? BEARER.exec(header) : null;
-    if (!match) {
+    const token = bearerToken(request.headers.authorization);
+    if (!token) {
       void reply.header('www-authenticate', 'Bearer realm="otter"');
       throw new OtterError('UNAUTHENTICATED', 'a bearer token is required');
     }
     try {
-      return await this.tokens.authenticate(match[1] as string);
+      return await this.tokens.authenticate(token);
     } catch (error) {
       if (error instanceof OtterError && error.code === 'UNAUTHENTICATED') {
         void reply.header('www-authenticate', 'Bearer realm="otter", error="invalid_token"');

@@ -105,10 +105,18 @@ export interface VerdictDto {
 export interface DeviceReport {
   kind: 'health' | 'integrity';
   ok: boolean;
+  /** At most DEVICE_REPORT_LIMITS.event characters. */
   event: string;
+  /** At most DEVICE_REPORT_LIMITS.detail characters. */
   detail?: string;
   at: string;
 }
+
+/**
+ * The longest text a node may put in a DeviceReport. Longer is refused (400), never cut: what is stored is
+ * what was sent. Operators read these strings back, so the CLI prints them with control characters escaped.
+ */
+export const DEVICE_REPORT_LIMITS = { event: 200, detail: 4096 } as const;
 
 /** Operator view (GET /api/v1/nodes). */
 export interface NodeDto {

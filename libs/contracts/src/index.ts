@@ -27,7 +27,7 @@ export type {
   NodeListDto,
   SetNodeLabelsRequest,
 } from './devices.js';
-export { LABEL_PATTERN, MAX_NODE_LABELS } from './devices.js';
+export { LABEL_PATTERN, MAX_NODE_LABELS, DEVICE_REPORT_LIMITS } from './devices.js';
 export type {
   DeltaBuildState,
   DeltaBuildDto,
@@ -53,3 +53,5 @@ export type {
   RolloutNodeListDto,
   DeviceInstructionsDto,
 } from './rollouts.js';
+export { WINDOW_TIME_PATTERN, maintenanceWindowProblem, UPDATE_REPORT_LIMITS } from './rollouts.js';
+export { parseUntrustedJson, UntrustedJsonError } from './untrusted-json.js';

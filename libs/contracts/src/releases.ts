@@ -8,6 +8,8 @@
  *   measurements  optional JSON object: PCR index ("0".."23") -> sha256 hex (64 lowercase hex chars)
  *   notes         optional free text, at most 16 KiB
  *   image         the image bytes (any size up to OTTER_MAX_UPLOAD_BYTES)
+ * Nothing else: a part after the image, a second file, an unknown or repeated field, or a malformed body
+ * (no boundary, another boundary, no closing boundary) is a 400, never silently dropped.
  * 201 -> ReleaseDto; 409 RELEASE_DUPLICATE when hardware+version exists; 400 with a reason otherwise.
  *
  * GET /api/v1/releases[?hardware=ID] — role viewer -> ReleaseListDto, newest first.

@@ -48,6 +48,9 @@ export interface UpdateReport {
   at: string;
 }
 
+/** The longest text a node may put in an UpdateReport; longer is refused (400), never cut. */
+export const UPDATE_REPORT_LIMITS = { version: 64, slot: 16, detail: 1000 } as const;
+
 export interface WaveSpec {
   /** Share of the target group, 1..100; or `count` nodes. The last wave takes every node left. */
   percent?: number;
@@ -65,6 +68,20 @@ export interface MaintenanceWindow {
   /** UTC `HH:MM`; a window may wrap past midnight. */
   start: string;
   end: string;
+}
+
+/** A maintenance window's start or end: UTC `HH:MM`. */
+export const WINDOW_TIME_PATTERN = /^(?:[01]\d|2[0-3]):[0-5]\d$/;
+
+/**
+ * Why a maintenance window is not one, or undefined. The API and the CLI both refuse what this names: a
+ * window that starts when it ends would be either always or never open, and neither is what was meant.
+ */
+export function maintenanceWindowProblem(window: MaintenanceWindow): string | undefined {
+  if (!WINDOW_TIME_PATTERN.test(window.start) || !WINDOW_TIME_PATTERN.test(window.end))
+    return 'start and end are UTC times as HH:MM';
+  if (window.start === window.end) return 'the window starts and ends at the same time';
+  return undefined;
 }
 
 export interface CreateRolloutRequest {

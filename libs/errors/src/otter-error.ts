@@ -5,6 +5,8 @@
 export const ERROR_STATUS = {
   VALIDATION_FAILED: 400,
   PAYLOAD_TOO_LARGE: 413,
+  // The client closed the connection mid-request: nobody reads this answer, it only ends the request quietly.
+  UPLOAD_ABORTED: 400,
   UNSUPPORTED_MEDIA_TYPE: 415,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,

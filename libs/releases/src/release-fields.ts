@@ -1,6 +1,12 @@
 import semver from 'semver';
 import { z } from 'zod';
-import { HARDWARE_ID_PATTERN, MAX_NOTES_BYTES, SHA256_HEX_PATTERN } from '#otter/contracts';
+import {
+  HARDWARE_ID_PATTERN,
+  MAX_NOTES_BYTES,
+  parseUntrustedJson,
+  SHA256_HEX_PATTERN,
+  UntrustedJsonError,
+} from '#otter/contracts';
 import { ReleaseError } from './release.errors.js';
 
 const PCR_INDEX = /^(?:[0-9]|1[0-9]|2[0-3])$/;
@@ -44,15 +50,16 @@ export type ReleaseFields = z.infer<typeof releaseFieldsSchema>;
 export function parseReleaseFields(raw: Record<string, string>): ReleaseFields {
   let measurementsValue: unknown = undefined;
   if (raw.measurements !== undefined && raw.measurements !== '') {
+    // Not JSON.parse: a `__proto__` key would be dropped by the schema below and the rest signed as if
+    // that were what was sent.
     try {
-      measurementsValue = JSON.parse(raw.measurements);
-    } catch {
+      measurementsValue = parseUntrustedJson(raw.measurements);
+    } catch (e) {
+      const reason = e instanceof UntrustedJsonError ? e.message : 'not valid JSON';
       throw new ReleaseError(
         'RELEASE_INVALID',
-        'measurements: must be a JSON object of PCR index to sha256 hex',
-        {
-          field: 'measurements',
-        },
+        `measurements: must be a JSON object of PCR index to sha256 hex: ${reason}`,
+        { field: 'measurements', reason },
       );
     }
   }

@@ -6,6 +6,8 @@ export function insideWindow(window: MaintenanceWindow | null, now: Date): boole
   const minutes = now.getUTCHours() * 60 + now.getUTCMinutes();
   const start = toMinutes(window.start);
   const end = toMinutes(window.end);
+  // The API refuses such a window (maintenanceWindowProblem); one stored before it did keeps the meaning it was
+  // created with.
   if (start === end) return true;
   return start < end ? minutes >= start && minutes < end : minutes >= start || minutes < end;
 }

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { SlotManager, otherSlot, type Slot } from '#otter/boot-env';
-import type { UpdateReport, UpdateStep } from '#otter/contracts';
+import { UPDATE_REPORT_LIMITS, type UpdateReport, type UpdateStep } from '#otter/contracts';
 import { checkDirectorAssignment, installTarget, recordInstalledRelease } from '#otter/tuf-client';
 import { DeviceAgent } from '../device/device-agent.js';
 import type { DeviceApi } from '../device/device-api.js';
+import { clipText } from './clip-text.js';
 import type { Rebooter } from './rebooter.js';
 import { ReportOutbox } from './report-outbox.js';
 import {
@@ -231,6 +232,9 @@ export class UpdateDaemon {
   /** Sends a report; one that cannot be sent now waits in the outbox, and the update carries on. */
   private async send(api: DeviceApi, report: Omit<UpdateReport, 'at'>): Promise<void> {
     const full: UpdateReport = { ...report, at: new Date().toISOString() };
+    // Otter refuses a longer detail outright, and a refused report would wait in the outbox for ever; an error
+    // message or a health check's output can be any length.
+    if (full.detail !== undefined) full.detail = clipText(full.detail, UPDATE_REPORT_LIMITS.detail);
     this.options.log({ event: 'update', ...full });
     try {
       await api.reportUpdate(full);

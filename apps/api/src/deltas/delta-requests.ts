@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HARDWARE_ID_PATTERN } from '#otter/contracts';
+import { deviceText } from '../common/device-text.js';
 
 const version = z.string().min(1).max(64);
 
@@ -12,7 +13,7 @@ export const deltaRequest = z.strictObject({
 const bytes = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 export const downloadReport = z.strictObject({
-  targetPath: z.string().min(1).max(512),
+  targetPath: deviceText(512).min(1),
   method: z.enum(['delta', 'full']),
   bytesDownloaded: bytes,
   fullBytes: bytes,

@@ -1,5 +1,6 @@
 import { createParamDecorator, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
+import { bearerToken } from '#otter/auth';
 import { OtterError } from '#otter/errors';
 import { DeviceIdentityService, type NodeRecord } from '#otter/nodes';
 
@@ -12,8 +13,7 @@ export class DeviceAuthGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<DeviceRequest>();
-    const header = request.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    const token = bearerToken(request.headers.authorization);
     if (!token) throw new OtterError('UNAUTHENTICATED', 'a device access token is required');
     request.node = await this.identity.authenticate(token);
     return true;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { HARDWARE_ID_PATTERN } from '#otter/contracts';
+import { DEVICE_REPORT_LIMITS, HARDWARE_ID_PATTERN } from '#otter/contracts';
+import { deviceText } from '../common/device-text.js';
 
 const base64 = (max: number) =>
   z
@@ -48,8 +49,8 @@ export const attestationRequest = z.strictObject({ nonce: hex64, quote, runningV
 export const deviceReport = z.strictObject({
   kind: z.enum(['health', 'integrity']),
   ok: z.boolean(),
-  event: z.string().min(1).max(200),
-  detail: z.string().max(4096).optional(),
+  event: deviceText(DEVICE_REPORT_LIMITS.event).min(1),
+  detail: deviceText(DEVICE_REPORT_LIMITS.detail).optional(),
   at: z.iso.datetime(),
 });
 

@@ -1,12 +1,15 @@
 import 'reflect-metadata';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Logger } from '@nestjs/common';
 import { Updater } from 'tuf-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { testDatabases } from '#otter/db';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
+import { rawMultipart, type RawPart } from '../testing/raw-multipart.js';
 
 const dbs = await testDatabases();
 afterAll(async () => Promise.all(dbs.map((d) => d.drop())));
@@ -253,4 +256,145 @@ describe.each(dbs)('releases on $name', ({ config: database }) => {
       expect(await state()).toBe(before);
     },
   );
+
+  // Issue 9 item 7: an upload means exactly what was sent. Each body is built by hand, as an attacker (or a
+  // broken client) would send it; what comes back is a 400 with the reason, and nothing is stored or signed.
+  const B = 'otter-test-boundary';
+  const text = (name: string, value: string): RawPart => ({ name, value });
+  const file = (name = 'image', value: Buffer = randomBytes(2000)): RawPart => ({
+    name,
+    value,
+    filename: 'image.bin',
+  });
+  const head = (version: string): RawPart[] => [text('hardware', 'rpi4'), text('version', version)];
+  const withProtoKey = (key: string): string => `{"9":"${pcr9}","${key}":"${pcr9}"}`;
+  const hostile: Array<[string, Buffer, string, RegExp]> = [
+    [
+      'measurements after the image (they would be signed as empty)',
+      rawMultipart(B, [...head('3.0.1'), file(), text('measurements', JSON.stringify({ 9: pcr9 }))]),
+      `multipart/form-data; boundary=${B}`,
+      /part "measurements" comes after the image/,
+    ],
+    [
+      'notes after the image',
+      rawMultipart(B, [...head('3.0.2'), file(), text('notes', 'late')]),
+      `multipart/form-data; boundary=${B}`,
+      /part "notes" comes after the image/,
+    ],
+    [
+      'an unknown part after the image',
+      rawMultipart(B, [...head('3.0.3'), file(), text('channel', 'beta')]),
+      `multipart/form-data; boundary=${B}`,
+      /part "channel" comes after the image/,
+    ],
+    [
+      'a second image part',
+      rawMultipart(B, [...head('3.0.4'), file(), file()]),
+      `multipart/form-data; boundary=${B}`,
+      /second file part/,
+    ],
+    [
+      'a content type without a boundary',
+      rawMultipart(B, [...head('3.0.5'), file()]),
+      'multipart/form-data',
+      /malformed multipart body: .*boundary/i,
+    ],
+    [
+      'a body with another boundary than the header',
+      rawMultipart('some-other-boundary', [...head('3.0.6'), file()]),
+      `multipart/form-data; boundary=${B}`,
+      /malformed multipart body/,
+    ],
+    [
+      'a body without its closing boundary',
+      rawMultipart(B, [...head('3.0.7'), file()], { close: false }),
+      `multipart/form-data; boundary=${B}`,
+      /malformed multipart body/,
+    ],
+    [
+      'measurements with a __proto__ key (it would be dropped and the rest signed)',
+      rawMultipart(B, [...head('3.0.8'), text('measurements', withProtoKey('__proto__')), file()]),
+      `multipart/form-data; boundary=${B}`,
+      /measurements: .*the key "__proto__" is not allowed/,
+    ],
+    [
+      'measurements with a constructor key',
+      rawMultipart(B, [...head('3.0.9'), text('measurements', withProtoKey('constructor')), file()]),
+      `multipart/form-data; boundary=${B}`,
+      /measurements: .*the key "constructor" is not allowed/,
+    ],
+    [
+      'measurements with a nested prototype key',
+      rawMultipart(B, [...head('3.0.10'), text('measurements', '{"constructor":{"prototype":{}}}'), file()]),
+      `multipart/form-data; boundary=${B}`,
+      /measurements: .*is not allowed/,
+    ],
+  ];
+
+  it.each(hostile)(
+    'refuses %s: 400 with the reason; releases, TUF metadata and blobs unchanged',
+    async (_name, body, type, reason) => {
+      const before = await state();
+      const res = await post('/api/v1/releases', admin, body, type);
+      const answer = (await res.json()) as { statusCode: number; message: string };
+      expect(answer.message).toMatch(reason);
+      expect(res.status).toBe(400);
+      expect(await state()).toBe(before);
+    },
+  );
+
+  it('publishes the same hand-built parts in the right order (the refusals above are about the order)', async () => {
+    const res = await post(
+      '/api/v1/releases',
+      admin,
+      rawMultipart(B, [...head('3.1.0'), text('measurements', JSON.stringify({ 9: pcr9 })), file()]),
+      `multipart/form-data; boundary=${B}`,
+    );
+    expect(res.status).toBe(201);
+    expect(((await res.json()) as { measurements: object }).measurements).toEqual({ 9: pcr9 });
+  });
+
+  it('a client that goes away mid-upload is an info line, not an error, and leaves nothing behind', async () => {
+    const errors = vi.spyOn(Logger.prototype, 'error');
+    const infos = vi.spyOn(Logger.prototype, 'log');
+    try {
+      const before = await state();
+      const url = new URL(api.url);
+      // Cut once inside the text fields, once inside the image.
+      const cuts = [
+        rawMultipart(B, [text('hardware', 'rpi4')], { close: false }).subarray(0, 60),
+        rawMultipart(B, [...head('3.2.0'), file('image', randomBytes(200_000))], { close: false }),
+      ];
+      for (const partial of cuts) {
+        infos.mockClear();
+        await new Promise<void>((resolve) => {
+          const req = request({
+            host: url.hostname,
+            port: url.port,
+            path: '/api/v1/releases',
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${admin}`,
+              'content-type': `multipart/form-data; boundary=${B}`,
+              'content-length': String(partial.length + 1_000_000),
+            },
+          });
+          req.on('error', () => resolve());
+          req.on('close', () => resolve());
+          req.write(partial, () => setTimeout(() => req.destroy(), 200));
+        });
+        await vi.waitFor(() =>
+          expect(infos).toHaveBeenCalledWith(
+            expect.objectContaining({ reason: 'aborted' }),
+            'release upload abandoned: the client closed the connection',
+          ),
+        );
+      }
+      expect(errors).not.toHaveBeenCalled();
+      await vi.waitFor(async () => expect(await state()).toBe(before));
+    } finally {
+      errors.mockRestore();
+      infos.mockRestore();
+    }
+  });
 });

@@ -2,12 +2,16 @@ import { z } from 'zod';
 import {
   HARDWARE_ID_PATTERN,
   LABEL_PATTERN,
+  maintenanceWindowProblem,
+  UPDATE_REPORT_LIMITS,
+  WINDOW_TIME_PATTERN,
   type CreateRolloutRequest,
   type UpdateReport,
 } from '#otter/contracts';
+import { deviceText } from '../common/device-text.js';
 
 const label = z.string().regex(LABEL_PATTERN, 'a label key or value: [A-Za-z0-9._/-], 1..63 characters');
-const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a UTC time as HH:MM');
+const hhmm = z.string().regex(WINDOW_TIME_PATTERN, 'a UTC time as HH:MM');
 const share = z.number().gt(0).max(1);
 
 const wave = z
@@ -48,7 +52,15 @@ export const createRolloutRequest: z.ZodType<CreateRolloutRequest> = z
       .min(10)
       .max(7 * 86_400)
       .optional(),
-    maintenanceWindow: z.object({ start: hhmm, end: hhmm }).strict().nullable().optional(),
+    maintenanceWindow: z
+      .object({ start: hhmm, end: hhmm })
+      .strict()
+      .superRefine((window, ctx) => {
+        const problem = maintenanceWindowProblem(window);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .nullable()
+      .optional(),
     maxConcurrent: z.number().int().min(1).max(1_000_000).nullable().optional(),
   })
   .strict();
@@ -68,11 +80,11 @@ export const updateReport: z.ZodType<UpdateReport> = z
       'rolled-back',
       'failed',
     ]),
-    version: z.string().min(1).max(64),
+    version: deviceText(UPDATE_REPORT_LIMITS.version).min(1),
     rolloutId: z.uuid().optional(),
     bytes: z.number().int().min(0).optional(),
-    slot: z.string().min(1).max(16).optional(),
-    detail: z.string().max(1000).optional(),
+    slot: deviceText(UPDATE_REPORT_LIMITS.slot).min(1).optional(),
+    detail: deviceText(UPDATE_REPORT_LIMITS.detail).optional(),
     at: z.iso.datetime(),
   })
   .strict();

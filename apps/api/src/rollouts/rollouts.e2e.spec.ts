@@ -180,6 +180,32 @@ describe.each(dbs)('rollouts on $name', ({ config: database }) => {
     expect((await call('POST', '/api/v1/rollouts', undefined, spec())).status).toBe(401);
   });
 
+  it('refuses a maintenance window that starts when it ends (never or always open): 400, nothing stored', async () => {
+    await fleet(1);
+    const count = async (): Promise<number> =>
+      (await api.db.selectFrom('rollouts').select('id').execute()).length;
+    const before = await count();
+    for (const window of [
+      { start: '10:00', end: '10:00' },
+      { start: '00:00', end: '00:00' },
+    ]) {
+      const res = await call('POST', '/api/v1/rollouts', engineer, spec({ maintenanceWindow: window }));
+      expect(res.status).toBe(400);
+      const answer = (await res.json()) as { message: string; details: { field: string } };
+      expect(answer.details.field).toBe('maintenanceWindow');
+      expect(answer.message).toMatch(/maintenanceWindow: the window starts and ends at the same time/);
+    }
+    expect(await count()).toBe(before);
+    // A window that wraps midnight is still one.
+    const wrapping = await call(
+      'POST',
+      '/api/v1/rollouts',
+      engineer,
+      spec({ maintenanceWindow: { start: '22:00', end: '04:00' } }),
+    );
+    expect(wrapping.status).toBe(201);
+  });
+
   it('admits only nodes with a fresh passing attestation; asks the rest; quarantines failing ones', async () => {
     const [fresh, none, stale, failing] = await fleet(4);
     await fixtures.verdict(fresh!, true, new Date());

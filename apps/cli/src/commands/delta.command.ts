@@ -3,6 +3,7 @@ import { DeltasClient, resolveClientSettings } from '#otter/api-client';
 import type { DeltaBuildDto } from '#otter/contracts';
 import { processCliContext, writeJson, type CliContext } from '../cli-context.js';
 import { formatBytes, renderTable } from '../output.js';
+import { terminalText } from '../terminal-text.js';
 
 function deltasClient(ctx: CliContext): DeltasClient {
   return new DeltasClient(resolveClientSettings(ctx.env, ctx.cwd));
@@ -83,7 +84,7 @@ export function registerDeltaCommands(program: Command, ctx: CliContext = proces
         writeJson(ctx, build);
         return;
       }
-      ctx.stdout.write(`${build.targetPath}: ${build.state} (${build.progress}%)\n`);
+      ctx.stdout.write(terminalText`${build.targetPath}: ${build.state} (${build.progress}%)\n`);
     });
 
   delta

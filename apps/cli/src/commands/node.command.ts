@@ -3,6 +3,7 @@ import { NodesClient, resolveClientSettings } from '#otter/api-client';
 import type { NodeDto } from '#otter/contracts';
 import { processCliContext, writeJson, type CliContext } from '../cli-context.js';
 import { formatTimestamp, renderTable } from '../output.js';
+import { terminalText } from '../terminal-text.js';
 import { checkUsage, exitWithUsageCode, usageError } from '../usage-errors.js';
 import { collect, labelSet, parseLabel } from './rollout-args.js';
 
@@ -66,7 +67,7 @@ export function registerNodeCommands(program: Command, ctx: CliContext = process
       .argument('<id>', 'node id, from `otter node list`')
       .action(async (id: string) => {
         const result = await call(nodesClient(ctx), id);
-        ctx.stdout.write(`${result.id}: ${result.state}\n`);
+        ctx.stdout.write(terminalText`${result.id}: ${result.state}\n`);
       });
   };
   action('approve', 'admit a node whose enrollment waits for approval', (c, id) => c.approveNode(id));
@@ -97,7 +98,7 @@ export function registerNodeCommands(program: Command, ctx: CliContext = process
           }
           const labels = checkUsage(command, () => labelSet(pairs));
           const result = await nodesClient(ctx).setLabels(id, labels);
-          ctx.stdout.write(`${result.id}: ${formatLabels(result.labels) || 'no labels'}\n`);
+          ctx.stdout.write(terminalText`${result.id}: ${formatLabels(result.labels) || 'no labels'}\n`);
         },
       ),
   );

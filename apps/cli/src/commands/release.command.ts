@@ -5,6 +5,7 @@ import { ApiError, parseMeasurements, validateReleaseFields } from '#otter/api-c
 import type { ReleaseDto } from '#otter/contracts';
 import { apiClient, CliError, processCliContext, writeJson, type CliContext } from '../cli-context.js';
 import { formatBytes, formatTimestamp, renderTable } from '../output.js';
+import { rawStream } from '../terminal-text.js';
 import { UploadProgress } from '../upload-progress.js';
 
 export interface PushReleaseOptions {
@@ -58,7 +59,8 @@ export async function pushRelease(ctx: CliContext, image: string, opts: PushRele
     );
   }
 
-  const progress = ctx.stderr.isTTY ? new UploadProgress(ctx.stderr) : undefined;
+  // The bar redraws itself with cursor controls of its own: the one writer given the raw stream.
+  const progress = ctx.stderr.isTTY ? new UploadProgress(rawStream(ctx.stderr)) : undefined;
   let release: ReleaseDto;
   try {
     release = await client.pushRelease({

@@ -1,5 +1,12 @@
 import { InvalidArgumentError } from 'commander';
-import { LABEL_PATTERN, MAX_NODE_LABELS, type MaintenanceWindow, type WaveSpec } from '#otter/contracts';
+import {
+  LABEL_PATTERN,
+  maintenanceWindowProblem,
+  MAX_NODE_LABELS,
+  WINDOW_TIME_PATTERN,
+  type MaintenanceWindow,
+  type WaveSpec,
+} from '#otter/contracts';
 
 // Parsers for `otter rollout create` and `otter node label` arguments. Each throws commander's
 // InvalidArgumentError, so a typo is reported against the option that holds it before any request is made.
@@ -65,10 +72,14 @@ export function parsePositiveInteger(text: string): number {
 
 /** `HH:MM-HH:MM` in UTC; the window may wrap past midnight (22:00-04:00). */
 export function parseWindow(text: string): MaintenanceWindow {
-  const match = /^(([01]\d|2[0-3]):[0-5]\d)-(([01]\d|2[0-3]):[0-5]\d)$/.exec(text);
-  if (!match) throw new InvalidArgumentError('expected a UTC window as HH:MM-HH:MM, e.g. 22:00-04:00');
-  if (match[1] === match[3]) throw new InvalidArgumentError('the window starts and ends at the same time');
-  return { start: match[1]!, end: match[3]! };
+  const match = /^(\d\d:\d\d)-(\d\d:\d\d)$/.exec(text);
+  const window = match && { start: match[1]!, end: match[2]! };
+  if (!window || !WINDOW_TIME_PATTERN.test(window.start) || !WINDOW_TIME_PATTERN.test(window.end))
+    throw new InvalidArgumentError('expected a UTC window as HH:MM-HH:MM, e.g. 22:00-04:00');
+  // The API's rule, so the CLI refuses exactly what the server would.
+  const problem = maintenanceWindowProblem(window);
+  if (problem) throw new InvalidArgumentError(problem);
+  return window;
 }
 
 const LABEL_RULE = 'keys and values start with a letter or digit, then letters, digits, . _ / -, 63 at most';

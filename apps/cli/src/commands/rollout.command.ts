@@ -10,6 +10,7 @@ import {
 } from '#otter/contracts';
 import { processCliContext, writeJson, type CliContext } from '../cli-context.js';
 import { formatDuration, formatTimestamp, renderTable } from '../output.js';
+import { terminalSafe, terminalText } from '../terminal-text.js';
 import { checkUsage, exitWithUsageCode, usageError } from '../usage-errors.js';
 import {
   collect,
@@ -220,7 +221,9 @@ export function registerRolloutCommands(program: Command, ctx: CliContext = proc
     .requiredOption('--reason <text>', 'why')
     .action(async (id: string, nodeId: string, opts: { reason: string }) => {
       const node = await rolloutsClient(ctx).excludeNode(id, nodeId, opts.reason);
-      ctx.stdout.write(`${node.nodeId}: ${node.state}${node.reason ? ` (${node.reason})` : ''}\n`);
+      ctx.stdout.write(
+        terminalText`${node.nodeId}: ${node.state}${node.reason ? ` (${terminalSafe(node.reason)})` : ''}\n`,
+      );
     });
 }
 
@@ -263,7 +266,7 @@ async function createRollout(ctx: CliContext, command: Command, opts: CreateOpti
 }
 
 function stateLine(r: RolloutDto): string {
-  return `${r.id}: ${r.state}${r.stateReason ? ` (${r.stateReason})` : ''}\n`;
+  return `${terminalSafe(r.id)}: ${r.state}${r.stateReason ? ` (${terminalSafe(r.stateReason)})` : ''}\n`;
 }
 
 function totals(r: RolloutDto): { size: number; succeeded: number; failed: number } {
@@ -324,7 +327,10 @@ export function describeRollout(r: RolloutDto): string {
     ['finished', r.finishedAt ? formatTimestamp(r.finishedAt) : '-'],
   ];
   const width = Math.max(...fields.map(([name]) => name.length)) + 1;
-  const head = fields.map(([name, value]) => `${`${name}:`.padEnd(width)}  ${value}`).join('\n');
+  // Values come from the server, the reason and name from people or nodes: one line each, escaped.
+  const head = fields
+    .map(([name, value]) => `${`${name}:`.padEnd(width)}  ${terminalSafe(value)}`)
+    .join('\n');
   const table = renderTable(
     [
       'WAVE',
