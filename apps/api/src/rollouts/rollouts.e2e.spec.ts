@@ -38,7 +38,7 @@ describe.each(dbs)('rollouts on $name', ({ config: database }) => {
     api = await startApi({
       DATABASE_URL: database.dialect === 'postgres' ? database.url : `sqlite:${database.file}`,
     });
-    fixtures = new RolloutFixtures(api.db);
+    fixtures = new RolloutFixtures(api);
     ticker = api.app.get(RolloutTicker);
     const admin = readFileSync(join(api.config.dataDir, 'admin-token'), 'utf8').trim();
     const token = async (role: string): Promise<string> =>

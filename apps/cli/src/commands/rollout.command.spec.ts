@@ -101,7 +101,7 @@ beforeAll(async () => {
     OTTER_QUEUE_PREFIX: `t${randomBytes(5).toString('hex')}`,
   });
   adminToken = (await readFile(join(api.config.dataDir, 'admin-token'), 'utf8')).trim();
-  fixtures = new RolloutFixtures(api.db);
+  fixtures = new RolloutFixtures(api);
   ticker = api.app.get(RolloutTicker);
 });
 afterAll(async () => {
