@@ -70,7 +70,8 @@ export const updateReport: z.ZodType<UpdateReport> = z
     ]),
     version: z.string().min(1).max(64),
     rolloutId: z.uuid().optional(),
-    bytes: z.number().int().min(0).optional(),
+    // At most the release's image (UpdateProgressService checks the release); a safe integer before that.
+    bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     slot: z.string().min(1).max(16).optional(),
     detail: z.string().max(1000).optional(),
     at: z.iso.datetime(),
