@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { RolloutNodeState, RolloutState } from '#otter/contracts';
 import { seedNodeRow } from '#otter/db';
 import type { ApiHarness } from '../../testing/api-harness.js';
 
@@ -41,6 +42,73 @@ export class RolloutFixtures {
       })
       .execute();
     return { id, sha256, length: image.length };
+  }
+
+  /**
+   * A rollout as the API could not create it today (of a release without measurements, say: one started
+   * before that check existed), written as rows: one wave of `nodes`, each in `nodeState`, admitted at
+   * `admittedAt`. Returns its id.
+   */
+  async rolloutRows(
+    release: { id: string; hardwareId: string },
+    nodes: readonly string[],
+    options: {
+      state: RolloutState;
+      nodeState: RolloutNodeState;
+      admittedAt: Date;
+      nodeDeadlineSeconds: number;
+    },
+  ): Promise<string> {
+    const id = randomUUID();
+    const now = new Date().toISOString();
+    await this.api.db
+      .insertInto('rollouts')
+      .values({
+        id,
+        name: 'written as rows',
+        release_id: release.id,
+        hardware_id: release.hardwareId,
+        selector: JSON.stringify({ nodes }),
+        waves: JSON.stringify([{ percent: 100, soakSeconds: 0 }]),
+        success_threshold: 1,
+        failure_threshold: 1,
+        max_attestation_age_seconds: 600,
+        maintenance_window: null,
+        max_concurrent: null,
+        node_deadline_seconds: options.nodeDeadlineSeconds,
+        state: options.state,
+        state_reason: null,
+        current_wave: 0,
+        wave_started_at: options.admittedAt.toISOString(),
+        revision: 1,
+        created_by: 'test',
+        created_at: now,
+        started_at: options.admittedAt.toISOString(),
+        finished_at: null,
+        updated_at: now,
+      })
+      .execute();
+    for (const nodeId of nodes) {
+      await this.api.db
+        .insertInto('rollout_memberships')
+        .values({ node_id: nodeId, rollout_id: id })
+        .execute();
+      await this.api.db
+        .insertInto('rollout_nodes')
+        .values({
+          rollout_id: id,
+          node_id: nodeId,
+          wave: 0,
+          state: options.nodeState,
+          reason: null,
+          from_version: null,
+          admitted_at: options.admittedAt.toISOString(),
+          finished_at: null,
+          updated_at: now,
+        })
+        .execute();
+    }
+    return id;
   }
 
   node(
