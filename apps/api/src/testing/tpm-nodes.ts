@@ -48,7 +48,7 @@ export class TpmNodes {
         state: node.state,
         hardwareId: node.hardwareId,
         runningVersion: node.runningVersion ?? null,
-        pinnedPcrs: Object.fromEntries(Object.entries(pinned).map(([k, v]) => [k, v])),
+        pinnedPcrs: Object.fromEntries(Object.entries(pinned)),
       }),
       ak_public: this.ak.toString('base64'),
     };
