@@ -128,11 +128,6 @@ export class DeviceIdentityService {
 }
 
 function notAdmitted(state: string): NodeError {
-  return new NodeError(
-    'NODE_NOT_ADMITTED',
-    `node is ${state}; it needs approval before it gets an identity`,
-    {
-      state,
-    },
-  );
+  const message = `node is ${state}; it needs approval before it gets an identity`;
+  return new NodeError('NODE_NOT_ADMITTED', message, { state });
 }
