@@ -5,7 +5,8 @@
 // No agent runs. The built libs are booted in a Nest application context holding what RolloutTicker needs
 // (the scheduler's modules without its BullMQ worker and repeatable job, so no tick runs but the ones
 // measured here). Nodes, two releases and one attestation verdict per node are written as rows, in
-// multi-row inserts. The rollout is created and started through RolloutService, with waves of 1%, 10% and
+// multi-row inserts; the releases are also signed into the image repository with a PCR 9 reference
+// measurement (their images are not stored), since a rollout refuses a release without one. The rollout is created and started through RolloutService, with waves of 1%, 10% and
 // the rest; then in each wave 93% of the verdicts pass and are fresh, 5% are too old (the node is asked to
 // attest again) and 2% failed (the node is quarantined). The ticks are driven by hand at chosen clock times:
 //
@@ -85,8 +86,8 @@ async function builtLib(name) {
   return import(pathToFileURL(file).href);
 }
 
-const [configLib, dbLib, storageLib, queueLib, rolloutsLib, directorLib] = await Promise.all(
-  ['config', 'db', 'storage', 'queue', 'rollouts', 'director'].map(builtLib),
+const [configLib, dbLib, storageLib, queueLib, rolloutsLib, directorLib, tufLib] = await Promise.all(
+  ['config', 'db', 'storage', 'queue', 'rollouts', 'director', 'tuf'].map(builtLib),
 );
 
 /** The scheduler's modules (apps/scheduler/src/scheduler.module.ts) without its processors and schedules. */
@@ -126,7 +127,7 @@ async function insertRows(db, table, rows) {
 const FAILED_SHARE = 0.02;
 const STALE_SHARE = 0.05;
 
-async function seed(db, t0) {
+async function seed(app, db, t0) {
   const iso = (ms) => new Date(ms).toISOString();
   const now = iso(t0);
   const releases = [FROM, TO].map((version) => {
@@ -139,12 +140,22 @@ async function seed(db, t0) {
       sha256: randomBytes(32).toString('hex'),
       length: 100_000_000,
       blob_key: `bench/${id}`,
-      measurements: '{}',
+      measurements: JSON.stringify({ 9: randomBytes(32).toString('hex') }),
       notes: '',
       created_at: now,
       created_by: 'bench',
     };
   });
+  await app.get(tufLib.ImageRepositoryInitializer, { strict: false }).initialize();
+  await app.get(tufLib.IMAGE_REPOSITORY, { strict: false }).addTargets(
+    releases.map((r) => ({
+      path: r.target_path,
+      length: r.length,
+      sha256: r.sha256,
+      blobKey: r.blob_key,
+      custom: { hardware: HW, version: r.version, measurements: JSON.parse(r.measurements) },
+    })),
+  );
   const ids = Array.from({ length: nodeCount }, () => randomUUID());
   const nodes = ids.map((id) =>
     dbLib.testNodeRow({ id, hardwareId: HW, runningVersion: FROM, createdAt: now }),
@@ -226,6 +237,7 @@ async function commitAndProve(db, rolloutId, nodeIds, attestedAt) {
         reason: 'quote verified, PCRs match',
         pcr_values: '{}',
         release_version: TO,
+        release_proven: 1,
         created_at: at,
       })),
     );
@@ -425,7 +437,7 @@ async function measureDialect(dialect, where, env, local) {
   if (unprofile) local.push(unprofile);
 
   const t0 = Date.now();
-  const seeding = await timed(() => seed(db, t0));
+  const seeding = await timed(() => seed(app, db, t0));
   log(`${dialect}: ${nodeCount} nodes, 2 releases, ${nodeCount} verdicts in ${seeding.ms.toFixed(0)} ms`);
 
   const created = await service.create(

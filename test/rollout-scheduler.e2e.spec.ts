@@ -39,7 +39,7 @@ describe.each(dbs)('rollout ticks from the scheduler on $name', ({ config: datab
     );
     closers.push(() => scheduler.close());
 
-    const fixtures = new RolloutFixtures(api.db);
+    const fixtures = new RolloutFixtures(api);
     await fixtures.release('rpi4', '1.0.0');
     await fixtures.release('rpi4', '2.0.0');
     const nodes = [await fixtures.node('rpi4', '1.0.0'), await fixtures.node('rpi4', '1.0.0')];

@@ -217,7 +217,7 @@ describe.each(dbs)('a scheduler SIGKILLed mid-tick on $name', (database) => {
       closers.push(() => rmSync(dirname(config.file), { recursive: true, force: true }));
     closers.push(() => api.close());
 
-    const fixtures = new RolloutFixtures(api.db);
+    const fixtures = new RolloutFixtures(api);
     await fixtures.release(HW, '1.0.0');
     const release = await fixtures.release(HW, '2.0.0');
     const nodeIds: string[] = [];

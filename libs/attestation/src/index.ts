@@ -25,5 +25,5 @@ export { kdfa, kdfe, makeCredential } from './credential.js';
 export type { MadeCredential, MakeCredentialInput } from './credential.js';
 export { verifyEkCertificate } from './ek-certificate.js';
 export type { CertificateInput, VerifiedEkCertificate, VerifyEkCertificateInput } from './ek-certificate.js';
-export { evaluatePcrPolicy } from './pcr-policy.js';
+export { evaluatePcrPolicy, releaseProofPcrs } from './pcr-policy.js';
 export type { PcrMismatch, PcrPolicyInput, PcrPolicyResult } from './pcr-policy.js';

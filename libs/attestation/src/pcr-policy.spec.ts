@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { evaluatePcrPolicy } from './index.js';
+import { evaluatePcrPolicy, releaseProofPcrs } from './index.js';
 import { attestationErrorCode } from './testing.js';
 
 const v = (byte: string): string => byte.repeat(32);
@@ -71,5 +71,16 @@ describe('evaluatePcrPolicy', () => {
     expect(
       attestationErrorCode(() => evaluatePcrPolicy({ pcrValues: { 0: 'no' }, pinned: {}, reference: {} })),
     ).toBe('PCR_POLICY_INVALID');
+  });
+});
+
+describe('releaseProofPcrs', () => {
+  it('keeps the reference PCRs the pinned boot state does not fix, sorted and once each', () => {
+    expect(releaseProofPcrs([9, 0, 8, 9], [0, 1, 2, 3, 4, 5, 6, 7])).toEqual([8, 9]);
+  });
+
+  it('is empty for a release without measurements, or one that only restates pinned PCRs', () => {
+    expect(releaseProofPcrs([], [0, 7])).toEqual([]);
+    expect(releaseProofPcrs([0, 7], [0, 7])).toEqual([]);
   });
 });

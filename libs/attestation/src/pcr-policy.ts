@@ -51,3 +51,14 @@ export function evaluatePcrPolicy(input: PcrPolicyInput): PcrPolicyResult {
   const missingList = [...missing].sort((a, b) => a - b);
   return { pass: mismatches.length === 0 && missingList.length === 0, mismatches, missing: missingList };
 }
+
+/**
+ * The PCRs of a release's reference measurements that prove the release booted: those the pinned
+ * firmware/boot values do not already fix. A quote that matched only pinned PCRs says the node booted its
+ * usual firmware, not which release; a release with none of these can never be proven (and cannot be rolled
+ * out). Sorted, without duplicates.
+ */
+export function releaseProofPcrs(referencePcrs: Iterable<number>, pinnedPcrs: Iterable<number>): number[] {
+  const pinned = new Set(pinnedPcrs);
+  return [...new Set(referencePcrs)].filter((p) => !pinned.has(p)).sort((a, b) => a - b);
+}

@@ -99,6 +99,11 @@ export interface VerdictDto {
   reason: string;
   pcrValues: Record<string, string>;
   releaseVersion: string | null;
+  /**
+   * The quote matched releaseVersion's signed reference measurements of PCRs beyond the pinned ones: proof that
+   * release booted (what a rollout counts as success). False when only the pinned boot state was checked.
+   */
+  releaseProven: boolean;
   createdAt: string;
 }
 

@@ -249,6 +249,16 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0007_node_policy': {
+    async up(db: Kysely<unknown>) {
+      // A passing verdict proves its release only when the quote matched that release's signed measurements of
+      // PCRs beyond the pinned ones. Verdicts stored before this column existed prove nothing.
+      await db.schema
+        .alterTable('attestation_verdicts')
+        .addColumn('release_proven', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -99,6 +99,8 @@ export interface AttestationVerdictTable {
   reason: string;
   pcr_values: string;
   release_version: string | null;
+  /** 1 when the verdict proves release_version booted (docs/attestation.md); 0 otherwise. */
+  release_proven: Generated<number>;
   created_at: string;
 }
 

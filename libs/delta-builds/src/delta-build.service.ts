@@ -227,6 +227,13 @@ export class DeltaBuildService {
     if (report.fullBytes !== fullBytes) {
       throw new ValidationError(`fullBytes: the image is ${fullBytes} bytes`, { fullBytes });
     }
+    // What one install can save is bounded by the image it installs: a node cannot inflate the totals.
+    if (report.bytesDownloaded > fullBytes) {
+      throw new ValidationError(
+        `bytesDownloaded: at most the full image's ${fullBytes} bytes (the bytes of ${report.targetPath} received)`,
+        { fullBytes },
+      );
+    }
     await this.downloads.insert({
       nodeId: node.id,
       hardwareId: node.hardwareId,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { DB, type Db } from '#otter/db';
+import type { ExpressionBuilder } from 'kysely';
+import { DB, type Database, type Db } from '#otter/db';
 
 export interface NewDownload {
   nodeId: string;
@@ -49,8 +50,8 @@ export class DownloadRepository {
         'hardware_id',
         'version',
         eb.fn.countAll<number | string>().as('n'),
-        eb.fn.sum<number | string>('bytes_downloaded').as('downloaded'),
-        eb.fn.sum<number | string>('full_bytes').as('full'),
+        byteSum(eb, 'bytes_downloaded').as('downloaded'),
+        byteSum(eb, 'full_bytes').as('full'),
       ])
       .groupBy(['hardware_id', 'version'])
       .orderBy('hardware_id')
@@ -69,14 +70,23 @@ export class DownloadRepository {
       .select((eb) => [
         'node_id',
         eb.fn.countAll<number | string>().as('n'),
-        eb.fn.sum<number | string>('bytes_downloaded').as('downloaded'),
-        eb.fn.sum<number | string>('full_bytes').as('full'),
+        byteSum(eb, 'bytes_downloaded').as('downloaded'),
+        byteSum(eb, 'full_bytes').as('full'),
       ])
       .groupBy('node_id')
       .orderBy('node_id');
     if (hardwareId) q = q.where('hardware_id', '=', hardwareId);
     return (await q.execute()).map((r) => ({ nodeId: r.node_id, ...totals(r) }));
   }
+}
+
+/**
+ * SUM over a byte column, as a double on both dialects. SQLite's integer SUM raises "integer overflow" past
+ * 2^63 and PostgreSQL's SUM(bigint) is an exact numeric that JSON cannot carry anyway; a double sum never
+ * fails, and is exact for every total up to 2^53 (what a JSON number holds exactly).
+ */
+function byteSum(eb: ExpressionBuilder<Database, 'downloads'>, column: 'bytes_downloaded' | 'full_bytes') {
+  return eb.fn.sum<number | string>(eb.cast<number>(column, 'double precision'));
 }
 
 function totals(r: {

@@ -89,6 +89,7 @@ export const ERROR_STATUS = {
   ROLLOUT_CONFLICT: 409,
   ROLLOUT_STATE_INVALID: 409,
   ROLLOUT_NODE_NOT_FOUND: 404,
+  ROLLOUT_RELEASE_UNMEASURED: 422,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

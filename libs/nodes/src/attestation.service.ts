@@ -1,17 +1,25 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { evaluatePcrPolicy, parseTpm2bPublic, verifyQuote, type TpmPublic } from '#otter/attestation';
+import {
+  evaluatePcrPolicy,
+  parseTpm2bPublic,
+  releaseProofPcrs,
+  verifyQuote,
+  type TpmPublic,
+} from '#otter/attestation';
 import type { AttestationChallenge, AttestationRequest, DeviceReport, VerdictDto } from '#otter/contracts';
+import { ReleaseService } from '#otter/releases';
 import { AttestationNonces } from './attestation-nonces.js';
 import { numericKeys } from './enrollment.service.js';
 import { NodeError } from './node.errors.js';
 import { NodeRepository, type NodeRecord, type VerdictRecord } from './node.repository.js';
-import { ReleaseMeasurements } from './release-measurements.js';
 
 /**
  * Remote attestation: a fresh nonce, a quote from the node's trusted AK over it, and a verdict on the quoted
  * PCRs against the firmware/boot values pinned at enrollment and the reference measurements the node's
  * release carries in its signed metadata. A quote that is not authentic is refused without a verdict; an
- * authentic quote of the wrong values is stored as a failing verdict.
+ * authentic quote of the wrong values is stored as a failing verdict. A passing verdict proves the release
+ * (`releaseProven`, what a rollout counts as success) only when it matched reference measurements of PCRs the
+ * pinned boot state does not already fix: matching the pinned PCRs alone says nothing about which release booted.
  */
 @Injectable()
 export class AttestationService {
@@ -21,7 +29,7 @@ export class AttestationService {
   constructor(
     private readonly nodes: NodeRepository,
     private readonly nonces: AttestationNonces,
-    private readonly measurements: ReleaseMeasurements,
+    private readonly releases: ReleaseService,
   ) {}
 
   async challenge(node: NodeRecord, runningVersion?: string): Promise<AttestationChallenge> {
@@ -63,6 +71,7 @@ export class AttestationService {
         reason: `release ${version} for ${node.hardwareId} is not signed`,
         pcrValues: values,
         releaseVersion: version,
+        releaseProven: false,
       };
     } else {
       const policy = evaluatePcrPolicy({
@@ -70,16 +79,25 @@ export class AttestationService {
         pinned: numericKeys(node.pinnedPcrs),
         reference: numericKeys(reference ?? {}),
       });
+      const proofPcrs = releaseProofPcrs(
+        Object.keys(reference ?? {}).map(Number),
+        Object.keys(node.pinnedPcrs).map(Number),
+      );
+      const proven = policy.pass && version !== undefined && proofPcrs.length > 0;
       verdict = {
         nodeId: node.id,
         passed: policy.pass,
-        reason: policy.pass
-          ? version
-            ? `matches the pinned boot state and release ${version}`
-            : 'matches the pinned boot state (no release reported)'
-          : describeMismatch(policy),
+        reason: !policy.pass
+          ? describeMismatch(policy)
+          : !version
+            ? 'matches the pinned boot state (no release reported)'
+            : proven
+              ? `matches the pinned boot state and release ${version}'s measurements of PCR ${proofPcrs.join(', ')}`
+              : `matches the pinned boot state only: release ${version} has no signed measurements beyond ` +
+                'the pinned PCRs, so this does not prove it booted',
         pcrValues: values,
         releaseVersion: version ?? null,
+        releaseProven: proven,
       };
     }
     if (verdict.passed && version)
@@ -125,6 +143,7 @@ export class AttestationService {
         reason: `integrity failure reported: ${report.event}${report.detail ? ` (${report.detail})` : ''}`,
         pcrValues: {},
         releaseVersion: node.runningVersion,
+        releaseProven: false,
       });
     }
   }
@@ -134,7 +153,7 @@ export class AttestationService {
     version: string | undefined,
   ): Promise<Record<string, string> | undefined> {
     if (!version) return {};
-    return this.measurements.of(node.hardwareId, version);
+    return this.releases.signedMeasurements(node.hardwareId, version);
   }
 }
 
@@ -145,6 +164,7 @@ export function toDto(v: VerdictRecord): VerdictDto {
     reason: v.reason,
     pcrValues: v.pcrValues,
     releaseVersion: v.releaseVersion,
+    releaseProven: v.releaseProven,
     createdAt: v.createdAt,
   };
 }

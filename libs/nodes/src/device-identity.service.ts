@@ -6,6 +6,7 @@ import type { AccessTokenDto, IdentityRequest, IdentityResult } from '#otter/con
 import { DeviceCertificateAuthority, DeviceTokenService, isNodeId } from '#otter/identity';
 import { NodeError } from './node.errors.js';
 import { NodeRepository, type NodeRecord } from './node.repository.js';
+import { NODE_TRANSITIONS } from './node-transitions.js';
 
 /**
  * A node's identity: a TPM-resident signing key, certified by its trusted AK (TPM2_Certify) and proven in use
@@ -24,7 +25,7 @@ export class DeviceIdentityService {
   ) {}
 
   async issueIdentity(nodeId: string, request: IdentityRequest): Promise<IdentityResult> {
-    const node = await this.admittedNode(nodeId, ['approved', 'active']);
+    const node = await this.admittedNode(nodeId);
     const devicePublicBytes = Buffer.from(request.devicePublic, 'base64');
     const devicePublic = parseTpm2bPublic(devicePublicBytes);
     checkDeviceKey(devicePublic);
@@ -44,12 +45,18 @@ export class DeviceIdentityService {
       publicKey,
       lifetimeSeconds: this.config.devices.certificateTtl,
     });
-    await this.nodes.update(nodeId, {
-      state: 'active',
+    // Compare-and-set: a revoke (or anything else) that changed the node since it was read above wins, and the
+    // certificate just signed is never handed out.
+    const activated = await this.nodes.transition(nodeId, NODE_TRANSITIONS.activate, {
       devicePublic: devicePublicBytes,
       deviceCertSerial: cert.serialNumber,
       deviceCertNotAfter: cert.notAfter.toISOString(),
     });
+    if (!activated) {
+      const now = await this.nodes.get(nodeId);
+      this.logger.warn({ node: nodeId, state: now?.state }, 'identity refused: the node changed meanwhile');
+      throw notAdmitted(now?.state ?? 'unknown');
+    }
     this.logger.log({ node: nodeId, serial: cert.serialNumber }, 'device certificate issued');
     return { nodeId, certificate: cert.pem, notAfter: cert.notAfter.toISOString() };
   }
@@ -108,16 +115,19 @@ export class DeviceIdentityService {
     return node;
   }
 
-  private async admittedNode(nodeId: string, states: NodeRecord['state'][]): Promise<NodeRecord> {
+  /** The node, if it may get an identity now: in a source state of `activate` and not in the revoked set. */
+  private async admittedNode(nodeId: string): Promise<NodeRecord> {
     const node = await this.nodes.get(nodeId);
     if (!node) throw new NodeError('NODE_NOT_FOUND', 'no such node');
-    if (!states.includes(node.state)) {
-      throw new NodeError(
-        'NODE_NOT_ADMITTED',
-        `node is ${node.state}; it needs approval before it gets an identity`,
-        { state: node.state },
-      );
-    }
+    if (!(NODE_TRANSITIONS.activate.from as readonly string[]).includes(node.state))
+      throw notAdmitted(node.state);
+    // A revoke writes the Redis set before the database: refuse what it already names.
+    if (await this.tokens.isRevoked(nodeId)) throw notAdmitted('revoked');
     return node;
   }
+}
+
+function notAdmitted(state: string): NodeError {
+  const message = `node is ${state}; it needs approval before it gets an identity`;
+  return new NodeError('NODE_NOT_ADMITTED', message, { state });
 }

@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { NodeIdentityState } from '#otter/contracts';
 import type { Selectable } from 'kysely';
 import { DB, type Db, type NodeTable } from '#otter/db';
+import type { EnrolledNodeState, NodeTransition } from './node-transitions.js';
 
 export interface NodeRecord {
   id: string;
@@ -29,20 +30,32 @@ export interface VerdictRecord {
   reason: string;
   pcrValues: Record<string, string>;
   releaseVersion: string | null;
+  /** Passed against signed measurements of releaseVersion beyond the pinned PCRs: proof the release booted. */
+  releaseProven: boolean;
   createdAt: string;
 }
 
 export type NewNode = Pick<
   NodeRecord,
   | 'hardwareId'
-  | 'state'
   | 'ekPublicSha256'
   | 'ekCertSerial'
   | 'ekCertIssuer'
   | 'akPublic'
   | 'pinnedPcrs'
   | 'runningVersion'
->;
+> & { state: EnrolledNodeState };
+
+/** Fields a node's own activity changes; its identity state changes only through transition(). */
+export type NodeChange = Partial<{
+  devicePublic: Buffer;
+  deviceCertSerial: string;
+  deviceCertNotAfter: string;
+  pinnedPcrs: Record<string, string>;
+  runningVersion: string | null;
+  tpmCounters: { resetCount: number; restartCount: number; clock: bigint };
+  integrityFailedAt: string | null;
+}>;
 
 /** The only place that reads or writes nodes, their verdicts and their reports. */
 @Injectable()
@@ -108,38 +121,22 @@ export class NodeRepository {
     return (await this.db.selectFrom('nodes').selectAll().orderBy('created_at').execute()).map(toRecord);
   }
 
-  async update(
-    id: string,
-    change: Partial<{
-      state: NodeIdentityState;
-      devicePublic: Buffer;
-      deviceCertSerial: string;
-      deviceCertNotAfter: string;
-      pinnedPcrs: Record<string, string>;
-      runningVersion: string | null;
-      tpmCounters: { resetCount: number; restartCount: number; clock: bigint };
-      integrityFailedAt: string | null;
-    }>,
-  ): Promise<void> {
-    await this.db
+  async update(id: string, change: NodeChange): Promise<void> {
+    await this.db.updateTable('nodes').set(toChangeRow(change)).where('id', '=', id).execute();
+  }
+
+  /**
+   * Compare-and-set of the node's identity state, with `change` in the same statement: true only when the
+   * node was in one of `transition.from` (one row updated); false when it was not, or does not exist.
+   */
+  async transition(id: string, transition: NodeTransition, change: NodeChange = {}): Promise<boolean> {
+    const result = await this.db
       .updateTable('nodes')
-      .set({
-        ...(change.state !== undefined && { state: change.state }),
-        ...(change.devicePublic !== undefined && { device_public: change.devicePublic.toString('base64') }),
-        ...(change.deviceCertSerial !== undefined && { device_cert_serial: change.deviceCertSerial }),
-        ...(change.deviceCertNotAfter !== undefined && { device_cert_not_after: change.deviceCertNotAfter }),
-        ...(change.pinnedPcrs !== undefined && { pinned_pcrs: JSON.stringify(change.pinnedPcrs) }),
-        ...(change.runningVersion !== undefined && { running_version: change.runningVersion }),
-        ...(change.tpmCounters !== undefined && {
-          tpm_reset_count: change.tpmCounters.resetCount,
-          tpm_restart_count: change.tpmCounters.restartCount,
-          tpm_clock: change.tpmCounters.clock.toString(),
-        }),
-        ...(change.integrityFailedAt !== undefined && { integrity_failed_at: change.integrityFailedAt }),
-        updated_at: new Date().toISOString(),
-      })
+      .set({ ...toChangeRow(change), state: transition.to })
       .where('id', '=', id)
-      .execute();
+      .where('state', 'in', [...transition.from])
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
   }
 
   /** Replaces the whole label set; the caller has validated it. */
@@ -163,6 +160,7 @@ export class NodeRepository {
         reason: verdict.reason,
         pcr_values: JSON.stringify(verdict.pcrValues),
         release_version: verdict.releaseVersion,
+        release_proven: verdict.releaseProven ? 1 : 0,
         created_at: createdAt,
       })
       .execute();
@@ -185,6 +183,7 @@ export class NodeRepository {
         reason: row.reason,
         pcrValues: JSON.parse(row.pcr_values) as Record<string, string>,
         releaseVersion: row.release_version,
+        releaseProven: Number(row.release_proven) === 1,
         createdAt: row.created_at,
       }
     );
@@ -221,6 +220,23 @@ export class NodeRepository {
       .executeTakeFirstOrThrow();
     return Number(row.n);
   }
+}
+
+function toChangeRow(change: NodeChange) {
+  return {
+    ...(change.devicePublic !== undefined && { device_public: change.devicePublic.toString('base64') }),
+    ...(change.deviceCertSerial !== undefined && { device_cert_serial: change.deviceCertSerial }),
+    ...(change.deviceCertNotAfter !== undefined && { device_cert_not_after: change.deviceCertNotAfter }),
+    ...(change.pinnedPcrs !== undefined && { pinned_pcrs: JSON.stringify(change.pinnedPcrs) }),
+    ...(change.runningVersion !== undefined && { running_version: change.runningVersion }),
+    ...(change.tpmCounters !== undefined && {
+      tpm_reset_count: change.tpmCounters.resetCount,
+      tpm_restart_count: change.tpmCounters.restartCount,
+      tpm_clock: change.tpmCounters.clock.toString(),
+    }),
+    ...(change.integrityFailedAt !== undefined && { integrity_failed_at: change.integrityFailedAt }),
+    updated_at: new Date().toISOString(),
+  };
 }
 
 function toRecord(r: Selectable<NodeTable>): NodeRecord {

@@ -1,9 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { NodeDto, NodeIdentityState } from '#otter/contracts';
+import type { NodeDto } from '#otter/contracts';
 import { DeviceTokenService } from '#otter/identity';
 import { EnrollmentRepository } from './enrollment.repository.js';
 import { NodeError } from './node.errors.js';
 import { NodeRepository, type NodeRecord } from './node.repository.js';
+import { NODE_TRANSITIONS, type NodeTransitionName } from './node-transitions.js';
 
 /** What operators do with nodes: see them, admit or refuse them, revoke them, re-pin their boot state. */
 @Injectable()
@@ -25,17 +26,22 @@ export class NodeService {
   }
 
   async approve(id: string): Promise<NodeDto> {
-    return this.transition(id, ['pending-approval'], 'approved');
+    return this.transition(id, 'approve');
   }
 
   async reject(id: string): Promise<NodeDto> {
-    return this.transition(id, ['pending-approval'], 'rejected');
+    return this.transition(id, 'reject');
   }
 
-  /** Effective at once: the revoked set in Redis is checked on every device request, then the database. */
+  /**
+   * Effective at once: the revoked set in Redis is checked on every device request, then the database. The
+   * Redis set is written first, so no request sees the node revoked in the database but not there; revoked is
+   * terminal in both, so the two never disagree once this returns.
+   */
   async revoke(id: string): Promise<NodeDto> {
+    await this.require(id);
     await this.tokens.revokeNode(id);
-    return this.transition(id, ['pending-approval', 'approved', 'active', 'rejected'], 'revoked');
+    return this.transition(id, 'revoke');
   }
 
   /** Accepts the firmware/boot PCR values of the node's latest authentic quote as its new baseline. */
@@ -64,12 +70,15 @@ export class NodeService {
     return this.enrollments.allow(kind, value.toLowerCase(), note);
   }
 
-  private async transition(id: string, from: NodeIdentityState[], to: NodeIdentityState): Promise<NodeDto> {
-    const node = await this.require(id);
-    if (!from.includes(node.state))
-      throw new NodeError('NODE_STATE_INVALID', `node is ${node.state}; cannot become ${to}`);
-    await this.nodes.update(id, { state: to });
-    this.logger.log({ node: id, from: node.state, to }, 'node state changed');
+  private async transition(id: string, name: NodeTransitionName): Promise<NodeDto> {
+    const transition = NODE_TRANSITIONS[name];
+    const before = await this.require(id);
+    if (!(await this.nodes.transition(id, transition))) {
+      // Read again: the state that refused the change may be newer than `before`.
+      const now = await this.require(id);
+      throw new NodeError('NODE_STATE_INVALID', `node is ${now.state}; cannot become ${transition.to}`);
+    }
+    this.logger.log({ node: id, from: before.state, to: transition.to }, 'node state changed');
     return this.toDto((await this.nodes.get(id))!);
   }
 

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { IdentityModule } from '#otter/identity';
+import { ReleasesModule } from '#otter/releases';
 import { TufModule } from '#otter/tuf';
 import { AttestationNonces } from './attestation-nonces.js';
 import { AttestationService } from './attestation.service.js';
@@ -8,16 +9,14 @@ import { EnrollmentRepository } from './enrollment.repository.js';
 import { EnrollmentService } from './enrollment.service.js';
 import { NodeRepository } from './node.repository.js';
 import { NodeService } from './node.service.js';
-import { ReleaseMeasurements } from './release-measurements.js';
 import { TrustedTpmCas } from './trusted-tpm-cas.js';
 
 @Module({
-  imports: [IdentityModule.forRoot(), TufModule],
+  imports: [IdentityModule.forRoot(), TufModule, ReleasesModule],
   providers: [
     NodeRepository,
     EnrollmentRepository,
     TrustedTpmCas,
-    ReleaseMeasurements,
     AttestationNonces,
     EnrollmentService,
     DeviceIdentityService,

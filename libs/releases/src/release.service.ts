@@ -37,6 +37,18 @@ export class ReleaseService {
     return this.releases.find(hardwareId, version);
   }
 
+  /**
+   * The reference PCR values signed into the release's TUF target `images/{hardware}/{version}`, never the
+   * unsigned copy in its row: `{}` when it was signed without measurements, undefined when no such target is
+   * signed. What attestation checks a node against, and what a rollout needs before it may start.
+   */
+  async signedMeasurements(hardwareId: string, version: string): Promise<Record<string, string> | undefined> {
+    const target = await this.repository.signedTarget(targetPathOf(hardwareId, version));
+    if (!target) return undefined;
+    const m = target.custom.measurements;
+    return m && typeof m === 'object' && !Array.isArray(m) ? (m as Record<string, string>) : {};
+  }
+
   /** Refuses a duplicate before a single image byte is read. */
   async assertCanCreate(fields: ReleaseFields): Promise<void> {
     if (await this.releases.exists(fields.hardware, fields.version)) throw duplicate(fields);

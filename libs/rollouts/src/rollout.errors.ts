@@ -5,7 +5,8 @@ export type RolloutErrorCode =
   | 'ROLLOUT_INVALID'
   | 'ROLLOUT_CONFLICT'
   | 'ROLLOUT_STATE_INVALID'
-  | 'ROLLOUT_NODE_NOT_FOUND';
+  | 'ROLLOUT_NODE_NOT_FOUND'
+  | 'ROLLOUT_RELEASE_UNMEASURED';
 
 export class RolloutError extends OtterError {
   constructor(code: RolloutErrorCode, message: string, details?: Record<string, unknown>) {

@@ -303,8 +303,9 @@ export class RolloutRepository {
   }
 
   /**
-   * Committed nodes with a passing attestation of `version` taken after they were admitted: the proof the
-   * update succeeded.
+   * Committed nodes with a verdict proving `version` (it passed against the release's signed measurements of
+   * PCRs beyond the pinned ones) taken after they were admitted: the proof the update succeeded. A verdict that
+   * matched only the pinned boot state has release_proven = 0 and never counts.
    */
   async provenCommitted(rolloutId: string, version: string, db: Db): Promise<string[]> {
     const rows = await db
@@ -318,6 +319,7 @@ export class RolloutRepository {
             .select('v.id')
             .whereRef('v.node_id', '=', 'rn.node_id')
             .where('v.passed', '=', 1)
+            .where('v.release_proven', '=', 1)
             .where('v.release_version', '=', version)
             .whereRef('v.created_at', '>=', 'rn.admitted_at'),
         ),

@@ -10,6 +10,7 @@ import type {
 import { isUniqueViolation } from '#otter/db';
 import { ReleaseService } from '#otter/releases';
 import { AssignmentRestorer } from './assignment-restorer.js';
+import { MeasuredReleaseCheck } from './measured-release.js';
 import { DEFAULT_NODE_DEADLINE_SECONDS } from './rollout-spec.js';
 import { summarizeWave } from './rollout-progress.js';
 import { RolloutTickTrigger } from './rollout-tick.trigger.js';
@@ -35,6 +36,7 @@ export class RolloutService {
     private readonly releases: ReleaseService,
     private readonly restorer: AssignmentRestorer,
     private readonly trigger: RolloutTickTrigger,
+    private readonly measured: MeasuredReleaseCheck,
   ) {}
 
   async create(request: CreateRolloutRequest, createdBy: string): Promise<RolloutDto> {
@@ -48,6 +50,7 @@ export class RolloutService {
     if (request.failureThreshold <= 0 || request.successThreshold <= 0) {
       throw new RolloutError('ROLLOUT_INVALID', 'thresholds must be above 0');
     }
+    await this.measured.require(release);
     const id = randomUUID();
     await this.rollouts.insert({
       id,
@@ -83,6 +86,10 @@ export class RolloutService {
   async start(id: string): Promise<RolloutDto> {
     const r = await this.require(id);
     if (r.state !== 'draft') throw stateError(r, 'start');
+    // Again at start: a draft created before this check existed, or before OTTER_PINNED_PCRS changed.
+    const release = await this.releases.byId(r.releaseId);
+    if (!release) throw new RolloutError('ROLLOUT_INVALID', `the rollout's release ${r.releaseId} is gone`);
+    await this.measured.require(release);
     const wanted = r.selector.nodes ? new Set(r.selector.nodes) : null;
     const labels = Object.entries(r.selector.labels ?? {});
     const group = (await this.rollouts.activeNodes(r.hardwareId))

@@ -4,6 +4,7 @@ import { QUEUES } from '#otter/queue';
 import { ReleasesModule } from '#otter/releases';
 import { AssignmentRestorer } from './assignment-restorer.js';
 import { DIRECTOR_ASSIGNMENTS, type DirectorAssignments } from './director-assignments.port.js';
+import { MeasuredReleaseCheck } from './measured-release.js';
 import { RolloutTickTrigger } from './rollout-tick.trigger.js';
 import { RolloutTicker } from './rollout-ticker.js';
 import { RolloutRepository } from './rollout.repository.js';
@@ -32,6 +33,7 @@ export class RolloutsModule {
         { provide: DIRECTOR_ASSIGNMENTS, useExisting: options.assignments },
         RolloutRepository,
         AssignmentRestorer,
+        MeasuredReleaseCheck,
         RolloutTickTrigger,
         RolloutService,
         RolloutTicker,

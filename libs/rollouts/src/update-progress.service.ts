@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { DeviceInstructionsDto, ReleaseDto, UpdateReport } from '#otter/contracts';
+import { ValidationError } from '#otter/errors';
 import { ReleaseService } from '#otter/releases';
 import { AssignmentRestorer } from './assignment-restorer.js';
 import { FINISHED, isForward, stateAfter } from './rollout-states.js';
@@ -23,6 +24,7 @@ export class UpdateProgressService {
   ) {}
 
   async record(node: { id: string; hardwareId: string }, report: UpdateReport): Promise<void> {
+    if (report.bytes !== undefined) await this.checkBytes(node.hardwareId, report.version, report.bytes);
     const ok = report.step !== 'failed' && report.step !== 'rolled-back';
     const detail = [
       report.detail,
@@ -68,6 +70,22 @@ export class UpdateProgressService {
       if (moved && !ok) await this.restorer.restore(membership, node.hardwareId, previous, trx);
     });
     if (!ok || to === 'committed') await this.trigger.tickSoon();
+  }
+
+  /** The bytes a node says it downloaded for a release: at most that release's image, refused otherwise. */
+  private async checkBytes(hardwareId: string, version: string, bytes: number): Promise<void> {
+    const release = await this.releases.find(hardwareId, version);
+    if (!release) {
+      throw new ValidationError(`bytes: there is no release ${version} for ${hardwareId} to have downloaded`);
+    }
+    if (bytes > release.length) {
+      throw new ValidationError(
+        `bytes: at most the full image's ${release.length} bytes of release ${version}`,
+        {
+          fullBytes: release.length,
+        },
+      );
+    }
   }
 
   async instructions(nodeId: string): Promise<DeviceInstructionsDto> {

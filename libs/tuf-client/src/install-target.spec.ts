@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildDelta } from '#otter/delta';
+import type { DownloadReport } from '#otter/contracts';
 import { installTarget, type InstallTargetOptions, type InstallTargetResult } from './install-target.js';
 import { TestTufRepository } from './testing/test-tuf-repository.js';
 import { TestTufServer } from './testing/test-tuf-server.js';
@@ -136,8 +137,22 @@ describe('installTarget', () => {
       res.write(delta.subarray(0, half)); // ...and never the rest
       return true;
     };
-    const result = await install(repo, { fetcher: { idleTimeoutMs: 300 } });
-    expect(result).toMatchObject({ method: 'full', bytesDownloaded: half + v2.length });
+    const reports: DownloadReport[] = [];
+    const result = await install(repo, {
+      fetcher: { idleTimeoutMs: 300 },
+      reportDownload: async (report) => {
+        reports.push(report);
+      },
+    });
+    expect(result).toMatchObject({
+      method: 'full',
+      bytesDownloaded: half + v2.length,
+      sourceBytesDownloaded: v2.length,
+    });
+    // Otter hears the image's bytes only (it refuses more than the full image): the wasted half is local.
+    expect(reports).toEqual([
+      { targetPath: TO, method: 'full', bytesDownloaded: v2.length, fullBytes: v2.length },
+    ]);
     expect(result.fallbackReason).toMatch(
       /^delta deltas\/rpi4\/1\.0\.0-2\.0\.0\.delta: TARGET_DOWNLOAD_FAILED: .*300 ms/,
     );

@@ -61,6 +61,12 @@ export interface InstallTargetResult {
   sha256: string;
   /** Bytes received over the network for targets in this call: the delta, plus the image after a fallback. */
   bytesDownloaded: number;
+  /**
+   * Bytes received of the one target the slot was built from (the delta, or the image after a fallback), so at
+   * most that target's signed length: what the download report to Otter carries, which Otter bounds by the
+   * full image's length.
+   */
+  sourceBytesDownloaded: number;
   /** Bytes of the full image (what a node without deltas downloads). */
   fullBytes: number;
   /** Where the download that produced the image continued from (0: from scratch). */
@@ -128,6 +134,7 @@ export async function installTarget(options: InstallTargetOptions): Promise<Inst
         length: image.length,
         sha256: image.sha256,
         bytesDownloaded: counter.total,
+        sourceBytesDownloaded: counter.lastSucceeded,
         fullBytes: image.length,
         resumedFrom,
         delta: delta.target.path,
@@ -165,6 +172,7 @@ export async function installTarget(options: InstallTargetOptions): Promise<Inst
     length: image.length,
     sha256: image.sha256,
     bytesDownloaded: counter.total,
+    sourceBytesDownloaded: counter.lastSucceeded,
     fullBytes: image.length,
     resumedFrom,
     ...(delta && { delta: delta.target.path }),
@@ -236,7 +244,7 @@ async function finish(
       // A delta install reports the patch it downloaded (the server finds the release it leads to).
       targetPath: result.method === 'delta' && result.delta ? result.delta : result.target,
       method: result.method,
-      bytesDownloaded: result.bytesDownloaded,
+      bytesDownloaded: result.sourceBytesDownloaded,
       fullBytes: result.fullBytes,
     });
     return result;
@@ -265,6 +273,8 @@ function reasonOf(error: unknown): string {
 /** Bytes received over the network across the downloads of one install, failed ones included. */
 class ByteCounter {
   total = 0;
+  /** What the last download that succeeded received: at most its target's signed length. */
+  lastSucceeded = 0;
 
   /**
    * Downloads `target` through the session and counts what it received: exactly on success, and from the
@@ -285,6 +295,7 @@ class ByteCounter {
         onProgress(received, total);
       });
       this.total += download.bytesDownloaded;
+      this.lastSucceeded = download.bytesDownloaded;
       return download;
     } catch (error) {
       this.total += seen;

@@ -155,7 +155,8 @@ export class UpdateDaemon {
     };
     await say('installed', {
       slot,
-      bytes: result.bytesDownloaded,
+      // The bytes of the image or delta installed from (Otter bounds it by the image); the detail has them all.
+      bytes: result.sourceBytesDownloaded,
       detail: `${result.method}, ${result.bytesDownloaded} of ${result.length} bytes downloaded`,
     });
     await writePendingUpdate(this.options.stateDir, pending);

@@ -279,4 +279,58 @@ describe.each(dbs)('delta api on $name', ({ config: database }) => {
     const other = (await (await call('GET', '/api/v1/savings?hardware=other', viewer)).json()) as SavingsDto;
     expect(other).toEqual({ releases: [], nodes: [] });
   });
+
+  it('refuses bytesDownloaded above the full image, near 2^53 and past it: 400 with the reason, nothing stored', async () => {
+    const node = await seedNode('rpi4', 'active', '1.0.0');
+    const token = (await api.app.get(DeviceTokenService).issueAccessToken(node)).token;
+    const full = { targetPath: 'images/rpi4/2.0.0', method: 'full', bytesDownloaded: 4000, fullBytes: 4000 };
+    const deltaPath = 'deltas/rpi4/1.0.0-2.0.0.delta';
+    await api.app
+      .get(DeltaBuildRepository)
+      .markPublished(deltaBuildId('rpi4', sha256(images.v1), sha256(images.v2)), {
+        length: 600,
+        sha256: 'ab'.repeat(32),
+        blobKey: 'x',
+      });
+    const delta = { targetPath: deltaPath, method: 'delta', bytesDownloaded: 600, fullBytes: 4000 };
+    const stored = () => api.db.selectFrom('downloads').selectAll().orderBy('id').execute();
+    const totals = async () => (await call('GET', '/api/v1/savings', viewer)).json();
+    const before = { rows: await stored(), totals: await totals() };
+
+    const attacks: Array<[string, unknown, RegExp]> = [
+      [
+        'one byte more than the image',
+        { ...full, bytesDownloaded: 4001 },
+        /at most the full image's 4000 bytes/,
+      ],
+      [
+        'a delta report above the image',
+        { ...delta, bytesDownloaded: 4001 },
+        /at most the full image's 4000/,
+      ],
+      ['2^53 - 1', { ...full, bytesDownloaded: Number.MAX_SAFE_INTEGER }, /at most the full image's 4000/],
+      ['2^53, past the safe integers', { ...full, bytesDownloaded: 2 ** 53 }, /bytesDownloaded/],
+      ['2^64', { ...full, bytesDownloaded: 2 ** 64 }, /bytesDownloaded/],
+      [
+        'a fullBytes of 2^53 to raise the bound',
+        { ...full, bytesDownloaded: 2 ** 52, fullBytes: 2 ** 53 },
+        /fullBytes/,
+      ],
+    ];
+    for (const [what, body, reason] of attacks) {
+      const res = await call('POST', '/api/v1/devices/me/downloads', token, body);
+      expect(res.status, what).toBe(400);
+      expect(((await res.json()) as { message: string }).message, what).toMatch(reason);
+    }
+    // Numbers JSON.stringify cannot send: past a double's range (Infinity once parsed), and 2^53 + 1.
+    for (const raw of ['1e400', '9007199254740993']) {
+      const body = `{"targetPath":"images/rpi4/2.0.0","method":"full","bytesDownloaded":${raw},"fullBytes":4000}`;
+      expect((await call('POST', '/api/v1/devices/me/downloads', token, body)).status, raw).toBe(400);
+    }
+    expect(await stored()).toEqual(before.rows);
+    expect(await totals()).toEqual(before.totals);
+
+    // The honest report at the bound is taken.
+    expect((await call('POST', '/api/v1/devices/me/downloads', token, full)).status).toBe(202);
+  });
 });

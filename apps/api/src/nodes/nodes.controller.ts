@@ -6,6 +6,10 @@ import { parseBody, requireJson } from '../common/request-body.js';
 import { allowRequest } from '../devices/device-requests.js';
 import { setLabelsRequest } from './node-requests.js';
 
+/**
+ * Operators' node routes. Everything that lets a node in or keeps it out (approve, reject, revoke, re-pin its
+ * boot state) needs `admin`: a CI token with `release-engineer` must not be enough to admit a stolen board.
+ */
 @Controller('api/v1')
 export class NodesController {
   constructor(private readonly nodes: NodeService) {}
@@ -18,14 +22,14 @@ export class NodesController {
 
   @Post('nodes/:id/approve')
   @HttpCode(200)
-  @RequireRole('release-engineer')
+  @RequireRole('admin')
   approve(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
     return this.nodes.approve(id);
   }
 
   @Post('nodes/:id/reject')
   @HttpCode(200)
-  @RequireRole('release-engineer')
+  @RequireRole('admin')
   reject(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
     return this.nodes.reject(id);
   }

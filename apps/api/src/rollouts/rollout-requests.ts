@@ -82,7 +82,8 @@ export const updateReport: z.ZodType<UpdateReport> = z
     ]),
     version: deviceText(UPDATE_REPORT_LIMITS.version).min(1),
     rolloutId: z.uuid().optional(),
-    bytes: z.number().int().min(0).optional(),
+    // At most the release's image (UpdateProgressService checks the release); a safe integer before that.
+    bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     slot: deviceText(UPDATE_REPORT_LIMITS.slot).min(1).optional(),
     detail: deviceText(UPDATE_REPORT_LIMITS.detail).optional(),
     at: z.iso.datetime(),

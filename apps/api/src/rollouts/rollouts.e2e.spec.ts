@@ -38,7 +38,7 @@ describe.each(dbs)('rollouts on $name', ({ config: database }) => {
     api = await startApi({
       DATABASE_URL: database.dialect === 'postgres' ? database.url : `sqlite:${database.file}`,
     });
-    fixtures = new RolloutFixtures(api.db);
+    fixtures = new RolloutFixtures(api);
     ticker = api.app.get(RolloutTicker);
     const admin = readFileSync(join(api.config.dataDir, 'admin-token'), 'utf8').trim();
     const token = async (role: string): Promise<string> =>
@@ -295,6 +295,44 @@ describe.each(dbs)('rollouts on $name', ({ config: database }) => {
     ).toEqual([]);
   });
 
+  it('refuses an update report whose bytes exceed the release image, or name no release: 400, nothing stored', async () => {
+    const [node] = await fleet(1);
+    await fixtures.verdict(node!, true, new Date());
+    const r = await started({ waves: [{ percent: 100, soakSeconds: 0 }] });
+    await ticker.tickRollout(r.id);
+    const { length } = await api.db
+      .selectFrom('releases')
+      .select('length')
+      .where('hardware_id', '=', hw)
+      .where('version', '=', '2.0.0')
+      .executeTakeFirstOrThrow();
+    const reports = () =>
+      api.db.selectFrom('device_reports').selectAll().where('node_id', '=', node!).orderBy('id').execute();
+    const before = { reports: await reports(), states: await nodeStates(r.id) };
+    const token = await deviceToken(node!);
+    for (const [what, body, status, reason] of [
+      [
+        'one byte over the image',
+        { version: '2.0.0', bytes: Number(length) + 1 },
+        400,
+        /at most the full image's/,
+      ],
+      ['2^53 - 1', { version: '2.0.0', bytes: Number.MAX_SAFE_INTEGER }, 400, /at most the full image's/],
+      ['past the safe integers', { version: '2.0.0', bytes: 2 ** 60 }, 400, /bytes/],
+      ['a release that does not exist', { version: '9.9.9', bytes: 10 }, 400, /no release 9\.9\.9/],
+    ] as const) {
+      const res = await call('POST', '/api/v1/devices/me/updates', token, {
+        step: 'installed',
+        at: new Date().toISOString(),
+        ...body,
+      });
+      expect(res.status, what).toBe(status);
+      expect(((await res.json()) as { message: string }).message, what).toMatch(reason);
+    }
+    expect({ reports: await reports(), states: await nodeStates(r.id) }).toEqual(before);
+    await report(node!, 'downloading', { bytes: Number(length) });
+  });
+
   it('holds the next wave for its soak time', async () => {
     const nodes = await fleet(2);
     for (const n of nodes) await fixtures.verdict(n, true, new Date());
@@ -319,7 +357,7 @@ describe.each(dbs)('rollouts on $name', ({ config: database }) => {
     const r = await started({ waves: [{ percent: 100, soakSeconds: 0 }], failureThreshold: 0.3 });
     await ticker.tickRollout(r.id);
     const [bad, ...good] = nodes;
-    await report(bad!, 'downloading', { bytes: 1234 });
+    await report(bad!, 'downloading', { bytes: 999 });
     await report(bad!, 'installed', { slot: 'b' });
     await report(bad!, 'rebooting');
     await report(bad!, 'rolled-back', { detail: 'health check failed after boot' });

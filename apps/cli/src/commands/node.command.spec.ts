@@ -285,7 +285,7 @@ describe('otter node allow', () => {
 });
 
 describe('roles', () => {
-  it('a viewer can list nodes but cannot approve one (403); a release engineer can approve but not revoke', async () => {
+  it('a viewer can list nodes but cannot approve one (403)', async () => {
     const id = await seedNode('pending-approval');
     const viewer = await tokenWithRole('viewer');
     expect((await otter(['node', 'list', '--json'], viewer)).code).toBe(0);
@@ -293,14 +293,36 @@ describe('roles', () => {
     expect(approve).toMatchObject({ code: 1, stdout: '' });
     expect(approve.stderr).toMatch(/^error: 403 FORBIDDEN: /);
     expect(await stateOf(id)).toBe('pending-approval');
+  });
 
+  it('a release engineer (a CI token) can neither approve, reject, revoke nor re-pin a node: 403, nothing changes', async () => {
     const engineer = await tokenWithRole('release-engineer');
-    expect(await otter(['node', 'approve', id], engineer)).toMatchObject({
-      code: 0,
-      stdout: `${id}: approved\n`,
+    const pending = await seedNode('pending-approval');
+    const active = await seedNode('active', { '0': 'aa'.repeat(32) });
+    await seedVerdict(active, {
+      passed: false,
+      reason: 'PCR 0 differs from the pinned baseline',
+      secondsAgo: 1,
+      pcrValues: { '0': 'cc'.repeat(32) },
     });
-    const revoke = await otter(['node', 'revoke', id], engineer);
-    expect(revoke.stderr).toMatch(/^error: 403 FORBIDDEN: /);
-    expect(await stateOf(id)).toBe('approved');
+    const row = (id: string) =>
+      api.db.selectFrom('nodes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    const before = [await row(pending), await row(active)];
+    for (const [command, id] of [
+      ['approve', pending],
+      ['reject', pending],
+      ['revoke', active],
+      ['repin', active],
+    ] as const) {
+      const run = await otter(['node', command, id], engineer);
+      expect(run, command).toMatchObject({ code: 1, stdout: '' });
+      expect(run.stderr, command).toMatch(/^error: 403 FORBIDDEN: this action requires the admin role/);
+    }
+    expect([await row(pending), await row(active)]).toEqual(before);
+
+    expect(await otter(['node', 'approve', pending])).toMatchObject({
+      code: 0,
+      stdout: `${pending}: approved\n`,
+    });
   });
 });

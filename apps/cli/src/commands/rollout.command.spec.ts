@@ -101,7 +101,7 @@ beforeAll(async () => {
     OTTER_QUEUE_PREFIX: `t${randomBytes(5).toString('hex')}`,
   });
   adminToken = (await readFile(join(api.config.dataDir, 'admin-token'), 'utf8')).trim();
-  fixtures = new RolloutFixtures(api.db);
+  fixtures = new RolloutFixtures(api);
   ticker = api.app.get(RolloutTicker);
 });
 afterAll(async () => {
@@ -168,6 +168,26 @@ describe('otter node label', () => {
 });
 
 describe('otter rollout', () => {
+  it('create for a release without reference measurements says why (exit 1), with or without --start; nothing stored', async () => {
+    const hw = `board-${++counter}`;
+    await fixtures.release(hw, '2.0.0', {});
+    const node = await fixtures.node(hw, '1.0.0');
+    await fixtures.verdict(node, true, new Date());
+    const before = await rolloutCount();
+    for (const start of [[], ['--start']]) {
+      const run = await otter(create(hw, '--wave', '100%', ...start));
+      expect(run).toMatchObject({ code: 1, stdout: '' });
+      expect(run.stderr).toBe(
+        `error: 422 ROLLOUT_RELEASE_UNMEASURED: release 2.0.0 for ${hw} has no signed reference measurements, ` +
+          "so no node could prove it booted it: a rollout needs the release's reference value of a PCR it " +
+          'changes, outside the pinned PCRs 0, 1, 2, 3, 4, 5, 6, 7 (publish it with `otter release push ' +
+          '--measurements FILE`)\n' +
+          `  details: {"hardwareId":"${hw}","version":"2.0.0","measuredPcrs":[],"pinnedPcrs":[0,1,2,3,4,5,6,7]}\n`,
+      );
+    }
+    expect(await rolloutCount()).toBe(before);
+  });
+
   it('create --start takes the labelled nodes; show prints state and per-wave progress; list and nodes agree', async () => {
     const { hw, nodes } = await fleet(5);
     const [south, ...north] = nodes;
