@@ -37,7 +37,7 @@ describe.each(dbs)('device text an operator reads, on $name', ({ config: databas
       OTTER_QUEUE_PREFIX: `t${randomBytes(5).toString('hex')}`,
     });
     admin = (await readFile(join(api.config.dataDir, 'admin-token'), 'utf8')).trim();
-    fixtures = new RolloutFixtures(api.db);
+    fixtures = new RolloutFixtures(api);
   });
   afterAll(async () => api?.close());
 
