@@ -27,7 +27,7 @@ export type {
   NodeListDto,
   SetNodeLabelsRequest,
 } from './devices.js';
-export { LABEL_PATTERN, MAX_NODE_LABELS } from './devices.js';
+export { LABEL_PATTERN, MAX_NODE_LABELS, DEVICE_CERTIFICATE_EXPIRED } from './devices.js';
 export type {
   DeltaBuildState,
   DeltaBuildDto,
