@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { execFile } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { SignJWT } from 'jose';
@@ -400,29 +400,35 @@ describe('device certificates with lifetimes of seconds, on running agents', () 
         .split(/(?<=-----END CERTIFICATE-----\n)/)
         .filter((pem) => pem.trim())
         .map((pem) => new X509Certificate(pem));
-    const issuing = new X509Certificate(await ca.certificatePem());
+    // The node starts with the certificate the previous test left to lapse, and renews it at start-up.
+    const lapsed = await heldCertificate(node);
     const since = Date.now();
     daemon = startDaemon(node);
+    await expect
+      .poll(async () => (await heldCertificate(node)).serialNumber, { timeout: 15_000, interval: 100 })
+      .not.toBe(lapsed.serialNumber);
 
-    // Every certificate the node holds along the way, and the CA that signed it.
+    // Every certificate the node holds from then on, and the CA that signed it.
     const held = new Map<string, { pem: string; issuer: X509Certificate }>();
+    let firstIssuer: X509Certificate | undefined;
     const watch = async (): Promise<boolean> => {
       const cert = await heldCertificate(node);
       if (!held.has(cert.serialNumber)) {
         const issuer = bundle().find((c) => new X509Certificate(cert.pem).checkIssued(c));
         expect(issuer, `the trust bundle holds the CA of ${cert.serialNumber}`).toBeDefined();
-        held.set(cert.serialNumber, { pem: cert.pem, issuer: issuer! });
         // Accepted by Otter's verifier whichever generation signed it, and never outliving that CA.
         await expect(ca.verify(cert.pem)).resolves.toMatchObject({ nodeId: node.id });
         expect(cert.notAfter.getTime()).toBeLessThanOrEqual(issuer!.validToDate.getTime());
+        held.set(cert.serialNumber, { pem: cert.pem, issuer: issuer! });
+        firstIssuer ??= issuer;
       }
-      // Done once the CA that issued at the start has expired and left the bundle, and the node holds a
-      // certificate of a CA created since.
+      // Done once the CA of the first certificate has expired and left the bundle, and the node holds a
+      // certificate of a CA created after it: it went through a hand-over.
       const current = held.get(cert.serialNumber)!.issuer;
       return (
-        Date.now() > issuing.validToDate.getTime() &&
-        !bundle().some((c) => c.fingerprint256 === issuing.fingerprint256) &&
-        current.validFromDate.getTime() > issuing.validFromDate.getTime()
+        Date.now() > firstIssuer!.validToDate.getTime() &&
+        !bundle().some((c) => c.fingerprint256 === firstIssuer!.fingerprint256) &&
+        current.validFromDate.getTime() > firstIssuer!.validFromDate.getTime()
       );
     };
     await expect
@@ -432,10 +438,12 @@ describe('device certificates with lifetimes of seconds, on running agents', () 
         throw new Error(`${String(e)}\n${daemon.output}`);
       });
     expect(new Set([...held.values()].map((h) => h.issuer.fingerprint256)).size).toBeGreaterThanOrEqual(2);
-    // Two generations overlap at most; the retired one's key is gone from the data dir.
+    // Two generations overlap at most, and only their keys are left in the data dir (retired ones are deleted).
     expect(bundle().length).toBeLessThanOrEqual(2);
-    // The node never noticed. (It started with the certificate the previous test left to lapse, renewed at
-    // start-up; that is the one expiry it saw.)
+    expect(
+      readdirSync(join(api.config.dataDir, 'keys')).filter((f) => /^device-ca.*\.sealed\.json$/.test(f)),
+    ).toHaveLength(bundle().length);
+    // The node never noticed (the lapsed certificate it started with is the one expiry it saw).
     expect(tokenExchanges(since).filter((r) => r.status !== 200)).toEqual([]);
     expect(daemon.events().filter((e) => /error|failed/.test(String(e.event)))).toEqual([]);
     expect(eventsOf(daemon, 'certificate-expired').length).toBeLessThanOrEqual(1);
