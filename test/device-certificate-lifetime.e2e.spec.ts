@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { execFile } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { SignJWT } from 'jose';
@@ -230,6 +230,42 @@ describe('device certificates with lifetimes of seconds, on running agents', () 
     );
     expect(identities.map((r) => r.status)).toEqual(identities.map(() => 201));
     expect(daemon.events().filter((e) => /error|failed|expired/.test(String(e.event)))).toEqual([]);
+  }, 60_000);
+
+  it('a renewal Otter cannot answer is logged and retried; the node keeps polling on its valid certificate', async () => {
+    // Otter cannot issue for a while: a damaged device CA key file appears in its data dir (every issuance
+    // reads the key directory first, so it fails with a 500 until the file is gone).
+    const damaged = join(api.config.dataDir, 'keys', 'device-ca.999.sealed.json');
+    const since = Date.now();
+    const current = await heldCertificate(node);
+    const failuresBefore = eventsOf(daemon, 'certificate-renewal-failed').length;
+    writeFileSync(damaged, 'not a sealed key file');
+    try {
+      await expect
+        .poll(() => eventsOf(daemon, 'certificate-renewal-failed').length, { timeout: 2 * CERT_TTL * 1000 })
+        .toBeGreaterThan(failuresBefore);
+      const failure = eventsOf(daemon, 'certificate-renewal-failed')[failuresBefore]!;
+      expect(failure).toMatchObject({ failures: 1, retryIn: 1, code: 'INTERNAL', error: 'internal error' });
+      // Polling goes on with the certificate the node holds.
+      const failedAt = Date.parse(failure.at as string);
+      await expect
+        .poll(() => tokenExchanges(failedAt).filter((r) => r.status === 200).length, { timeout: 5000 })
+        .toBeGreaterThan(0);
+    } finally {
+      unlinkSync(damaged);
+    }
+    // The retry succeeds before the certificate expires.
+    await expect
+      .poll(async () => (await heldCertificate(node)).serialNumber, {
+        timeout: CERT_TTL * 1000,
+        interval: 100,
+      })
+      .not.toBe(current.serialNumber);
+    expect(Date.parse(eventsOf(daemon, 'certificate-renewed').at(-1)!.at as string)).toBeLessThan(
+      current.notAfter.getTime(),
+    );
+    expect(daemon.events().filter((e) => /^error$|expired/.test(String(e.event)))).toEqual([]);
+    expect(tokenExchanges(since).filter((r) => r.status !== 200)).toEqual([]);
   }, 60_000);
 
   it('an agent stopped past its certificate expiry recovers by itself when it starts again', async () => {

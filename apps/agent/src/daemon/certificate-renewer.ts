@@ -46,6 +46,10 @@ export class CertificateRenewer {
       this.log({
         event: 'certificate-renewal-failed',
         error: error instanceof Error ? error.message : String(error),
+        // Otter's error code when it answered (NODE_NOT_ADMITTED, INTERNAL...), none when it could not be reached.
+        ...(typeof (error as { code?: unknown }).code === 'string' && {
+          code: (error as { code: string }).code,
+        }),
         failures: this.failures,
         retryIn: delay / 1000,
         notAfter: cert.notAfter,

@@ -5,7 +5,7 @@ export interface LoggedRequest {
   /** Path and query, as the client sent them. */
   path: string;
   status: number;
-  /** When the answer was sent, ms since the epoch. */
+  /** When the request came in, ms since the epoch (so a test can take what was asked after a moment). */
   at: number;
 }
 
@@ -16,8 +16,10 @@ export interface LoggedRequest {
 export function recordRequests(server: Server): LoggedRequest[] {
   const log: LoggedRequest[] = [];
   server.on('request', (req, res) => {
+    const at = Date.now();
+    // Logged once answered: what is in the log has its status.
     res.on('finish', () =>
-      log.push({ method: req.method ?? '', path: req.url ?? '', status: res.statusCode, at: Date.now() }),
+      log.push({ method: req.method ?? '', path: req.url ?? '', status: res.statusCode, at }),
     );
   });
   return log;
