@@ -281,7 +281,8 @@ export class DeviceAgent {
     } catch (e) {
       if (!(e instanceof DeviceApiError && e.details?.reason === DEVICE_CERTIFICATE_EXPIRED)) throw e;
       // The certificate lapsed (the node was off past its expiry, or Otter's clock is ahead of ours): prove
-      // the AK again, without an operator, and carry on. A revoked node is refused here, and stays out.
+      // the AK again, without an operator, and carry on. (A revoked node never gets this answer: Otter
+      // refuses its token, and its identity, outright.)
       await this.renewIdentity('expired');
       ({ accessToken } = await this.api().token(await this.assertion()));
     }
