@@ -44,6 +44,7 @@ export const configSchema = z
       .regex(/^\d{1,2}(-\d{1,2})?(,\d{1,2}(-\d{1,2})?)*$/, 'a list like 0-7 or 0,2,4-7')
       .default('0-7'),
     OTTER_DEVICE_CERT_TTL: seconds(90 * DAY),
+    OTTER_DEVICE_CA_TTL: seconds(20 * 365 * DAY),
     OTTER_DEVICE_TOKEN_TTL: seconds(600),
     OTTER_ATTESTATION_NONCE_TTL: seconds(120),
     OTTER_ENROLLMENT_TTL: seconds(300),
@@ -75,6 +76,15 @@ export const configSchema = z
         if (!env[key])
           ctx.addIssue({ code: 'custom', path: [key], message: 'required when OTTER_BLOB_STORE=s3' });
       }
+    }
+    // A device CA issues only while a third of its lifetime is left (libs/identity/src/device-ca-rotation.ts).
+    if (env.OTTER_DEVICE_CA_TTL < 3 * env.OTTER_DEVICE_CERT_TTL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['OTTER_DEVICE_CA_TTL'],
+        message:
+          'must be at least 3 × OTTER_DEVICE_CERT_TTL (a device CA issues during the first two thirds of its life)',
+      });
     }
     if (env.OTTER_ENV === 'production' && !env.OTTER_KEY_PASSPHRASE) {
       ctx.addIssue({

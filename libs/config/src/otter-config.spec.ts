@@ -36,6 +36,18 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ OTTER_DIRECTOR_HELD_NODES: '-1' })).toThrow(/OTTER_DIRECTOR_HELD_NODES/);
   });
 
+  it('sets device certificate and device CA lifetimes in seconds; a CA must live at least three certificates', () => {
+    expect(loadConfig({}).devices).toMatchObject({ certificateTtl: 90 * 86_400, caTtl: 20 * 365 * 86_400 });
+    expect(loadConfig({ OTTER_DEVICE_CERT_TTL: '4', OTTER_DEVICE_CA_TTL: '12' }).devices).toMatchObject({
+      certificateTtl: 4,
+      caTtl: 12,
+    });
+    expect(() => loadConfig({ OTTER_DEVICE_CERT_TTL: '5', OTTER_DEVICE_CA_TTL: '12' })).toThrow(
+      /OTTER_DEVICE_CA_TTL: must be at least 3 × OTTER_DEVICE_CERT_TTL/,
+    );
+    expect(() => loadConfig({ OTTER_DEVICE_CA_TTL: '0' })).toThrow(/OTTER_DEVICE_CA_TTL/);
+  });
+
   it('refuses a port that is not a number', () => {
     expect(() => loadConfig({ OTTER_PORT: 'eighty' })).toThrow(/OTTER_PORT/);
   });

@@ -74,7 +74,10 @@ export interface DeviceConfig {
   tpmCaDir: string;
   /** Firmware and boot PCRs pinned at enrollment; changing them needs an operator re-pin. */
   pinnedPcrs: number[];
+  /** Lifetime of a device certificate, seconds; agents renew at about two thirds of it. */
   certificateTtl: number;
+  /** Lifetime of each device CA certificate, seconds; the CA rotates ahead of it (docs/attestation.md). */
+  caTtl: number;
   accessTokenTtl: number;
   nonceTtl: number;
   enrollmentTtl: number;
@@ -130,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
       tpmCaDir: resolve(e.OTTER_TPM_CA_DIR ?? join(dataDir, 'tpm-ca')),
       pinnedPcrs: parsePcrList(e.OTTER_PINNED_PCRS),
       certificateTtl: e.OTTER_DEVICE_CERT_TTL,
+      caTtl: e.OTTER_DEVICE_CA_TTL,
       accessTokenTtl: e.OTTER_DEVICE_TOKEN_TTL,
       nonceTtl: e.OTTER_ATTESTATION_NONCE_TTL,
       enrollmentTtl: e.OTTER_ENROLLMENT_TTL,

@@ -75,6 +75,12 @@ export interface IdentityResult {
   notAfter: string;
 }
 
+/**
+ * `details.reason` of the 401 a token exchange (step 4) gets once the node's device certificate has expired.
+ * The node is still admitted: it gets a new certificate by proving its AK again (step 3), then exchanges again.
+ */
+export const DEVICE_CERTIFICATE_EXPIRED = 'device_certificate_expired';
+
 export interface AccessTokenDto {
   accessToken: string;
   expiresAt: string;

@@ -27,7 +27,12 @@ export type {
   NodeListDto,
   SetNodeLabelsRequest,
 } from './devices.js';
-export { LABEL_PATTERN, MAX_NODE_LABELS, DEVICE_REPORT_LIMITS } from './devices.js';
+export {
+  LABEL_PATTERN,
+  MAX_NODE_LABELS,
+  DEVICE_REPORT_LIMITS,
+  DEVICE_CERTIFICATE_EXPIRED,
+} from './devices.js';
 export type {
   DeltaBuildState,
   DeltaBuildDto,

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { generateKeyPairSync, randomUUID, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
@@ -243,9 +243,140 @@ describe('DeviceCertificateAuthority', () => {
       { ...good, hardwareId: 'RPi 4' },
       { ...good, lifetimeSeconds: 0 },
       { ...good, lifetimeSeconds: 1.5 },
-      { ...good, lifetimeSeconds: 100 * 365 * 24 * 3600 }, // would outlive the CA
     ];
     for (const request of bad) expect((await refusal(ca.issue(request))).code).toBe('VALIDATION_FAILED');
     await expect(ca.issue(good)).resolves.toBeDefined();
+  });
+});
+
+describe('DeviceCertificateAuthority lifetime and rotation', () => {
+  const HOUR = 3600;
+  /** A CA on a clock the test moves, with a one-hour CA lifetime. */
+  function clockedCa(dir: string, clock: { t: number }): DeviceCertificateAuthority {
+    return new DeviceCertificateAuthority({
+      dataDir: dir,
+      passphrase: PASSPHRASE,
+      caLifetimeSeconds: HOUR,
+      now: () => new Date(clock.t),
+    });
+  }
+  const request = (lifetimeSeconds: number) => ({
+    nodeId: randomUUID(),
+    hardwareId: 'rpi4',
+    publicKey: deviceKey().publicKey,
+    lifetimeSeconds,
+  });
+  const bundle = (dir: string): X509Certificate[] =>
+    readFileSync(join(dir, 'keys', 'device-ca.pem'), 'utf8')
+      .split(/(?<=-----END CERTIFICATE-----\n)/)
+      .filter((pem) => pem.trim())
+      .map((pem) => new X509Certificate(pem));
+  const issuerOf = (pem: string, cas: X509Certificate[]): number =>
+    cas.findIndex((ca) => new X509Certificate(pem).checkIssued(ca));
+
+  it('never lets a device certificate outlive its CA: the lifetime is cut at the CA notAfter', async () => {
+    const clock = { t: Math.floor(Date.now() / 1000) * 1000 };
+    const ca = clockedCa(dataDir(), clock);
+    const caNotAfter = new X509Certificate(await ca.certificatePem()).validToDate;
+    const issued = await ca.issue(request(100 * 365 * 24 * HOUR));
+    expect(issued.notAfter).toEqual(caNotAfter);
+    expect(new X509Certificate(issued.pem).validToDate).toEqual(caNotAfter);
+  });
+
+  it('publishes a successor at half the CA lifetime, issues from it at two thirds, and keeps accepting the old CA until it expires', async () => {
+    const dir = dataDir();
+    const t0 = Math.floor(Date.now() / 1000) * 1000;
+    const clock = { t: t0 };
+    const ca = clockedCa(dir, clock);
+    const first = new X509Certificate(await ca.certificatePem());
+    expect(bundle(dir).map((c) => c.fingerprint256)).toEqual([first.fingerprint256]);
+
+    clock.t = t0 + (HOUR / 2 - 1) * 1000;
+    const early = await ca.issue(request(HOUR / 3));
+    expect(early.caGeneration).toBe(1);
+    expect(existsSync(join(dir, 'keys', 'device-ca.2.sealed.json'))).toBe(false);
+
+    // Half way: the successor exists and is in the trust bundle (newest first), but does not sign yet.
+    clock.t = t0 + (HOUR / 2) * 1000;
+    const beforeHandover = await ca.issue(request(HOUR / 3));
+    expect(beforeHandover.caGeneration).toBe(1);
+    const published = bundle(dir);
+    expect(published).toHaveLength(2);
+    expect(published[1]!.fingerprint256).toBe(first.fingerprint256);
+    const second = published[0]!;
+    expect(second.validFromDate.getTime()).toBe(clock.t);
+    expect(statSync(join(dir, 'keys', 'device-ca.2.sealed.json')).mode & 0o777).toBe(0o600);
+
+    // Two thirds: the successor signs; what the first CA signed is still accepted.
+    clock.t = t0 + ((2 * HOUR) / 3 + 1) * 1000;
+    const afterHandover = await ca.issue(request(HOUR / 3));
+    expect(afterHandover.caGeneration).toBe(2);
+    expect(issuerOf(afterHandover.pem, [first, second])).toBe(1);
+    expect(afterHandover.notAfter.getTime() - afterHandover.notBefore.getTime()).toBe((HOUR / 3) * 1000);
+    expect((await ca.verify(beforeHandover.pem)).serialNumber).toBe(beforeHandover.serialNumber);
+    expect((await ca.verify(afterHandover.pem)).serialNumber).toBe(afterHandover.serialNumber);
+    expect(await ca.certificatePem()).toBe(second.toString());
+
+    // Past the first CA's expiry: its key is deleted, it leaves the bundle, and nothing it signed is valid. The
+    // second CA is half way through its own life by then, so its successor is published in turn.
+    clock.t = first.validToDate.getTime() + 1000;
+    await ca.maintain();
+    expect(existsSync(join(dir, 'keys', 'device-ca.sealed.json'))).toBe(false);
+    const later = bundle(dir);
+    expect(later.map((c) => c.fingerprint256)).not.toContain(first.fingerprint256);
+    expect(later[1]!.fingerprint256).toBe(second.fingerprint256);
+    expect(beforeHandover.notAfter.getTime()).toBeLessThanOrEqual(first.validToDate.getTime());
+    // Its CA is gone from the trust store: the certificate has no issuer any more.
+    await expectRejected(ca.verify(beforeHandover.pem), 'unknown_issuer');
+    expect((await ca.verify(afterHandover.pem)).nodeId).toBeDefined();
+    // A process started now finds the CAs that remain, and does not recreate the retired one.
+    expect(await clockedCa(dir, clock).certificatePem()).toBe(second.toString());
+    expect(
+      readdirSync(join(dir, 'keys'))
+        .filter((f) => f.startsWith('device-ca.'))
+        .sort(),
+    ).toEqual(['device-ca.2.sealed.json', 'device-ca.3.sealed.json', 'device-ca.pem']);
+  });
+
+  it('creates one successor when several processes rotate at once, and each accepts what the others issue', async () => {
+    const dir = dataDir();
+    const t0 = Math.floor(Date.now() / 1000) * 1000;
+    const clock = { t: t0 };
+    const processes = Array.from({ length: 4 }, () => clockedCa(dir, clock));
+    await Promise.all(processes.map((ca) => ca.certificatePem()));
+    clock.t = t0 + ((2 * HOUR) / 3 + 1) * 1000;
+    const issued = await Promise.all(processes.map((ca) => ca.issue(request(60))));
+    expect(new Set(issued.map((c) => c.caGeneration))).toEqual(new Set([2]));
+    expect(new Set(await Promise.all(processes.map((ca) => ca.certificatePem()))).size).toBe(1);
+    expect(bundle(dir)).toHaveLength(2);
+    for (const ca of processes) for (const c of issued) await expect(ca.verify(c.pem)).resolves.toBeDefined();
+  });
+
+  it('learns a successor another process created when a certificate it signed comes in', async () => {
+    const dir = dataDir();
+    const t0 = Math.floor(Date.now() / 1000) * 1000;
+    const clock = { t: t0 };
+    const verifier = clockedCa(dir, clock);
+    await verifier.certificatePem();
+    clock.t = t0 + ((2 * HOUR) / 3 + 1) * 1000;
+    const issued = await clockedCa(dir, clock).issue(request(60));
+    expect(issued.caGeneration).toBe(2);
+    expect((await verifier.verify(issued.pem)).serialNumber).toBe(issued.serialNumber);
+  });
+
+  it('after downtime past its expiry, a new CA takes over at once and the expired one is retired', async () => {
+    const dir = dataDir();
+    const t0 = Math.floor(Date.now() / 1000) * 1000;
+    const clock = { t: t0 };
+    const first = new X509Certificate(await clockedCa(dir, clock).certificatePem());
+    clock.t = t0 + 2 * HOUR * 1000;
+    const ca = clockedCa(dir, clock);
+    const issued = await ca.issue(request(HOUR / 3));
+    expect(issued.caGeneration).toBe(2);
+    expect(issued.notAfter.getTime() - issued.notBefore.getTime()).toBe((HOUR / 3) * 1000);
+    const published = bundle(dir);
+    expect(published).toHaveLength(1);
+    expect(published[0]!.fingerprint256).not.toBe(first.fingerprint256);
+    expect(existsSync(join(dir, 'keys', 'device-ca.sealed.json'))).toBe(false);
   });
 });

@@ -18,21 +18,23 @@ const queuePrefix = `otter-test-identity-${randomBytes(6).toString('hex')}`;
 
 /** Everything Nest logs while the module boots and runs, to check no key or token ends up there. */
 const logged: string[] = [];
-const capture: LoggerService = {
-  log: (m: unknown) => void logged.push(String(m)),
-  warn: (m: unknown) => void logged.push(String(m)),
-  error: (m: unknown) => void logged.push(String(m)),
-  debug: (m: unknown) => void logged.push(String(m)),
-  verbose: (m: unknown) => void logged.push(String(m)),
-};
+/** Every argument: structured logs put their fields first and the message after. */
+const record = (...args: unknown[]): void =>
+  void logged.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
+const capture: LoggerService = { log: record, warn: record, error: record, debug: record, verbose: record };
 
-async function start(dataDir: string, keyPassphrase?: string): Promise<INestApplicationContext> {
+async function start(
+  dataDir: string,
+  keyPassphrase?: string,
+  env: Record<string, string> = {},
+): Promise<INestApplicationContext> {
   const config = loadConfig({
     OTTER_DATA_DIR: dataDir,
     OTTER_LOG_LEVEL: 'silent',
     REDIS_URL: redisUrl,
     OTTER_QUEUE_PREFIX: queuePrefix,
     ...(keyPassphrase ? { OTTER_KEY_PASSPHRASE: keyPassphrase } : {}),
+    ...env,
   });
   const moduleRef = await Test.createTestingModule({
     imports: [ConfigModule.forRoot(config), IdentityModule.forRoot({ accessTokenLifetimeSeconds: 120 })],
@@ -106,6 +108,31 @@ describe('IdentityModule', () => {
     expect(everything).not.toContain('PRIVATE KEY');
     expect(everything).not.toContain(token);
     expect(everything).not.toContain(assertion);
+  });
+
+  it('rotates the device CA on its own from OTTER_DEVICE_CA_TTL, with no certificate asked for, and says so', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'otter-identity-module-'));
+    const app = await start(dataDir, 'a-passphrase-for-this', {
+      OTTER_DEVICE_CERT_TTL: '1',
+      OTTER_DEVICE_CA_TTL: '3',
+    });
+    try {
+      const ca = app.get(DeviceCertificateAuthority);
+      const first = new X509Certificate(await ca.certificatePem());
+      expect(first.validToDate.getTime() - first.validFromDate.getTime()).toBe(3000);
+      // The successor is due half way through the first CA's three seconds; the module's timer creates it.
+      await expect
+        .poll(() => existsSync(join(dataDir, 'keys', 'device-ca.2.sealed.json')), {
+          timeout: 5000,
+          interval: 100,
+        })
+        .toBe(true);
+      await expect
+        .poll(() => logged.some((line) => line.includes('device CA generation created')), { timeout: 1000 })
+        .toBe(true);
+    } finally {
+      await app.close();
+    }
   });
 
   it('refuses to start on keys sealed with another passphrase', async () => {

@@ -6,6 +6,7 @@ import {
   Logger,
   Module,
   type DynamicModule,
+  type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { Redis } from 'ioredis';
@@ -48,6 +49,47 @@ export class IdentityRedisLifecycle implements OnApplicationShutdown {
     if (status === 'ready' || status === 'connect' || status === 'connecting') {
       await Promise.race([ended, sleep(1000, undefined, { ref: false })]);
     }
+  }
+}
+
+/**
+ * Keeps the device CA ahead of its expiry while no node happens to ask for a certificate: every twentieth of
+ * the CA lifetime (between 1 s and 1 h) it lets the CA rotate, retire and republish its trust bundle, so a
+ * successor is published well before it signs anything (device-ca-rotation.ts).
+ */
+@Injectable()
+export class DeviceCaMaintenance implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('DeviceCa');
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    private readonly ca: DeviceCertificateAuthority,
+    @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.schedule();
+  }
+
+  onApplicationShutdown(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const every = Math.min(3_600_000, Math.max(1000, (this.config.devices.caTtl * 1000) / 20));
+    this.timer = setTimeout(() => {
+      this.ca
+        .maintain()
+        .catch((e: unknown) =>
+          this.logger.warn(`device CA maintenance failed: ${e instanceof Error ? e.message : String(e)}`),
+        )
+        .finally(() => this.schedule());
+    }, every);
+    // Never what keeps a process alive.
+    this.timer.unref();
   }
 }
 
@@ -98,12 +140,25 @@ export class IdentityModule {
             config: OtterConfig,
             passphrase: string,
           ): Promise<DeviceCertificateAuthority> => {
-            const ca = new DeviceCertificateAuthority({ dataDir: config.dataDir, passphrase });
+            const logger = new Logger('DeviceCa');
+            const ca = new DeviceCertificateAuthority({
+              dataDir: config.dataDir,
+              passphrase,
+              caLifetimeSeconds: config.devices.caTtl,
+              onEvent: (event) =>
+                logger.log(
+                  { generation: event.generation, notAfter: event.notAfter.toISOString() },
+                  event.kind === 'created'
+                    ? 'device CA generation created'
+                    : 'expired device CA generation retired',
+                ),
+            });
             // Created (or opened) at boot: a wrong passphrase stops the process here, not at the first enrollment.
             await ca.certificatePem();
             return ca;
           },
         },
+        DeviceCaMaintenance,
         {
           provide: DeviceTokenService,
           inject: [OTTER_CONFIG, IDENTITY_KEY_PASSPHRASE, IDENTITY_REDIS],

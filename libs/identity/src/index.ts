@@ -7,6 +7,7 @@ export {
   DEVICE_CA_CERT_FILE,
 } from './device-certificate-authority.js';
 export type {
+  DeviceCaEvent,
   DeviceCertificateAuthorityOptions,
   IssueDeviceCertificate,
   IssuedDeviceCertificate,

@@ -27,7 +27,8 @@ export async function loadOrCreateSealedJson<T>(
   return { value: winner, created: false };
 }
 
-async function readSealedJson<T>(
+/** The sealed file's content, or undefined when there is no such file. */
+export async function readSealedJson<T>(
   file: string,
   passphrase: string,
   parse: (value: unknown) => T,

@@ -2,7 +2,12 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { decodeJwt } from 'jose';
 import { checkDeviceKey, parseTpm2bPublic, publicKeyObject, verifyCertify } from '#otter/attestation';
 import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
-import type { AccessTokenDto, IdentityRequest, IdentityResult } from '#otter/contracts';
+import {
+  DEVICE_CERTIFICATE_EXPIRED,
+  type AccessTokenDto,
+  type IdentityRequest,
+  type IdentityResult,
+} from '#otter/contracts';
 import { DeviceCertificateAuthority, DeviceTokenService, isNodeId } from '#otter/identity';
 import { NodeError } from './node.errors.js';
 import { NodeRepository, type NodeRecord } from './node.repository.js';
@@ -57,7 +62,20 @@ export class DeviceIdentityService {
       this.logger.warn({ node: nodeId, state: now?.state }, 'identity refused: the node changed meanwhile');
       throw notAdmitted(now?.state ?? 'unknown');
     }
-    this.logger.log({ node: nodeId, serial: cert.serialNumber }, 'device certificate issued');
+    const previousNotAfter = node.deviceCertNotAfter ? Date.parse(node.deviceCertNotAfter) : undefined;
+    this.logger.log(
+      {
+        node: nodeId,
+        serial: cert.serialNumber,
+        notAfter: cert.notAfter.toISOString(),
+        caGeneration: cert.caGeneration,
+        ...(previousNotAfter !== undefined && {
+          previousSerial: node.deviceCertSerial,
+          previousLapsed: previousNotAfter < Date.now(),
+        }),
+      },
+      previousNotAfter === undefined ? 'device certificate issued' : 'device certificate renewed',
+    );
     return { nodeId, certificate: cert.pem, notAfter: cert.notAfter.toISOString() };
   }
 
@@ -74,7 +92,9 @@ export class DeviceIdentityService {
     if (!node || node.state !== 'active' || !node.devicePublic)
       throw new NodeError('UNAUTHENTICATED', 'unknown node');
     if (node.deviceCertNotAfter && Date.parse(node.deviceCertNotAfter) < Date.now()) {
-      throw new NodeError('UNAUTHENTICATED', 'the device certificate expired: renew the identity');
+      throw new NodeError('UNAUTHENTICATED', 'the device certificate expired: renew the identity', {
+        reason: DEVICE_CERTIFICATE_EXPIRED,
+      });
     }
     await this.tokens.verifyDeviceAssertion(assertion, {
       nodeId,

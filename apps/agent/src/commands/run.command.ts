@@ -81,6 +81,7 @@ export function registerRunCommand(program: Command): void {
           `${JSON.stringify({ at: new Date().toISOString(), node: agent.nodeId, ...event })}\n`,
         );
       };
+      agent.onEvent(log);
       const daemon = new UpdateDaemon(agent, {
         stateDir: flags.stateDir,
         imageRootPath: flags.root,

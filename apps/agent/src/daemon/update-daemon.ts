@@ -5,6 +5,7 @@ import { UPDATE_REPORT_LIMITS, type UpdateReport, type UpdateStep } from '#otter
 import { checkDirectorAssignment, installTarget, recordInstalledRelease } from '#otter/tuf-client';
 import { DeviceAgent } from '../device/device-agent.js';
 import type { DeviceApi } from '../device/device-api.js';
+import { CertificateRenewer } from './certificate-renewer.js';
 import { clipText } from './clip-text.js';
 import type { Rebooter } from './rebooter.js';
 import { ReportOutbox } from './report-outbox.js';
@@ -45,20 +46,25 @@ export type CycleOutcome =
  * One node's update loop: poll the director (both repositories verified by a fresh tuf-js updater each time),
  * install into the inactive slot, try it once, and after the trial boot measure, attest and health-check,
  * then commit or roll back. Every step is reported. All state lives in the boot environment and
- * `update.json`, so the daemon may be killed and restarted at any point and carries on from there.
+ * `update.json`, so the daemon may be killed and restarted at any point and carries on from there. The device
+ * certificate is renewed ahead of its expiry on the way (CertificateRenewer).
  */
 export class UpdateDaemon {
   private readonly outbox: ReportOutbox;
+  private readonly renewer: CertificateRenewer;
 
   constructor(
     private readonly agent: DeviceAgent,
     private readonly options: UpdateDaemonOptions,
   ) {
     this.outbox = new ReportOutbox(options.stateDir);
+    this.renewer = new CertificateRenewer(agent, options.log);
   }
 
   async cycle(): Promise<CycleOutcome> {
     const slots = this.options.slotManager;
+    // First: a certificate that lapsed while the node was off is renewed before anything else is tried.
+    await this.renewer.beforePoll();
     const api = await this.agent.authenticatedApi();
     await this.outbox.flush((report) => api.reportUpdate(report));
     const status = await slots.status();

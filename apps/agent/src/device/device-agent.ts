@@ -1,10 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import type { ActivationResult, DeviceReport, VerdictDto } from '#otter/contracts';
+import {
+  DEVICE_CERTIFICATE_EXPIRED,
+  type ActivationResult,
+  type DeviceReport,
+  type IdentityResult,
+  type VerdictDto,
+} from '#otter/contracts';
 import { Tpm2Tools, type EkKind } from '#otter/tpm';
 import { BOOTED_SLOT_PCR, SimulatedMeasuredBoot } from '../platform/measured-boot.js';
 import { AgentError } from './agent-error.js';
 import { DeviceApi, DeviceApiError } from './device-api.js';
+import { describeCertificate, type DeviceCertificateInfo } from './device-certificate.js';
 import { loadDeviceState, saveDeviceState, type DeviceState } from './device-state.js';
 
 export interface EnrollOptions {
@@ -29,6 +36,9 @@ const DEVICE_AUTH_AUDIENCE = 'otter:device-auth';
  * directory holds only public data and tpm2-tools' key blobs.
  */
 export class DeviceAgent {
+  private renewing?: Promise<DeviceCertificateInfo>;
+  private events: (event: Record<string, unknown>) => void = () => undefined;
+
   private constructor(
     private readonly stateDir: string,
     private state: DeviceState,
@@ -104,33 +114,77 @@ export class DeviceAgent {
     return result;
   }
 
-  /** Certifies the TPM device key with the AK and gets its X.509 certificate; renewal is the same call. */
+  /** Certifies the TPM device key with the AK and gets its X.509 certificate, or learns why not yet (approval). */
   async obtainIdentity(): Promise<void> {
-    const nodeId = this.state.nodeId!;
-    const device = await this.tpm.createDeviceKey();
-    const certify = await this.tpm.certifyDeviceKey();
     try {
-      const result = await this.api().identity(nodeId, {
-        devicePublic: device.public.toString('base64'),
-        certifyAttest: certify.attest.toString('base64'),
-        certifySignature: certify.signature.toString('base64'),
-        assertion: await this.assertion(),
-      });
-      this.state = {
-        ...this.state,
-        state: 'active',
-        certificate: result.certificate,
-        certificateNotAfter: result.notAfter,
-      };
+      await this.storeIdentity(await this.requestIdentity());
     } catch (e) {
       if (e instanceof DeviceApiError && e.code === 'NODE_NOT_ADMITTED') {
         const state = typeof e.details?.state === 'string' ? e.details.state : 'pending-approval';
         this.state = { ...this.state, state };
+        await saveDeviceState(this.stateDir, this.state);
       } else {
         throw e;
       }
     }
-    await saveDeviceState(this.stateDir, this.state);
+  }
+
+  /**
+   * A new certificate by the same proof as the first (TPM2_Certify by the AK, a fresh assertion): before the
+   * old one expires ('due'), or after it did ('expired': the node was off, or Otter refused the token). The
+   * new certificate replaces the old one in device.json atomically, and only once Otter issued it; any
+   * failure throws and leaves the old one in place. Concurrent calls share one renewal.
+   */
+  renewIdentity(reason: 'due' | 'expired'): Promise<DeviceCertificateInfo> {
+    this.renewing ??= (async () => {
+      const previous = this.certificate();
+      const renewed = await this.storeIdentity(await this.requestIdentity());
+      this.events({
+        event: 'certificate-renewed',
+        reason,
+        serial: renewed.serialNumber,
+        previousSerial: previous?.serialNumber,
+        notAfter: renewed.notAfter,
+      });
+      return renewed;
+    })().finally(() => (this.renewing = undefined));
+    return this.renewing;
+  }
+
+  /** The certificate this node holds, if it has one. */
+  certificate(): DeviceCertificateInfo | undefined {
+    return this.state.certificate ? describeCertificate(this.state.certificate) : undefined;
+  }
+
+  /** Where the agent tells what it did on its own (a certificate renewed on a refused token); the daemon logs it. */
+  onEvent(listener: (event: Record<string, unknown>) => void): void {
+    this.events = listener;
+  }
+
+  private async requestIdentity(): Promise<IdentityResult> {
+    const nodeId = this.state.nodeId!;
+    // Created once: later calls return the same TPM key, certified afresh.
+    const device = await this.tpm.createDeviceKey();
+    const certify = await this.tpm.certifyDeviceKey();
+    return this.api().identity(nodeId, {
+      devicePublic: device.public.toString('base64'),
+      certifyAttest: certify.attest.toString('base64'),
+      certifySignature: certify.signature.toString('base64'),
+      assertion: await this.assertion(),
+    });
+  }
+
+  private async storeIdentity(result: IdentityResult): Promise<DeviceCertificateInfo> {
+    const info = describeCertificate(result.certificate);
+    const next: DeviceState = {
+      ...this.state,
+      state: 'active',
+      certificate: result.certificate,
+      certificateNotAfter: result.notAfter,
+    };
+    await saveDeviceState(this.stateDir, next);
+    this.state = next;
+    return info;
   }
 
   /**
@@ -221,7 +275,17 @@ export class DeviceAgent {
         'NO_IDENTITY',
         'this node has no identity yet: is it approved? re-run `otter-agent enroll`',
       );
-    const { accessToken } = await this.api().token(await this.assertion());
+    let accessToken: string;
+    try {
+      ({ accessToken } = await this.api().token(await this.assertion()));
+    } catch (e) {
+      if (!(e instanceof DeviceApiError && e.details?.reason === DEVICE_CERTIFICATE_EXPIRED)) throw e;
+      // The certificate lapsed (the node was off past its expiry, or Otter's clock is ahead of ours): prove
+      // the AK again, without an operator, and carry on. (A revoked node never gets this answer: Otter
+      // refuses its token, and its identity, outright.)
+      await this.renewIdentity('expired');
+      ({ accessToken } = await this.api().token(await this.assertion()));
+    }
     return this.api().withAccessToken(accessToken);
   }
 
