@@ -10,9 +10,17 @@ import {
 } from 'node:crypto';
 import { AttestationError } from './attestation-error.js';
 import { rewrap } from './signed-attest.js';
-import { eccCurve, hex16, TPM_ALG, tpmHash, type HashName } from './tpm-constants.js';
-import { leftPad, publicKeyObject, type TpmPublic } from './tpm-public.js';
-import { asBytes } from './tpm-reader.js';
+import {
+  asBytes,
+  eccCurve,
+  type HashName,
+  hex16,
+  leftPad,
+  publicKeyObject,
+  TPM_ALG,
+  tpmHash,
+  type TpmPublic,
+} from './tpm-wire.js';
 
 export interface MakeCredentialInput {
   /** The endorsement key's public area (from its certificate's TPM, see verifyEkCertificate). */

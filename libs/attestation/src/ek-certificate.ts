@@ -15,7 +15,7 @@ import {
   X509Certificate,
 } from '@peculiar/x509';
 import { AttestationError } from './attestation-error.js';
-import { publicKeyObject, type TpmPublic } from './tpm-public.js';
+import { publicKeyObject, type TpmPublic } from './tpm-wire.js';
 
 /** A certificate as a caller may hold it: PEM text (one or more blocks for CAs), DER bytes, or a parsed one. */
 export type CertificateInput = string | Uint8Array | X509Certificate | NodeX509Certificate;

@@ -1,6 +1,5 @@
 import { AttestationError } from './attestation-error.js';
-import { hex16, TPM_ALG, TPM_ECC_CURVE } from './tpm-constants.js';
-import { publicKeyObject, tpmObjectName, type TpmPublic } from './tpm-public.js';
+import { hex16, publicKeyObject, TPM_ALG, TPM_ECC_CURVE, tpmObjectName, type TpmPublic } from './tpm-wire.js';
 
 export interface KeyCheckResult {
   /** The key's TPM name (nameAlg ‖ H(TPMT_PUBLIC)): what MakeCredential binds to and certify reports. */

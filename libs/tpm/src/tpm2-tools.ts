@@ -7,10 +7,11 @@ import {
   ecdsaSignatureToRawRs,
   parseTpm2bPublic,
   parseTpmsAttest,
-  parseTpmtSignature,
+  parseTpmtSignatureEcdsa,
   TPM_ALG,
+  TPM_GENERATED_VALUE,
   tpmObjectName,
-} from './tpm-structures.js';
+} from '#otter/tpm-wire';
 
 export type EkKind = 'rsa' | 'ecc';
 
@@ -381,19 +382,19 @@ export class Tpm2Tools {
         const attest = await readFile(attestFile);
         const values = await readFile(valuesFile);
         const parsed = parseTpmsAttest(attest);
-        if (parsed.type !== 'quote' || !parsed.extraData.equals(nonce)) {
+        if (parsed.magic !== TPM_GENERATED_VALUE || !parsed.quote || !parsed.extraData.equals(nonce)) {
           throw new TpmError('QUOTE_INCONSISTENT', 'tpm2_quote produced an attestation for another request');
         }
-        const quoted = parsed.pcrSelections.filter((s) => s.pcrs.length > 0);
+        const quoted = parsed.quote.selection.filter((s) => s.pcrs.length > 0);
         if (
           quoted.length !== 1 ||
-          quoted[0]!.hashAlg !== TPM_ALG.sha256 ||
+          quoted[0]!.hashAlg !== TPM_ALG.SHA256 ||
           quoted[0]!.pcrs.join(',') !== selection.join(',') ||
           values.length !== selection.length * 32
         ) {
           throw new TpmError('QUOTE_INCONSISTENT', 'tpm2_quote quoted another PCR selection than requested');
         }
-        if (!createHash('sha256').update(values).digest().equals(parsed.pcrDigest)) continue;
+        if (!createHash('sha256').update(values).digest().equals(parsed.quote.pcrDigest)) continue;
         return {
           attest,
           signature: await readFile(signatureFile),
@@ -445,7 +446,7 @@ export class Tpm2Tools {
       // -d: the input is already a digest; allowed because the device key is not restricted (no ticket needed).
       this.run('tpm2_sign', ['-c', key, '-g', 'sha256', '-d', '-o', signatureFile, digestFile]),
     );
-    return ecdsaSignatureToRawRs(parseTpmtSignature(await readFile(signatureFile)), 32);
+    return ecdsaSignatureToRawRs(parseTpmtSignatureEcdsa(await readFile(signatureFile)), 32);
   }
 
   private async ensureEk(kind: EkKind, dir: string): Promise<Buffer> {
@@ -537,7 +538,7 @@ export class Tpm2Tools {
       parent,
       public: pub.toString('base64'),
       private: (await readFile(privFile)).toString('base64'),
-      name: tpmObjectName(pub).toString('hex'),
+      name: tpmObjectName(parseTpm2bPublic(pub)).toString('hex'),
     };
     // Recorded before it is persisted: a crash in between leaves a record whose key is reloaded next time.
     await writeKeyRecord(this.stateDir, recordFile, created);
