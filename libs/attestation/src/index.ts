@@ -9,7 +9,7 @@ export {
   tpmObjectName,
 } from './tpm-wire.js';
 export type { TpmPublic } from './tpm-wire.js';
-export { checkAttestationKey, checkDeviceKey } from './key-policy.js';
+export { checkAttestationKey, checkDeviceKey, checkEndorsementKey } from './key-policy.js';
 export type { KeyCheckResult } from './key-policy.js';
 export type { AttestationKeyInput } from './signed-attest.js';
 export { verifyQuote } from './quote.js';

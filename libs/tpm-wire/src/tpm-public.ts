@@ -43,8 +43,11 @@ export interface TpmPublic {
   symmetric: TpmSymmetric;
   scheme: TpmScheme;
   ecc?: { curveId: number; kdf: TpmScheme; x: Buffer; y: Buffer };
-  /** `exponent` is the effective one: the TPM's 0 means 65537. */
-  rsa?: { keyBits: number; exponent: number; modulus: Buffer };
+  /**
+   * `exponent` is the effective one (the TPM's 0 means 65537); `exponentField` is the field as sent, which the
+   * TCG EK templates fix at 0 and the object's name hashes.
+   */
+  rsa?: { keyBits: number; exponent: number; exponentField: number; modulus: Buffer };
   /** The TPMT_PUBLIC bytes exactly as received: what the object's name hashes. */
   publicArea: Buffer;
 }
@@ -123,7 +126,7 @@ export function parseTpmtPublic(bytes: Uint8Array): TpmPublic {
       authPolicy,
       symmetric,
       scheme,
-      rsa: { keyBits, exponent, modulus },
+      rsa: { keyBits, exponent, exponentField: rawExponent, modulus },
       publicArea: Buffer.from(input),
     };
   }

@@ -7,7 +7,8 @@ export type TpmWireErrorCode =
   | 'TPM_PUBLIC_UNSUPPORTED'
   | 'TPM_ATTEST_MALFORMED'
   | 'TPM_SIGNATURE_MALFORMED'
-  | 'TPM_SIGNATURE_UNSUPPORTED';
+  | 'TPM_SIGNATURE_UNSUPPORTED'
+  | 'EK_TEMPLATE_MISMATCH';
 
 /**
  * The only error the wire library throws for bad bytes: a stable `code` and a reason for people. Everything it

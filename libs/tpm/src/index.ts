@@ -3,7 +3,6 @@ export type { SoftwareTpm, SoftwareTpmCa } from './software-tpm.js';
 export {
   DEFAULT_TPM_HANDLES,
   EK_CERTIFICATE_NV_INDEX,
-  ekPolicySecretDigest,
   Tpm2Tools,
   Tpm2ToolsError,
   TpmError,

@@ -14,8 +14,9 @@ import { promisify } from 'node:util';
 import { jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSoftwareTpm, type SoftwareTpm } from './software-tpm.js';
-import { ekPolicySecretDigest, Tpm2Tools, Tpm2ToolsError, type EkKind, type TpmKey } from './tpm2-tools.js';
+import { Tpm2Tools, Tpm2ToolsError, type EkKind, type TpmKey } from './tpm2-tools.js';
 import {
+  ekPolicyDigests,
   parseTpm2bPublic,
   parseTpmsAttest,
   parseTpmtSignatureEcdsa,
@@ -157,7 +158,7 @@ describe('Tpm2Tools against swtpm', () => {
         expect(ek.rsa.keyBits).toBe(2048);
         expect(ek.rsa.modulus.toString('base64url')).toBe(certified.n);
         expect(certified.e).toBe('AQAB');
-        expect(ek.authPolicy).toEqual(ekPolicySecretDigest('sha256'));
+        expect(ek.authPolicy).toEqual(ekPolicyDigests('sha256').a);
       } else {
         if (!ek.ecc) throw new Error('ECC EK expected');
         expect(ek.ecc.curveId).toBe(TPM_ECC_CURVE.NIST_P384);
@@ -166,7 +167,7 @@ describe('Tpm2Tools against swtpm', () => {
         expect(ek.ecc.y.toString('base64url')).toBe(certified.y);
         // High-range template H-3: SHA-384 name and PolicyOR(PolicyA, PolicyC) as the spec lists it.
         expect(ek.nameAlg).toBe(TPM_ALG.SHA384);
-        expect(ekPolicySecretDigest('sha384').toString('hex')).toBe(
+        expect(ekPolicyDigests('sha384').a.toString('hex')).toBe(
           '8bbf2266537c171cb56e403c4dc1d4b64f432611dc386e6f532050c3278c930e143e8bb1133824ccb431053871c6db53',
         );
         expect(ek.authPolicy.toString('hex')).toBe(

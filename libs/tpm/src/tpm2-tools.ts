@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ecdsaSignatureToRawRs,
+  ekPolicyDigests,
   parseTpm2bPublic,
   parseTpmsAttest,
   parseTpmtSignatureEcdsa,
@@ -154,39 +155,6 @@ interface KeyRecord {
   public: string;
   private: string;
   name: string;
-}
-
-const TPM_CC_POLICY_SECRET = 0x151;
-const TPM_CC_POLICY_OR = 0x171;
-const TPM_RH_ENDORSEMENT = 0x4000000b;
-
-/**
- * PolicyC of the TCG EK Credential Profile (high-range templates), SHA-384: the PolicyNV branch of the
- * EK's PolicyOR. Only its digest is needed, to rebuild PolicyOR(PolicyA, PolicyC).
- */
-const EK_POLICY_C_SHA384 = Buffer.from(
-  'd6032ce61f2fb3c240eb3cf6a33237ef2b6a16f4293c22b455e261cffd217ad5b4947c2d73e63005eed2dc2b3593d165',
-  'hex',
-);
-
-/**
- * The EK's PolicyA: PolicySecret(TPM_RH_ENDORSEMENT) with an empty policyRef, in the given hash.
- * policyDigest' = H(H(0…0 ‖ TPM_CC_PolicySecret ‖ authName) ‖ policyRef).
- */
-export function ekPolicySecretDigest(hash: 'sha256' | 'sha384'): Buffer {
-  const size = hash === 'sha256' ? 32 : 48;
-  const cc = u32(TPM_CC_POLICY_SECRET);
-  const inner = createHash(hash)
-    .update(Buffer.concat([Buffer.alloc(size), cc, u32(TPM_RH_ENDORSEMENT)]))
-    .digest();
-  return createHash(hash).update(inner).digest();
-}
-
-function policyOrDigest(hash: 'sha256' | 'sha384', branches: Buffer[]): Buffer {
-  const size = hash === 'sha256' ? 32 : 48;
-  return createHash(hash)
-    .update(Buffer.concat([Buffer.alloc(size), u32(TPM_CC_POLICY_OR), ...branches]))
-    .digest();
 }
 
 /**
@@ -658,16 +626,16 @@ interface EkPolicySteps {
   orBranches?: Buffer[];
 }
 
-/** The policy session that satisfies the EK's authPolicy, recognised from the EK's public area. */
+/**
+ * The policy session that satisfies the EK's authPolicy, recognised from the EK's public area: PolicyA
+ * (low-range templates) is PolicySecret alone; PolicyB (high range) is PolicySecret then PolicyOR(A, C).
+ */
 function ekPolicySteps(ekPublic: Buffer): EkPolicySteps {
   const pub = parseTpm2bPublic(ekPublic);
   for (const hash of ['sha256', 'sha384'] as const) {
-    const policyA = ekPolicySecretDigest(hash);
-    if (pub.authPolicy.equals(policyA)) return { hash };
-    if (hash === 'sha384') {
-      const branches = [policyA, EK_POLICY_C_SHA384];
-      if (pub.authPolicy.equals(policyOrDigest(hash, branches))) return { hash, orBranches: branches };
-    }
+    const policy = ekPolicyDigests(hash);
+    if (pub.authPolicy.equals(policy.a)) return { hash };
+    if (pub.authPolicy.equals(policy.b)) return { hash, orBranches: [policy.a, policy.c] };
   }
   throw new TpmError(
     'UNSUPPORTED_EK_POLICY',
