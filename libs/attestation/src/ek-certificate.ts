@@ -155,6 +155,34 @@ export async function verifyEkCertificate(input: VerifyEkCertificateInput): Prom
   };
 }
 
+/**
+ * The `issuerSerialSha256` verifyEkCertificate reports for an EK certificate with this issuer and serial: the
+ * issuer as RFC 4514 text (`CN=...,O=...`, as this library, `openssl x509 -nameopt RFC2253` or a certificate
+ * viewer prints it; spacing after commas is free), the serial in hex. For the enrollment allow-list.
+ */
+export function issuerSerialSha256(issuer: string, serialHex: string): string {
+  let name = '';
+  try {
+    name = new Name(issuer).toString();
+  } catch {
+    // An unreadable name is refused below.
+  }
+  if (!name) {
+    throw new AttestationError(
+      'EK_CERT_MALFORMED',
+      'the EK certificate issuer must be a distinguished name such as CN=Example TPM CA,O=Example',
+    );
+  }
+  if (
+    typeof serialHex !== 'string' ||
+    serialHex.length > 128 ||
+    !/^[0-9a-f]+(?::[0-9a-f]+)*$/i.test(serialHex)
+  ) {
+    throw new AttestationError('EK_CERT_MALFORMED', 'the EK certificate serial must be hex');
+  }
+  return ekIssuerSerialSha256(name, serialHex);
+}
+
 async function buildPath(
   leaf: X509Certificate,
   anchors: X509Certificate[],

@@ -18,7 +18,7 @@ export { verifyCertify } from './certify.js';
 export type { VerifyCertifyInput } from './certify.js';
 export { kdfa, kdfe, makeCredential } from './credential.js';
 export type { MadeCredential, MakeCredentialInput } from './credential.js';
-export { verifyEkCertificate } from './ek-certificate.js';
+export { issuerSerialSha256, verifyEkCertificate } from './ek-certificate.js';
 export type { CertificateInput, VerifiedEkCertificate, VerifyEkCertificateInput } from './ek-certificate.js';
 export { evaluatePcrPolicy } from './pcr-policy.js';
 export type { PcrMismatch, PcrPolicyInput, PcrPolicyResult } from './pcr-policy.js';

@@ -26,8 +26,11 @@ export type {
   NodeDto,
   NodeListDto,
   SetNodeLabelsRequest,
+  EnrollmentAllowKind,
+  AllowEnrollmentRequest,
+  ReenrollmentDto,
 } from './devices.js';
-export { LABEL_PATTERN, MAX_NODE_LABELS } from './devices.js';
+export { ENROLLMENT_ALLOW_KINDS, LABEL_PATTERN, MAX_NODE_LABELS } from './devices.js';
 export type {
   DeltaBuildState,
   DeltaBuildDto,
