@@ -417,6 +417,25 @@ describe('a re-imaged board keeps its node only through an admin', () => {
       .execute();
   });
 
+  it('a re-enrollment keeps the hardware id: the same TPM as another hardware is refused', async () => {
+    expect((await request('POST', `/api/v1/nodes/${nodeId}/re-enroll`)).status).toBe(200);
+    const tools = new Tpm2Tools({ tcti: board.tcti, stateDir: mkdtempSync(join(work, 'other-hardware-')) });
+    const body = { ...(await enrollmentBody(tools, 'ecc')), hardwareId: 'other-board' };
+    const before = await stored();
+    const message = await expectRefused(
+      await request('POST', '/api/v1/devices/enrollments', body, ''),
+      409,
+      /^NODE_STATE_INVALID$/,
+    );
+    expect(message).toContain('a re-enrollment keeps the hardware id');
+    expect(await stored()).toEqual(before);
+    await api.db
+      .updateTable('nodes')
+      .set({ reenroll_until: null, reenroll_by: null })
+      .where('id', '=', nodeId)
+      .execute();
+  });
+
   it('after `re-enroll` by an admin the same TPM re-pins the same node, once: same id and history, new AK, old identity dead', async () => {
     const before = await nodeRow();
     const history = await verdicts();
@@ -428,7 +447,7 @@ describe('a re-imaged board keeps its node only through an admin', () => {
     expect(Date.parse(dto.reenrollUntil)).toBeGreaterThan(Date.now());
 
     // The re-imaged board's agent, step by step: a new AK, the TPM's proof, and its boot state quoted.
-    const stateDir = join(work, 'board-2');
+    const stateDir = join(work, 'board-reimaged');
     const tools = new Tpm2Tools({ tcti: board.tcti, stateDir: join(stateDir, 'tpm') });
     const challenge = await challenged(await enrollmentBody(tools, 'ecc'));
     const res = await activate(tools, 'ecc', challenge);
