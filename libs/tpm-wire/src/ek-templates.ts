@@ -114,6 +114,11 @@ export const TCG_EK_TEMPLATES: readonly EkTemplate[] = [
   },
 ];
 
+/** The template of this name. */
+export function ekTemplate(name: EkTemplate['name']): EkTemplate {
+  return TCG_EK_TEMPLATES.find((t) => t.name === name)!;
+}
+
 const TPM_CC_POLICY_SECRET = 0x151;
 const TPM_CC_POLICY_OR = 0x171;
 const TPM_RH_ENDORSEMENT = 0x4000000b;

@@ -20,6 +20,7 @@ export { parseTpmsAttest } from './tpms-attest.js';
 export type { PcrBankSelection, TpmsAttest } from './tpms-attest.js';
 export { ecdsaSignatureToDer, ecdsaSignatureToRawRs, parseTpmtSignatureEcdsa } from './tpmt-signature.js';
 export type { TpmEcdsaSignature } from './tpmt-signature.js';
-export { ekPolicyDigests, ekTemplateOf, TCG_EK_TEMPLATES } from './ek-templates.js';
+export { ekPolicyDigests, ekTemplate, ekTemplateOf, TCG_EK_TEMPLATES } from './ek-templates.js';
 export type { EkPolicyDigests, EkPolicyHash, EkTemplate } from './ek-templates.js';
 export { ekIssuerSerialSha256, ekKeySha256, normalSerial } from './ek-identity.js';
+export { credentialBlob, encodeTpm2b, withCredentialBlobHeader } from './credential-blob.js';

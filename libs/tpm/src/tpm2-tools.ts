@@ -6,12 +6,14 @@ import { join } from 'node:path';
 import {
   ecdsaSignatureToRawRs,
   ekPolicyDigests,
+  ekTemplate,
   parseTpm2bPublic,
   parseTpmsAttest,
   parseTpmtSignatureEcdsa,
   TPM_ALG,
   TPM_GENERATED_VALUE,
   tpmObjectName,
+  withCredentialBlobHeader,
 } from '#otter/tpm-wire';
 
 export type EkKind = 'rsa' | 'ecc';
@@ -39,10 +41,10 @@ export const DEFAULT_TPM_HANDLES: Readonly<TpmPersistentHandles> = {
   deviceKey: 0x81000003,
 };
 
-/** NV indices of the EK certificates (TCG EK Credential Profile: RSA 2048 and ECC NIST P-384). */
+/** NV indices of the EK certificates the agent reads: RSA 2048 (TCG template L-1) and ECC NIST P-384 (H-3). */
 export const EK_CERTIFICATE_NV_INDEX: Readonly<Record<EkKind, number>> = {
-  rsa: 0x01c00002,
-  ecc: 0x01c00016,
+  rsa: ekTemplate('L-1').certificateNvIndex,
+  ecc: ekTemplate('H-3').certificateNvIndex,
 };
 
 export interface Tpm2ToolsOptions {
@@ -232,7 +234,7 @@ export class Tpm2Tools {
     return this.exclusive(async (dir) => {
       const ekPublic = await this.ensureEk(kind, dir);
       const blobFile = join(dir, 'credential.blob');
-      await writeFile(blobFile, withCredentialHeader(credentialBlob));
+      await writeFile(blobFile, withCredentialBlobHeader(credentialBlob));
       const policy = ekPolicySteps(ekPublic);
       const ek = hex(this.handles[kind === 'rsa' ? 'ekRsa' : 'ekEcc']);
       return this.withKey('attestationKey', dir, async (ak) => {
@@ -643,13 +645,6 @@ function ekPolicySteps(ekPublic: Buffer): EkPolicySteps {
   );
 }
 
-const CREDENTIAL_BLOB_MAGIC = 0xbadcc0de;
-
-function withCredentialHeader(blob: Buffer): Buffer {
-  if (blob.length >= 8 && blob.readUInt32BE(0) === CREDENTIAL_BLOB_MAGIC) return blob;
-  return Buffer.concat([u32(CREDENTIAL_BLOB_MAGIC), u32(1), blob]);
-}
-
 async function readKeyRecord(file: string): Promise<KeyRecord | undefined> {
   let text: string;
   try {
@@ -701,12 +696,6 @@ function trimDer(data: Buffer): Buffer {
     header = 2 + n;
   }
   return header + length <= data.length ? data.subarray(0, header + length) : data;
-}
-
-function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
 }
 
 function hex(handle: number): string {
