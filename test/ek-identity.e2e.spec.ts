@@ -186,6 +186,13 @@ describe('a revoked TPM cannot come back as a new node', () => {
     await refusedUnchanged(await enrollmentBody(tools, 'rsa'), 409, /^NODE_ALREADY_ENROLLED$/);
   });
 
+  it('with an ekKind that is not its EK type: 400', async () => {
+    const body = { ...(await enrollmentBody(tools, 'rsa')), ekKind: 'ecc' };
+    expect(await refusedUnchanged(body, 400, /^VALIDATION_FAILED$/)).toBe(
+      'ekKind is ecc but ekPublic is an RSA key',
+    );
+  });
+
   it('with its RSA exponent spelled out (0 becomes 65537, the same key): 400 EK_TEMPLATE_MISMATCH', async () => {
     const body = await enrollmentBody(tools, 'rsa', { ekPublic: (ek) => (ek.rsa!.exponentField = 65537) });
     const message = await refusedUnchanged(body, 400, /^EK_TEMPLATE_MISMATCH$/);

@@ -62,7 +62,9 @@ export class EnrollmentService {
     const akPublicBytes = Buffer.from(request.akPublic, 'base64');
     const ekPublic = parseTpm2bPublic(ekPublicBytes);
     if (ekPublic.type !== request.ekKind) {
-      throw new ValidationError(`ekKind is ${request.ekKind} but ekPublic is an ${ekPublic.type} key`);
+      throw new ValidationError(
+        `ekKind is ${request.ekKind} but ekPublic is an ${ekPublic.type.toUpperCase()} key`,
+      );
     }
     const ak = checkAttestationKey(parseTpm2bPublic(akPublicBytes));
     const ek = await verifyEkCertificate({

@@ -4,6 +4,5 @@ export { DeviceIdentityService } from './device-identity.service.js';
 export { AttestationService } from './attestation.service.js';
 export { NodeService } from './node.service.js';
 export { NodeReenrollmentService } from './node-reenrollment.service.js';
-export type { Actor } from './node-reenrollment.service.js';
 export { NodeError } from './node.errors.js';
 export type { NodeRecord } from './node.repository.js';
