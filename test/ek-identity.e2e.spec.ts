@@ -443,7 +443,7 @@ describe('a re-imaged board keeps its node only through an admin', () => {
       .execute();
   });
 
-  it('after `re-enroll` by an admin the same TPM re-pins the same node, once: same id and history, new AK, old identity dead', async () => {
+  it('after `re-enroll` by an admin the same TPM re-pins the same node, once: same id and history, new AK, old device key dropped', async () => {
     const before = await nodeRow();
     const history = await verdicts();
     const oldAccess = await original.authenticatedApi();
