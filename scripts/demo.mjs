@@ -177,8 +177,11 @@ const tpmTrustDir = join(demoDir, 'tpm-trust');
 const logDir = join(dataDir, 'demo-logs');
 const logFile = (app) => join(logDir, `${app}.log`);
 mkdirSync(logDir, { recursive: true });
-// A new manufacturer and a new fleet every run; the api starts trusting nobody and learns the CA in step 4.
-for (const dir of [fleetDir, manufacturerDir, tpmTrustDir]) rmSync(dir, { recursive: true, force: true });
+// A new fleet every run, from the same manufacturer: swtpm's local CA always names itself CN=swtpm-localca and
+// numbers its certificates from 1, so a new one would repeat the serials of the TPMs an earlier run on this
+// data dir enrolled, and Otter names an EK certificate by issuer + serial (one TPM, one node). The api starts
+// trusting nobody and learns the CA in step 4.
+for (const dir of [fleetDir, tpmTrustDir]) rmSync(dir, { recursive: true, force: true });
 mkdirSync(tpmTrustDir, { recursive: true });
 
 // ---- process lifecycle ---------------------------------------------------------------------------------

@@ -126,7 +126,8 @@ afterAll(async () => {
 });
 
 describe('otter-agent enroll/boot/attest/report, operated with otter node', () => {
-  const stateDir = join(work, 'node-1');
+  // The re-imaging test moves the node to a fresh state directory.
+  let stateDir = join(work, 'node-1');
   let nodeId: string;
 
   it('enroll waits for approval and says how to get it; after `otter node approve` it makes the node active', async () => {
@@ -229,10 +230,21 @@ describe('otter-agent enroll/boot/attest/report, operated with otter node', () =
     expect(await listedNode(nodeId)).toMatchObject({ state: 'active', lastVerdict: 'fail' });
   });
 
-  it('an EK allow-listed with `otter node allow --ek-serial` enrolls straight to active, without approval', async () => {
+  it('an EK allow-listed with `otter node allow --ek-certificate` enrolls straight to active, without approval', async () => {
     const probe = new Tpm2Tools({ tcti: allowedTpm.tcti, stateDir: mkdtempSync(join(work, 'probe-')) });
-    const serial = new X509Certificate(await probe.readEkCertificate('ecc')).serialNumber;
-    expect(await otter(['node', 'allow', '--ek-serial', serial, '--note', 'batch 7'])).toEqual({
+    const certificate = await probe.readEkCertificate('ecc');
+    // A serial alone names no certificate: every manufacturer CA may issue it.
+    const serialOnly = await otter([
+      'node',
+      'allow',
+      '--ek-serial',
+      new X509Certificate(certificate).serialNumber,
+    ]);
+    expect(serialOnly.code).toBe(1);
+    expect(serialOnly.stderr).toMatch(/only with its issuer/);
+    const certificateFile = join(work, 'allowed-ek.der');
+    writeFileSync(certificateFile, certificate);
+    expect(await otter(['node', 'allow', '--ek-certificate', certificateFile, '--note', 'batch 7'])).toEqual({
       code: 0,
       stdout: 'allowed\n',
       stderr: '',
@@ -256,6 +268,46 @@ describe('otter-agent enroll/boot/attest/report, operated with otter node', () =
     expect(result.state).toBe('active');
     expect(result.nodeId).not.toBe(nodeId);
     expect(await listedNode(result.nodeId)).toMatchObject({ state: 'active', lastVerdict: null });
+  });
+
+  it('a re-imaged board: enroll is refused until `otter node re-enroll`, then the same TPM gets its node back, once', async () => {
+    const reimaged = join(work, 'node-1-reimaged');
+    const enroll = (dir: string) =>
+      otterAgent([
+        'enroll',
+        '--server',
+        api.url,
+        '--tpm',
+        tpm.tcti,
+        '--state-dir',
+        dir,
+        '--hardware',
+        'board',
+      ]);
+    const refused = await enroll(reimaged);
+    expect(refused).toMatchObject({ code: 1, stdout: '' });
+    expect(refused.stderr).toMatch(/^otter-agent: NODE_ALREADY_ENROLLED: this TPM already belongs to a node/);
+    expect(refused.stderr).toContain('otter node re-enroll NODE');
+
+    const opened = await otter(['node', 're-enroll', nodeId]);
+    expect(opened).toMatchObject({ code: 0, stderr: '' });
+    expect(opened.stdout).toMatch(new RegExp(`^${nodeId}: active; re-enrollment open until `));
+
+    const back = await enroll(reimaged);
+    expect(back).toMatchObject({ code: 0, stderr: '' });
+    expect(line(back)).toMatchObject({ nodeId, state: 'active' });
+    // Same node, same history; it attests with its new AK once it boots the release again.
+    await tpm.restart({ clean: true });
+    expect((await otterAgent(['boot', '--state-dir', reimaged, '--slot', slotA])).code).toBe(0);
+    const attest = await otterAgent(['attest', '--state-dir', reimaged, '--version', '1.0.0']);
+    expect(attest).toMatchObject({ code: 0, stderr: '' });
+    expect(line<VerdictDto>(attest)).toMatchObject({ nodeId, passed: true });
+
+    // Once: a second re-imaging needs a second admin action.
+    const again = await enroll(join(work, 'node-1-reimaged-again'));
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/NODE_ALREADY_ENROLLED/);
+    stateDir = reimaged;
   });
 
   it('after `otter node revoke`, attest exits 1 with UNAUTHENTICATED', async () => {

@@ -1,4 +1,10 @@
-import type { NodeDto, NodeListDto, SetNodeLabelsRequest } from '#otter/contracts';
+import type {
+  AllowEnrollmentRequest,
+  NodeDto,
+  NodeListDto,
+  ReenrollmentDto,
+  SetNodeLabelsRequest,
+} from '#otter/contracts';
 import { OtterApiClient } from './otter-api-client.js';
 
 /** Fleet operations on enrolled nodes (`/api/v1/nodes`). */
@@ -24,6 +30,11 @@ export class NodesClient extends OtterApiClient {
     return this.request<NodeDto>('POST', `api/v1/nodes/${encodeURIComponent(id)}/repin`);
   }
 
+  /** Admin: lets the node's own TPM enroll once more into it (a re-imaged board), within a window. */
+  reenrollNode(id: string): Promise<ReenrollmentDto> {
+    return this.request<ReenrollmentDto>('POST', `api/v1/nodes/${encodeURIComponent(id)}/re-enroll`);
+  }
+
   /** Replaces the node's whole label set (what rollout selectors match). */
   setLabels(id: string, labels: Record<string, string>): Promise<NodeDto> {
     const body: SetNodeLabelsRequest = { labels };
@@ -33,9 +44,9 @@ export class NodesClient extends OtterApiClient {
     });
   }
 
-  allowEnrollment(kind: 'ek-serial' | 'ek-public-sha256', value: string, note: string): Promise<void> {
+  allowEnrollment(entry: AllowEnrollmentRequest): Promise<void> {
     return this.request<void>('POST', 'api/v1/enrollment-allowlist', {
-      body: JSON.stringify({ kind, value, note }),
+      body: JSON.stringify(entry),
       headers: { 'content-type': 'application/json' },
     });
   }

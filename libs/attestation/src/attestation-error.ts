@@ -10,6 +10,7 @@ export type AttestationErrorCode = Extract<
   | 'DEVICE_KEY_REJECTED'
   | `CREDENTIAL_${string}`
   | `EK_CERT_${string}`
+  | 'EK_TEMPLATE_MISMATCH'
   | 'PCR_POLICY_INVALID'
 >;
 

@@ -1,11 +1,11 @@
 import { randomBytes, verify } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSoftwareTpm, type SoftwareTpm } from '#otter/tpm';
+import { ecdsaSignatureToDer } from '#otter/tpm-wire';
 import {
   AttestationError,
   checkAttestationKey,
   checkDeviceKey,
-  ecdsaSignatureToDer,
   parseTpm2bPublic,
   parseTpmsAttest,
   parseTpmtPublic,

@@ -7,10 +7,17 @@ import {
   verifyAttestSignature,
   type AttestationKeyInput,
 } from './signed-attest.js';
-import { hex16, TPM_GENERATED_VALUE, TPM_ST_ATTEST_CERTIFY } from './tpm-constants.js';
-import { publicKeyObject, tpmObjectName, type TpmPublic } from './tpm-public.js';
-import { asBytes } from './tpm-reader.js';
-import { parseTpmsAttest, type TpmsAttest } from './tpms-attest.js';
+import {
+  asBytes,
+  hex16,
+  parseTpmsAttest,
+  publicKeyObject,
+  TPM_GENERATED_VALUE,
+  TPM_ST_ATTEST_CERTIFY,
+  tpmObjectName,
+  type TpmPublic,
+  type TpmsAttest,
+} from './tpm-wire.js';
 
 export interface VerifyCertifyInput {
   akPublic: AttestationKeyInput;

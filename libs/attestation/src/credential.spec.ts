@@ -1,14 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSoftwareTpm, type SoftwareTpm } from '#otter/tpm';
-import {
-  makeCredential,
-  parseTpm2bPublic,
-  TPM_ALG,
-  TPM_ECC_CURVE,
-  tpmObjectName,
-  type TpmPublic,
-} from './index.js';
+import { TPM_ALG, TPM_ECC_CURVE } from '#otter/tpm-wire';
+import { makeCredential, parseTpm2bPublic, tpmObjectName, type TpmPublic } from './index.js';
 import { attestationErrorCode, TEST_HANDLES, Tpm2Tools } from './testing.js';
 
 const AK = '0x81010020';

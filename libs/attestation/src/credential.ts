@@ -8,11 +8,20 @@ import {
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
+import { credentialBlob, encodeTpm2b as tpm2b } from '#otter/tpm-wire';
 import { AttestationError } from './attestation-error.js';
 import { rewrap } from './signed-attest.js';
-import { eccCurve, hex16, TPM_ALG, tpmHash, type HashName } from './tpm-constants.js';
-import { leftPad, publicKeyObject, type TpmPublic } from './tpm-public.js';
-import { asBytes } from './tpm-reader.js';
+import {
+  asBytes,
+  eccCurve,
+  type HashName,
+  hex16,
+  leftPad,
+  publicKeyObject,
+  TPM_ALG,
+  tpmHash,
+  type TpmPublic,
+} from './tpm-wire.js';
 
 export interface MakeCredentialInput {
   /** The endorsement key's public area (from its certificate's TPM, see verifyEkCertificate). */
@@ -31,9 +40,6 @@ export interface MadeCredential {
   /** TPM2B_ENCRYPTED_SECRET (size-prefixed): the OAEP-encrypted seed (RSA EK) or the ephemeral point (ECC EK). */
   encryptedSecret: Buffer;
 }
-
-const CREDENTIAL_BLOB_MAGIC = 0xbadcc0de;
-const CREDENTIAL_BLOB_VERSION = 1;
 
 /**
  * TPM2_MakeCredential in software (TPM 2.0 Part 1 §24, Part 3 §12.6): only the TPM holding the EK's private
@@ -93,11 +99,8 @@ export function makeCredential(input: MakeCredentialInput): MadeCredential {
 
   const idObject = tpm2b(Buffer.concat([tpm2b(integrity), encIdentity]));
   const encryptedSecretTpm2b = tpm2b(encryptedSecret);
-  const header = Buffer.alloc(8);
-  header.writeUInt32BE(CREDENTIAL_BLOB_MAGIC, 0);
-  header.writeUInt32BE(CREDENTIAL_BLOB_VERSION, 4);
   return {
-    credentialBlob: Buffer.concat([header, idObject, encryptedSecretTpm2b]),
+    credentialBlob: credentialBlob(idObject, encryptedSecretTpm2b),
     idObject,
     encryptedSecret: encryptedSecretTpm2b,
   };
@@ -164,12 +167,6 @@ function checkName(name: Buffer): Buffer {
     'CREDENTIAL_INPUT_INVALID',
     'akName must be a TPM name: u16 hash algorithm ‖ digest',
   );
-}
-
-function tpm2b(bytes: Buffer): Buffer {
-  const size = Buffer.alloc(2);
-  size.writeUInt16BE(bytes.length);
-  return Buffer.concat([size, bytes]);
 }
 
 /** KDF outputs here are keys and seeds; anything larger is a caller bug, not a use. */

@@ -13,7 +13,14 @@ import {
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSoftwareTpm, type SoftwareTpm } from '#otter/tpm';
-import { parseTpm2bPublic, publicKeyObject, verifyEkCertificate, type TpmPublic } from './index.js';
+import { ekIssuerSerialSha256 } from '#otter/tpm-wire';
+import {
+  parseTpm2bPublic,
+  parseTpmtPublic,
+  publicKeyObject,
+  verifyEkCertificate,
+  type TpmPublic,
+} from './index.js';
 import { asyncAttestationErrorCode, TEST_HANDLES, Tpm2Tools } from './testing.js';
 
 const EK_CERT_NV = { rsa: '0x01c00002', ecc: '0x01c00016' } as const;
@@ -84,6 +91,41 @@ describe('verifyEkCertificate with EK certificates from swtpm NV', () => {
       ).resolves.toBeDefined();
     });
   }
+
+  it('names the TPM by its key and the certificate by issuer and serial, and knows the EK template', async () => {
+    for (const [kind, template] of [
+      ['rsa', 'L-1'],
+      ['ecc', 'H-3'],
+    ] as const) {
+      const result = await verifyEkCertificate({
+        certificate: a.certs[kind],
+        ekPublic: a.eks[kind],
+        trustedCas: a.cas,
+      });
+      expect(result.template).toBe(template);
+      const spki = new X509Certificate(a.certs[kind]).publicKey.rawData;
+      expect(result.ekKeySha256).toBe(createHash('sha256').update(Buffer.from(spki)).digest('hex'));
+      expect(result.issuerSerialSha256).toBe(ekIssuerSerialSha256('CN=swtpm-localca', result.serialNumber));
+    }
+  });
+
+  it('refuses the certified key in a public area that is not its TCG template (exponent 65537 spelled out)', async () => {
+    // TPMT_PUBLIC of template L-1: type, nameAlg, attributes, authPolicy (2 + 32), symmetric (6), scheme,
+    // keyBits, then the u32 exponent field at byte 52.
+    const area = Buffer.from(a.eks.rsa.publicArea);
+    expect(area.readUInt32BE(52)).toBe(0);
+    area.writeUInt32BE(65537, 52);
+    const spelledOut = parseTpmtPublic(area);
+    // The same key: before templates were checked, the certificate matched it.
+    expect(publicKeyObject(spelledOut).export({ format: 'jwk' })).toEqual(
+      publicKeyObject(a.eks.rsa).export({ format: 'jwk' }),
+    );
+    expect(
+      await asyncAttestationErrorCode(() =>
+        verifyEkCertificate({ certificate: a.certs.rsa, ekPublic: spelledOut, trustedCas: a.cas }),
+      ),
+    ).toBe('EK_TEMPLATE_MISMATCH');
+  });
 
   it('builds the path through an untrusted intermediate to a trusted root, and not without it', async () => {
     const [root, intermediate] = a.cas as [string, string];

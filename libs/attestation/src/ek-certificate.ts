@@ -14,8 +14,10 @@ import {
   SubjectAlternativeNameExtension,
   X509Certificate,
 } from '@peculiar/x509';
+import { ekIssuerSerialSha256, ekKeySha256, type EkTemplate } from '#otter/tpm-wire';
 import { AttestationError } from './attestation-error.js';
-import { publicKeyObject, type TpmPublic } from './tpm-public.js';
+import { checkEndorsementKey } from './key-policy.js';
+import { fromWire, publicKeyObject, type TpmPublic } from './tpm-wire.js';
 
 /** A certificate as a caller may hold it: PEM text (one or more blocks for CAs), DER bytes, or a parsed one. */
 export type CertificateInput = string | Uint8Array | X509Certificate | NodeX509Certificate;
@@ -41,8 +43,17 @@ export interface VerifiedEkCertificate {
   issuer: string;
   notBefore: Date;
   notAfter: Date;
-  /** Hex SHA-256 over the EK's TPMT_PUBLIC: a stable identifier of this TPM's endorsement key. */
+  /** Hex SHA-256 over the EK's TPMT_PUBLIC as the device sent it. */
   ekPublicSha256: string;
+  /**
+   * The TPM's identity by its key: hex SHA-256 of the EK's SubjectPublicKeyInfo (see ekKeySha256 in
+   * `#otter/tpm-wire`), the same whatever bytes around the key the device sends.
+   */
+  ekKeySha256: string;
+  /** The certificate's identity: hex SHA-256 of its issuer and serial number (ekIssuerSerialSha256). */
+  issuerSerialSha256: string;
+  /** The TCG EK template the EK public area is an instance of. */
+  template: EkTemplate['name'];
   /** TPM manufacturer, model and firmware version from the SAN directoryName (TCG OIDs 2.23.133.2.1-3). */
   tpm: { manufacturer?: string; model?: string; version?: string };
   /** Subjects from the EK certificate up to the trust anchor it chains to. */
@@ -87,8 +98,9 @@ const UNDERSTOOD_CRITICAL: ReadonlySet<string> = new Set([
  * Verifies a TPM endorsement key certificate: parses it, builds a path to one of `trustedCas` by issuer name
  * and signature (each CA must be a CA: basicConstraints cA, keyCertSign, pathLen), checks every certificate
  * on the path (anchor included) is valid at `now`, that the EK certificate is not a CA and is for an EK, and
- * that its public key is exactly `ekPublic` (RSA modulus and exponent, or curve and point).
- * Codes: EK_CERT_MALFORMED (unreadable), EK_CERT_UNTRUSTED (no valid path, refused extension or usage),
+ * that its public key is exactly `ekPublic` (RSA modulus and exponent, or curve and point), whose public area
+ * must be a TCG EK template (checkEndorsementKey).
+ * Codes: EK_TEMPLATE_MISMATCH, EK_CERT_MALFORMED (unreadable), EK_CERT_UNTRUSTED (no valid path, refused extension or usage),
  * EK_CERT_EXPIRED (outside validity, including not yet valid), EK_CERT_KEY_MISMATCH.
  */
 export async function verifyEkCertificate(input: VerifyEkCertificateInput): Promise<VerifiedEkCertificate> {
@@ -100,6 +112,7 @@ export async function verifyEkCertificate(input: VerifyEkCertificateInput): Prom
   if (typeof ekPublic !== 'object' || ekPublic === null || !Buffer.isBuffer(ekPublic.publicArea)) {
     throw new AttestationError('EK_CERT_KEY_MISMATCH', 'ekPublic must be a parsed TPM public key');
   }
+  const template = checkEndorsementKey(ekPublic);
   const leaf = parseCertificates(input.certificate, 'EK certificate', true)[0]!;
   if (
     !Array.isArray(input.trustedCas) ||
@@ -134,9 +147,40 @@ export async function verifyEkCertificate(input: VerifyEkCertificateInput): Prom
     notBefore: leaf.notBefore,
     notAfter: leaf.notAfter,
     ekPublicSha256: createHash('sha256').update(ekPublic.publicArea).digest('hex'),
+    ekKeySha256: fromWire(() => ekKeySha256(ekPublic)),
+    issuerSerialSha256: ekIssuerSerialSha256(leaf.issuer, leaf.serialNumber),
+    template: template.name,
     tpm: tpmAttributes(leaf),
     chain: path.map((certificate) => certificate.subject),
   };
+}
+
+/**
+ * The `issuerSerialSha256` verifyEkCertificate reports for an EK certificate with this issuer and serial: the
+ * issuer as RFC 4514 text (`CN=...,O=...`, as this library, `openssl x509 -nameopt RFC2253` or a certificate
+ * viewer prints it; spacing after commas is free), the serial in hex. For the enrollment allow-list.
+ */
+export function issuerSerialSha256(issuer: string, serialHex: string): string {
+  let name = '';
+  try {
+    name = new Name(issuer).toString();
+  } catch {
+    // An unreadable name is refused below.
+  }
+  if (!name) {
+    throw new AttestationError(
+      'EK_CERT_MALFORMED',
+      'the EK certificate issuer must be a distinguished name such as CN=Example TPM CA,O=Example',
+    );
+  }
+  if (
+    typeof serialHex !== 'string' ||
+    serialHex.length > 128 ||
+    !/^[0-9a-f]+(?::[0-9a-f]+)*$/i.test(serialHex)
+  ) {
+    throw new AttestationError('EK_CERT_MALFORMED', 'the EK certificate serial must be hex');
+  }
+  return ekIssuerSerialSha256(name, serialHex);
 }
 
 async function buildPath(

@@ -1,6 +1,14 @@
+import { ekTemplateOf, type EkTemplate } from '#otter/tpm-wire';
 import { AttestationError } from './attestation-error.js';
-import { hex16, TPM_ALG, TPM_ECC_CURVE } from './tpm-constants.js';
-import { publicKeyObject, tpmObjectName, type TpmPublic } from './tpm-public.js';
+import {
+  fromWire,
+  hex16,
+  publicKeyObject,
+  TPM_ALG,
+  TPM_ECC_CURVE,
+  tpmObjectName,
+  type TpmPublic,
+} from './tpm-wire.js';
 
 export interface KeyCheckResult {
   /** The key's TPM name (nameAlg ‖ H(TPMT_PUBLIC)): what MakeCredential binds to and certify reports. */
@@ -29,6 +37,17 @@ export function checkAttestationKey(key: TpmPublic): KeyCheckResult {
     );
   }
   return finish(key, violations, 'AK_REJECTED', 'attestation key');
+}
+
+/**
+ * An endorsement key must be exactly one of the TCG EK templates (RSA 2048 or ECC P-256, low or high range, or
+ * ECC P-384 high range): attributes, policy, symmetric cipher, scheme, RSA exponent field and key size as the
+ * template fixes them. The verifier checks the EK's key against its certificate and uses only the key, its
+ * nameAlg and its cipher for MakeCredential, so any other byte of the public area could be changed freely:
+ * refusing every other shape leaves one public area per EK. Throws EK_TEMPLATE_MISMATCH naming each difference.
+ */
+export function checkEndorsementKey(key: TpmPublic): EkTemplate {
+  return fromWire(() => ekTemplateOf(key));
 }
 
 /**

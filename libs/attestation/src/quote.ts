@@ -9,14 +9,16 @@ import {
   type AttestationKeyInput,
 } from './signed-attest.js';
 import {
+  asBytes,
   hex16,
   MAX_DIGEST_BYTES,
+  parseTpmsAttest,
+  type PcrBankSelection,
   TPM_ALG,
   TPM_GENERATED_VALUE,
   TPM_ST_ATTEST_QUOTE,
-} from './tpm-constants.js';
-import { asBytes } from './tpm-reader.js';
-import { parseTpmsAttest, type PcrBankSelection, type TpmsAttest } from './tpms-attest.js';
+  type TpmsAttest,
+} from './tpm-wire.js';
 
 /** The TPM counters of an earlier accepted quote from the same TPM. */
 export interface TpmCounters {

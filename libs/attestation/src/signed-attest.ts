@@ -1,10 +1,14 @@
 import { KeyObject, verify } from 'node:crypto';
 import { AttestationError, type AttestationErrorCode } from './attestation-error.js';
 import { checkAttestationKey } from './key-policy.js';
-import { TPM_ALG } from './tpm-constants.js';
-import { publicKeyObject, type TpmPublic } from './tpm-public.js';
-import { asBytes } from './tpm-reader.js';
-import { ecdsaSignatureToDer, parseTpmtSignatureEcdsa } from './tpmt-signature.js';
+import {
+  asBytes,
+  ecdsaSignatureToDer,
+  parseTpmtSignatureEcdsa,
+  publicKeyObject,
+  TPM_ALG,
+  type TpmPublic,
+} from './tpm-wire.js';
 
 /**
  * The attestation key as the verifier holds it: the parsed TPM2B_PUBLIC from enrollment (checked with

@@ -1,9 +1,19 @@
+import 'reflect-metadata';
 import { execFile } from 'node:child_process';
+import { webcrypto } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import {
+  BasicConstraintsExtension,
+  ExtendedKeyUsageExtension,
+  KeyUsageFlags,
+  KeyUsagesExtension,
+  X509CertificateGenerator,
+} from '@peculiar/x509';
 import { AttestationError } from './attestation-error.js';
+import { publicKeyObject, type TpmPublic } from './tpm-wire.js';
 
 const run = promisify(execFile);
 
@@ -235,4 +245,63 @@ export async function asyncAttestationErrorCode(fn: () => Promise<unknown>): Pro
     throw new Error(`expected an AttestationError, got ${String(error)}`, { cause: error });
   }
   throw new Error('expected an AttestationError, nothing was thrown');
+}
+
+const CA_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+/**
+ * A TPM manufacturer CA for tests: a self-signed root that issues EK certificates with the serial a test
+ * chooses, for any EK public key (a real TPM's, so the TPM can still answer the credential). What a second
+ * manufacturer, or a CA that reuses another's serials, looks like to the verifier.
+ */
+export class TestEkCa {
+  private constructor(
+    readonly name: string,
+    /** The CA certificate, PEM: what OTTER_TPM_CA_DIR holds to trust it. */
+    readonly certificatePem: string,
+    private readonly keys: webcrypto.CryptoKeyPair,
+  ) {}
+
+  static async create(name: string): Promise<TestEkCa> {
+    const keys = (await webcrypto.subtle.generateKey(CA_ALGORITHM, false, [
+      'sign',
+      'verify',
+    ])) as webcrypto.CryptoKeyPair;
+    const certificate = await X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01',
+      name,
+      notBefore: new Date(Date.now() - 3600_000),
+      notAfter: new Date(Date.now() + 365 * 24 * 3600_000),
+      keys,
+      signingAlgorithm: CA_ALGORITHM,
+      extensions: [
+        new BasicConstraintsExtension(true, 0, true),
+        new KeyUsagesExtension(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign, true),
+      ],
+    });
+    return new TestEkCa(name, certificate.toString('pem'), keys);
+  }
+
+  /** An EK certificate (DER) for this EK public key, with this serial (hex). */
+  async issue(ekPublic: TpmPublic, serialHex: string): Promise<Buffer> {
+    const certificate = await X509CertificateGenerator.create({
+      serialNumber: serialHex,
+      subject: 'CN=test EK',
+      issuer: this.name,
+      notBefore: new Date(Date.now() - 3600_000),
+      notAfter: new Date(Date.now() + 365 * 24 * 3600_000),
+      publicKey: publicKeyObject(ekPublic).export({ type: 'spki', format: 'der' }),
+      signingKey: this.keys.privateKey,
+      signingAlgorithm: CA_ALGORITHM,
+      extensions: [
+        new BasicConstraintsExtension(false, undefined, true),
+        new KeyUsagesExtension(
+          ekPublic.type === 'rsa' ? KeyUsageFlags.keyEncipherment : KeyUsageFlags.keyAgreement,
+          true,
+        ),
+        new ExtendedKeyUsageExtension(['2.23.133.8.1']),
+      ],
+    });
+    return Buffer.from(certificate.rawData);
+  }
 }

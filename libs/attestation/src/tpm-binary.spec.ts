@@ -1,9 +1,9 @@
 import { createHash, randomBytes, verify } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSoftwareTpm, type SoftwareTpm } from '#otter/tpm';
+import { ecdsaSignatureToDer, TPM_ALG, TPM_ECC_CURVE } from '#otter/tpm-wire';
 import {
   AttestationError,
-  ecdsaSignatureToDer,
   kdfa,
   kdfe,
   makeCredential,
@@ -12,8 +12,6 @@ import {
   parseTpmtPublic,
   parseTpmtSignatureEcdsa,
   publicKeyObject,
-  TPM_ALG,
-  TPM_ECC_CURVE,
   tpmObjectName,
   verifyCertify,
   verifyEkCertificate,

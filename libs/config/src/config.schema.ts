@@ -48,6 +48,7 @@ export const configSchema = z
     OTTER_DEVICE_TOKEN_TTL: seconds(600),
     OTTER_ATTESTATION_NONCE_TTL: seconds(120),
     OTTER_ENROLLMENT_TTL: seconds(300),
+    OTTER_REENROLL_WINDOW: seconds(DAY),
     OTTER_TUF_ROOT_TTL: seconds(365 * DAY),
     OTTER_TUF_TARGETS_TTL: seconds(90 * DAY),
     OTTER_TUF_SNAPSHOT_TTL: seconds(7 * DAY),

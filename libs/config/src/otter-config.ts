@@ -81,6 +81,8 @@ export interface DeviceConfig {
   accessTokenTtl: number;
   nonceTtl: number;
   enrollmentTtl: number;
+  /** Seconds an admin's `otter node re-enroll` leaves the node's own TPM to enroll again. */
+  reenrollWindow: number;
 }
 
 export class ConfigError extends Error {
@@ -137,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
       accessTokenTtl: e.OTTER_DEVICE_TOKEN_TTL,
       nonceTtl: e.OTTER_ATTESTATION_NONCE_TTL,
       enrollmentTtl: e.OTTER_ENROLLMENT_TTL,
+      reenrollWindow: e.OTTER_REENROLL_WINDOW,
     },
     delta: {
       memoryBudgetBytes: e.OTTER_DELTA_MEMORY_MB * 1024 * 1024,

@@ -145,6 +145,27 @@ export interface NodeListDto {
   nodes: NodeDto[];
 }
 
+/**
+ * How an operator pre-approves a TPM's enrollment (POST /api/v1/enrollment-allowlist, admin): by its EK
+ * certificate's issuer and serial (a serial alone names nothing: another CA may issue the same one), or by the
+ * sha256 of its exact EK public area. Never auto-approves a TPM some node already holds.
+ */
+export const ENROLLMENT_ALLOW_KINDS = ['ek-issuer-serial', 'ek-public-sha256'] as const;
+export type EnrollmentAllowKind = (typeof ENROLLMENT_ALLOW_KINDS)[number];
+
+export type AllowEnrollmentRequest =
+  | { kind: 'ek-issuer-serial'; issuer: string; serial: string; note?: string }
+  | { kind: 'ek-public-sha256'; value: string; note?: string };
+
+/**
+ * POST /api/v1/nodes/:id/re-enroll (admin): a re-imaged board may enroll again with the same TPM, once, into
+ * this node, until `reenrollUntil`.
+ */
+export interface ReenrollmentDto {
+  node: NodeDto;
+  reenrollUntil: string;
+}
+
 /** A label key or value: what `PUT /api/v1/nodes/:id/labels` accepts and rollout selectors match. */
 export const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
 export const MAX_NODE_LABELS = 32;

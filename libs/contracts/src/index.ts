@@ -26,8 +26,12 @@ export type {
   NodeDto,
   NodeListDto,
   SetNodeLabelsRequest,
+  EnrollmentAllowKind,
+  AllowEnrollmentRequest,
+  ReenrollmentDto,
 } from './devices.js';
 export {
+  ENROLLMENT_ALLOW_KINDS,
   LABEL_PATTERN,
   MAX_NODE_LABELS,
   DEVICE_REPORT_LIMITS,

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
+import { tpmIdentityMigration } from './tpm-identity-migration.js';
 
 // Migrations are code, listed in order, so they ship inside the build and run the same on both dialects.
 const migrations: Record<string, Migration> = {
@@ -249,6 +250,7 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0005_tpm_identity': tpmIdentityMigration,
   '0007_node_policy': {
     async up(db: Kysely<unknown>) {
       // A passing verdict proves its release only when the quote matched that release's signed measurements of

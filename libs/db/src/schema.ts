@@ -65,6 +65,14 @@ export interface NodeTable {
   labels: Generated<string>;
   created_at: string;
   updated_at: string;
+  /** The TPM's EK key: hex sha256 of its SubjectPublicKeyInfo; unique (NULL only for pre-0005 leftovers). */
+  ek_key_sha256: string | null;
+  /** The EK certificate: hex sha256 of issuer and serial; unique. */
+  ek_issuer_serial_sha256: string | null;
+  /** An admin's re-enrollment window: until this time the node's own TPM may enroll once into this row. */
+  reenroll_until: string | null;
+  /** Who opened that window: the management token's name and id. */
+  reenroll_by: string | null;
 }
 
 export interface EnrollmentTable {
@@ -83,6 +91,8 @@ export interface EnrollmentTable {
   state: string;
   expires_at: string;
   created_at: string;
+  /** The node this enrollment re-enrolls (an admin's `otter node re-enroll`), or NULL for a new node. */
+  reenroll_node_id: string | null;
 }
 
 export interface EnrollmentAllowlistTable {

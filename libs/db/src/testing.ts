@@ -80,6 +80,8 @@ export function testNodeRow(node: TestNodeRow & { id?: string } = {}): Insertabl
     labels: JSON.stringify(node.labels ?? {}),
     created_at: now,
     updated_at: now,
+    ek_key_sha256: randomBytes(32).toString('hex'),
+    ek_issuer_serial_sha256: randomBytes(32).toString('hex'),
   };
 }
 

@@ -62,6 +62,7 @@ export const ERROR_STATUS = {
   EK_CERT_UNTRUSTED: 403,
   EK_CERT_EXPIRED: 403,
   EK_CERT_KEY_MISMATCH: 403,
+  EK_TEMPLATE_MISMATCH: 400,
   PCR_POLICY_INVALID: 400,
   // Delta updates (libs/delta): a patch is untrusted input until its result matches the signed target.
   DELTA_MALFORMED: 422,

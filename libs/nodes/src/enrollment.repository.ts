@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { EnrollmentAllowKind } from '#otter/contracts';
 import { DB, type Db, type EnrollmentTable } from '#otter/db';
 
 export interface EnrollmentRecord {
@@ -16,6 +17,8 @@ export interface EnrollmentRecord {
   attempts: number;
   state: 'challenged' | 'activated' | 'failed';
   expiresAt: string;
+  /** The node this enrollment re-enrolls after an admin's `otter node re-enroll`; null for a new node. */
+  reenrollNodeId: string | null;
 }
 
 /** The only place that reads or writes enrollments and the enrollment allow-list. */
@@ -42,6 +45,7 @@ export class EnrollmentRepository {
         state: 'challenged',
         expires_at: e.expiresAt,
         created_at: new Date().toISOString(),
+        reenroll_node_id: e.reenrollNodeId,
       })
       .execute();
   }
@@ -71,21 +75,26 @@ export class EnrollmentRepository {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  async isAllowed(serial: string, ekPublicSha256: string): Promise<boolean> {
+  /**
+   * Whether an operator pre-approved this EK: by its certificate's issuer + serial, or by its exact public
+   * area. Entries of the kind `ek-serial` (a serial without its issuer, before migration 0005) match nothing:
+   * another CA may have issued the same serial.
+   */
+  async isAllowed(tpm: { ekIssuerSerialSha256: string; ekPublicSha256: string }): Promise<boolean> {
     const row = await this.db
       .selectFrom('enrollment_allowlist')
       .select('kind')
       .where((eb) =>
         eb.or([
-          eb.and([eb('kind', '=', 'ek-serial'), eb('value', '=', serial)]),
-          eb.and([eb('kind', '=', 'ek-public-sha256'), eb('value', '=', ekPublicSha256)]),
+          eb.and([eb('kind', '=', 'ek-issuer-serial'), eb('value', '=', tpm.ekIssuerSerialSha256)]),
+          eb.and([eb('kind', '=', 'ek-public-sha256'), eb('value', '=', tpm.ekPublicSha256)]),
         ]),
       )
       .executeTakeFirst();
     return !!row;
   }
 
-  async allow(kind: 'ek-serial' | 'ek-public-sha256', value: string, note: string): Promise<void> {
+  async allow(kind: EnrollmentAllowKind, value: string, note: string): Promise<void> {
     await this.db
       .insertInto('enrollment_allowlist')
       .values({ kind, value, note, created_at: new Date().toISOString() })
@@ -110,5 +119,6 @@ function toRecord(r: EnrollmentTable): EnrollmentRecord {
     attempts: Number(r.attempts),
     state: r.state as EnrollmentRecord['state'],
     expiresAt: r.expires_at,
+    reenrollNodeId: r.reenroll_node_id,
   };
 }

@@ -22,6 +22,13 @@ export interface NodeRecord {
   integrityFailedAt: string | null;
   labels: Record<string, string>;
   createdAt: string;
+  /** The TPM's EK key, sha256 of its SubjectPublicKeyInfo (null only for a node whose key was never known). */
+  ekKeySha256: string | null;
+  /** The EK certificate, sha256 of issuer + serial. */
+  ekIssuerSerialSha256: string | null;
+  /** An open re-enrollment window (`otter node re-enroll`): its end, and who opened it. */
+  reenrollUntil: string | null;
+  reenrollBy: string | null;
 }
 
 export interface VerdictRecord {
@@ -44,7 +51,7 @@ export type NewNode = Pick<
   | 'akPublic'
   | 'pinnedPcrs'
   | 'runningVersion'
-> & { state: EnrolledNodeState };
+> & { state: EnrolledNodeState; ekKeySha256: string; ekIssuerSerialSha256: string };
 
 /** Fields a node's own activity changes; its identity state changes only through transition(). */
 export type NodeChange = Partial<{
@@ -57,15 +64,29 @@ export type NodeChange = Partial<{
   integrityFailedAt: string | null;
 }>;
 
+/** What a re-enrollment replaces: the AK, the pinned boot state and what the re-imaged board runs. */
+export interface Reenrollment {
+  /** The EK public area as the board sent it this time (the same key; the row keeps its hash). */
+  ekPublicSha256: string;
+  akPublic: Buffer;
+  pinnedPcrs: Record<string, string>;
+  runningVersion: string | null;
+  tpmCounters: { resetCount: number; restartCount: number; clock: bigint };
+}
+
 /** The only place that reads or writes nodes, their verdicts and their reports. */
 @Injectable()
 export class NodeRepository {
   constructor(@Inject(DB) private readonly db: Db) {}
 
-  async create(node: NewNode): Promise<NodeRecord> {
+  /**
+   * A new node; undefined when a node already holds this TPM (its EK key, EK certificate or EK public area):
+   * the unique indexes decide, so two enrollments of one TPM racing each other cannot both make a node.
+   */
+  async create(node: NewNode): Promise<NodeRecord | undefined> {
     const now = new Date().toISOString();
     const id = randomUUID();
-    await this.db
+    const result = await this.db
       .insertInto('nodes')
       .values({
         id,
@@ -86,9 +107,15 @@ export class NodeRepository {
         integrity_failed_at: null,
         created_at: now,
         updated_at: now,
+        ek_key_sha256: node.ekKeySha256,
+        ek_issuer_serial_sha256: node.ekIssuerSerialSha256,
+        reenroll_until: null,
+        reenroll_by: null,
       })
-      .execute();
-    return (await this.get(id))!;
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst();
+    if (Number(result.numInsertedOrUpdatedRows ?? 0) !== 1) return undefined;
+    return this.get(id);
   }
 
   async get(id: string): Promise<NodeRecord | undefined> {
@@ -108,13 +135,83 @@ export class NodeRepository {
     return new Set(rows.map((r) => r.id));
   }
 
-  async findByEk(ekPublicSha256: string): Promise<NodeRecord | undefined> {
-    const row = await this.db
+  /**
+   * Every node, in any state (revoked and rejected included), that holds this TPM: by its EK key, by its EK
+   * certificate's issuer + serial, or by the exact EK public area.
+   */
+  async findTpmHolders(tpm: {
+    ekKeySha256: string;
+    ekIssuerSerialSha256: string;
+    ekPublicSha256: string;
+  }): Promise<NodeRecord[]> {
+    const rows = await this.db
       .selectFrom('nodes')
       .selectAll()
-      .where('ek_public_sha256', '=', ekPublicSha256)
+      .where((eb) =>
+        eb.or([
+          eb('ek_key_sha256', '=', tpm.ekKeySha256),
+          eb('ek_issuer_serial_sha256', '=', tpm.ekIssuerSerialSha256),
+          eb('ek_public_sha256', '=', tpm.ekPublicSha256),
+        ]),
+      )
+      .orderBy('created_at')
+      .execute();
+    return rows.map(toRecord);
+  }
+
+  /**
+   * Opens the node's re-enrollment window until `until`, if it is in one of `states`; false otherwise (or no
+   * such node). Opening it again moves the end.
+   */
+  async openReenrollment(
+    id: string,
+    window: { until: string; by: string },
+    states: readonly NodeIdentityState[],
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('nodes')
+      .set({ reenroll_until: window.until, reenroll_by: window.by, updated_at: new Date().toISOString() })
+      .where('id', '=', id)
+      .where('state', 'in', states)
       .executeTakeFirst();
-    return row && toRecord(row);
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Re-pins the node to a re-enrolled TPM and closes its window, in one compare-and-set: only while the window
+   * is open at `now`, the node holds this EK key and is still in `fromState`. Its device key and certificate
+   * are dropped (the re-imaged board makes a new one); it becomes `toState`. False when anything differed.
+   */
+  async completeReenrollment(
+    id: string,
+    expected: { ekKeySha256: string; fromState: NodeIdentityState; now: string },
+    toState: NodeIdentityState,
+    change: Reenrollment,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('nodes')
+      .set({
+        state: toState,
+        ek_public_sha256: change.ekPublicSha256,
+        ak_public: change.akPublic.toString('base64'),
+        pinned_pcrs: JSON.stringify(change.pinnedPcrs),
+        running_version: change.runningVersion,
+        tpm_reset_count: change.tpmCounters.resetCount,
+        tpm_restart_count: change.tpmCounters.restartCount,
+        tpm_clock: change.tpmCounters.clock.toString(),
+        device_public: null,
+        device_cert_serial: null,
+        device_cert_not_after: null,
+        reenroll_until: null,
+        reenroll_by: null,
+        updated_at: expected.now,
+      })
+      .where('id', '=', id)
+      .where('ek_key_sha256', '=', expected.ekKeySha256)
+      .where('state', '=', expected.fromState)
+      .where('reenroll_until', '>', expected.now)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
   }
 
   async list(): Promise<NodeRecord[]> {
@@ -264,5 +361,9 @@ function toRecord(r: Selectable<NodeTable>): NodeRecord {
     integrityFailedAt: r.integrity_failed_at,
     labels: JSON.parse(r.labels) as Record<string, string>,
     createdAt: r.created_at,
+    ekKeySha256: r.ek_key_sha256,
+    ekIssuerSerialSha256: r.ek_issuer_serial_sha256,
+    reenrollUntil: r.reenroll_until,
+    reenrollBy: r.reenroll_by,
   };
 }

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { NodeDto } from '#otter/contracts';
+import { issuerSerialSha256 } from '#otter/attestation';
+import type { AllowEnrollmentRequest, NodeDto } from '#otter/contracts';
 import { DeviceTokenService } from '#otter/identity';
 import { EnrollmentRepository } from './enrollment.repository.js';
 import { NodeError } from './node.errors.js';
@@ -66,8 +67,19 @@ export class NodeService {
     return this.toDto((await this.nodes.get(id))!);
   }
 
-  allow(kind: 'ek-serial' | 'ek-public-sha256', value: string, note: string): Promise<void> {
-    return this.enrollments.allow(kind, value.toLowerCase(), note);
+  /** Pre-approves a TPM by its EK certificate's issuer + serial (stored as their hash) or its EK public area. */
+  async allow(request: AllowEnrollmentRequest): Promise<void> {
+    const note = request.note ?? '';
+    if (request.kind === 'ek-issuer-serial') {
+      const value = issuerSerialSha256(request.issuer, request.serial);
+      await this.enrollments.allow('ek-issuer-serial', value, note);
+      this.logger.log(
+        { issuer: request.issuer, serial: request.serial, value },
+        'enrollment allowed by EK certificate issuer + serial',
+      );
+      return;
+    }
+    await this.enrollments.allow('ek-public-sha256', request.value.toLowerCase(), note);
   }
 
   private async transition(id: string, name: NodeTransitionName): Promise<NodeDto> {

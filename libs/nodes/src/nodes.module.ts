@@ -8,6 +8,7 @@ import { DeviceIdentityService } from './device-identity.service.js';
 import { EnrollmentRepository } from './enrollment.repository.js';
 import { EnrollmentService } from './enrollment.service.js';
 import { NodeRepository } from './node.repository.js';
+import { NodeReenrollmentService } from './node-reenrollment.service.js';
 import { NodeService } from './node.service.js';
 import { TrustedTpmCas } from './trusted-tpm-cas.js';
 
@@ -22,7 +23,14 @@ import { TrustedTpmCas } from './trusted-tpm-cas.js';
     DeviceIdentityService,
     AttestationService,
     NodeService,
+    NodeReenrollmentService,
   ],
-  exports: [EnrollmentService, DeviceIdentityService, AttestationService, NodeService],
+  exports: [
+    EnrollmentService,
+    DeviceIdentityService,
+    AttestationService,
+    NodeService,
+    NodeReenrollmentService,
+  ],
 })
 export class NodesModule {}

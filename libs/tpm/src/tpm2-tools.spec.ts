@@ -14,15 +14,17 @@ import { promisify } from 'node:util';
 import { jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSoftwareTpm, type SoftwareTpm } from './software-tpm.js';
-import { ekPolicySecretDigest, Tpm2Tools, Tpm2ToolsError, type EkKind, type TpmKey } from './tpm2-tools.js';
+import { Tpm2Tools, Tpm2ToolsError, type EkKind, type TpmKey } from './tpm2-tools.js';
 import {
-  hasObjectAttributes,
+  ekPolicyDigests,
   parseTpm2bPublic,
   parseTpmsAttest,
-  parseTpmtSignature,
+  parseTpmtSignatureEcdsa,
+  publicKeyObject,
   TPM_ALG,
-  tpmPublicToKeyObject,
-} from './tpm-structures.js';
+  TPM_ECC_CURVE,
+  type TpmObjectAttributes,
+} from '#otter/tpm-wire';
 
 const execFileAsync = promisify(execFile);
 
@@ -99,13 +101,22 @@ async function exerciseEveryOperation(
   expect(await leftovers()).toBe('');
 }
 
+/** The agent's keys as the verifier builds them: the TPM2B_PUBLIC bytes through the one wire parser. */
+function tpmPublicToKeyObject(tpm2bPublic: Buffer): ReturnType<typeof createPublicKey> {
+  return publicKeyObject(parseTpm2bPublic(tpm2bPublic));
+}
+
+function attributesSet(attributes: TpmObjectAttributes, names: Array<keyof TpmObjectAttributes>): boolean {
+  return names.every((name) => attributes[name] === true);
+}
+
 function verifyTpmSignature(
   key: ReturnType<typeof createPublicKey>,
   message: Buffer,
   tpmtSignature: Buffer,
 ): boolean {
-  const sig = parseTpmtSignature(tpmtSignature);
-  expect(sig.hashAlg).toBe(TPM_ALG.sha256);
+  const sig = parseTpmtSignatureEcdsa(tpmtSignature);
+  expect(sig.hashAlg).toBe(TPM_ALG.SHA256);
   const rs = Buffer.concat([sig.r, sig.s].map((v) => Buffer.concat([Buffer.alloc(32 - v.length), v])));
   return verify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, rs);
 }
@@ -139,22 +150,24 @@ describe('Tpm2Tools against swtpm', () => {
       expect(certificate.issuer).toContain('swtpm-localca');
       const certified = certificate.publicKey.export({ format: 'jwk' });
       const ek = parseTpm2bPublic(await tools.ekPublic(kind));
-      expect(hasObjectAttributes(ek, ['fixedTPM', 'fixedParent', 'restricted', 'decrypt'])).toBe(true);
+      expect(attributesSet(ek.objectAttributes, ['fixedTPM', 'fixedParent', 'restricted', 'decrypt'])).toBe(
+        true,
+      );
       if (kind === 'rsa') {
-        if (ek.type !== 'rsa') throw new Error('RSA EK expected');
-        expect(ek.keyBits).toBe(2048);
-        expect(ek.modulus.toString('base64url')).toBe(certified.n);
+        if (!ek.rsa) throw new Error('RSA EK expected');
+        expect(ek.rsa.keyBits).toBe(2048);
+        expect(ek.rsa.modulus.toString('base64url')).toBe(certified.n);
         expect(certified.e).toBe('AQAB');
-        expect(ek.authPolicy).toEqual(ekPolicySecretDigest('sha256'));
+        expect(ek.authPolicy).toEqual(ekPolicyDigests('sha256').a);
       } else {
-        if (ek.type !== 'ecc') throw new Error('ECC EK expected');
-        expect(ek.curve).toBe('P-384');
+        if (!ek.ecc) throw new Error('ECC EK expected');
+        expect(ek.ecc.curveId).toBe(TPM_ECC_CURVE.NIST_P384);
         expect(certified.crv).toBe('P-384');
-        expect(ek.x.toString('base64url')).toBe(certified.x);
-        expect(ek.y.toString('base64url')).toBe(certified.y);
+        expect(ek.ecc.x.toString('base64url')).toBe(certified.x);
+        expect(ek.ecc.y.toString('base64url')).toBe(certified.y);
         // High-range template H-3: SHA-384 name and PolicyOR(PolicyA, PolicyC) as the spec lists it.
-        expect(ek.nameAlg).toBe(TPM_ALG.sha384);
-        expect(ekPolicySecretDigest('sha384').toString('hex')).toBe(
+        expect(ek.nameAlg).toBe(TPM_ALG.SHA384);
+        expect(ekPolicyDigests('sha384').a.toString('hex')).toBe(
           '8bbf2266537c171cb56e403c4dc1d4b64f432611dc386e6f532050c3278c930e143e8bb1133824ccb431053871c6db53',
         );
         expect(ek.authPolicy.toString('hex')).toBe(
@@ -167,11 +180,10 @@ describe('Tpm2Tools against swtpm', () => {
   it('creates the AK once: restricted ECDSA P-256 signing key with noda, named as the TPM names it', async () => {
     ak = await tools.createAttestationKey();
     const pub = parseTpm2bPublic(ak.public);
-    if (pub.type !== 'ecc') throw new Error('ECC AK expected');
-    expect(pub.curve).toBe('P-256');
-    expect([pub.scheme, pub.schemeHash]).toEqual([TPM_ALG.ecdsa, TPM_ALG.sha256]);
+    expect(pub.ecc?.curveId).toBe(TPM_ECC_CURVE.NIST_P256);
+    expect(pub.scheme).toEqual({ scheme: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256 });
     expect(
-      hasObjectAttributes(pub, [
+      attributesSet(pub.objectAttributes, [
         'fixedTPM',
         'fixedParent',
         'sensitiveDataOrigin',
@@ -181,7 +193,7 @@ describe('Tpm2Tools against swtpm', () => {
         'noDA',
       ]),
     ).toBe(true);
-    expect(hasObjectAttributes(pub, ['decrypt'])).toBe(false);
+    expect(pub.objectAttributes.decrypt).toBe(false);
     const nameFile = join(scratch, 'ak.name');
     await tool(['tpm2_readpublic', '-c', '0x81000002', '-n', nameFile]);
     expect(ak.name).toEqual(await readFile(nameFile));
@@ -193,10 +205,9 @@ describe('Tpm2Tools against swtpm', () => {
   it('creates the device key once: unrestricted ECDSA P-256 signing key with noda', async () => {
     deviceKey = await tools.createDeviceKey();
     const pub = parseTpm2bPublic(deviceKey.public);
-    if (pub.type !== 'ecc') throw new Error('ECC device key expected');
-    expect(pub.curve).toBe('P-256');
+    expect(pub.ecc?.curveId).toBe(TPM_ECC_CURVE.NIST_P256);
     expect(
-      hasObjectAttributes(pub, [
+      attributesSet(pub.objectAttributes, [
         'fixedTPM',
         'fixedParent',
         'sensitiveDataOrigin',
@@ -205,7 +216,7 @@ describe('Tpm2Tools against swtpm', () => {
         'noDA',
       ]),
     ).toBe(true);
-    expect(hasObjectAttributes(pub, ['restricted'])).toBe(false);
+    expect(pub.objectAttributes.restricted).toBe(false);
     expect(deviceKey.name).not.toEqual(ak.name);
     expect(await tools.createDeviceKey()).toEqual(deviceKey);
     expect(await new Tpm2Tools({ tcti: tpm.tcti, stateDir }).createDeviceKey()).toEqual(deviceKey);
@@ -248,8 +259,8 @@ describe('Tpm2Tools against swtpm', () => {
   it('certifyDeviceKey: a certify attestation naming the device key, signed by the AK', async () => {
     const { attest, signature } = await tools.certifyDeviceKey();
     const parsed = parseTpmsAttest(attest);
-    if (parsed.type !== 'certify') throw new Error('certify attestation expected');
-    expect(parsed.name).toEqual(deviceKey.name);
+    if (!parsed.certify) throw new Error('certify attestation expected');
+    expect(parsed.certify.name).toEqual(deviceKey.name);
     const akKey = tpmPublicToKeyObject(ak.public);
     expect(verifyTpmSignature(akKey, attest, signature)).toBe(true);
     // Attack: naming another key in the attestation breaks the AK's signature.
@@ -309,13 +320,13 @@ describe('Tpm2Tools against swtpm', () => {
     expect(await tools.readPcrs(pcrs)).toEqual(fromTool);
 
     const parsed = parseTpmsAttest(quote.attest);
-    if (parsed.type !== 'quote') throw new Error('quote attestation expected');
+    if (!parsed.quote) throw new Error('quote attestation expected');
     expect(parsed.extraData).toEqual(nonce);
-    expect(parsed.pcrSelections.filter((s) => s.pcrs.length)).toEqual([
-      { hashAlg: TPM_ALG.sha256, pcrs: sorted },
+    expect(parsed.quote.selection.filter((s) => s.pcrs.length)).toEqual([
+      { hashAlg: TPM_ALG.SHA256, pcrs: sorted },
     ]);
     const concatenated = Buffer.concat(sorted.map((p) => Buffer.from(quote.pcrValues[p]!, 'hex')));
-    expect(parsed.pcrDigest).toEqual(createHash('sha256').update(concatenated).digest());
+    expect(parsed.quote.pcrDigest).toEqual(createHash('sha256').update(concatenated).digest());
     expect(verifyTpmSignature(tpmPublicToKeyObject(ak.public), quote.attest, quote.signature)).toBe(true);
   });
 

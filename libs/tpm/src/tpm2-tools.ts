@@ -5,12 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ecdsaSignatureToRawRs,
+  ekPolicyDigests,
+  ekTemplate,
   parseTpm2bPublic,
   parseTpmsAttest,
-  parseTpmtSignature,
+  parseTpmtSignatureEcdsa,
   TPM_ALG,
+  TPM_GENERATED_VALUE,
   tpmObjectName,
-} from './tpm-structures.js';
+  withCredentialBlobHeader,
+} from '#otter/tpm-wire';
 
 export type EkKind = 'rsa' | 'ecc';
 
@@ -37,10 +41,10 @@ export const DEFAULT_TPM_HANDLES: Readonly<TpmPersistentHandles> = {
   deviceKey: 0x81000003,
 };
 
-/** NV indices of the EK certificates (TCG EK Credential Profile: RSA 2048 and ECC NIST P-384). */
+/** NV indices of the EK certificates the agent reads: RSA 2048 (TCG template L-1) and ECC NIST P-384 (H-3). */
 export const EK_CERTIFICATE_NV_INDEX: Readonly<Record<EkKind, number>> = {
-  rsa: 0x01c00002,
-  ecc: 0x01c00016,
+  rsa: ekTemplate('L-1').certificateNvIndex,
+  ecc: ekTemplate('H-3').certificateNvIndex,
 };
 
 export interface Tpm2ToolsOptions {
@@ -155,39 +159,6 @@ interface KeyRecord {
   name: string;
 }
 
-const TPM_CC_POLICY_SECRET = 0x151;
-const TPM_CC_POLICY_OR = 0x171;
-const TPM_RH_ENDORSEMENT = 0x4000000b;
-
-/**
- * PolicyC of the TCG EK Credential Profile (high-range templates), SHA-384: the PolicyNV branch of the
- * EK's PolicyOR. Only its digest is needed, to rebuild PolicyOR(PolicyA, PolicyC).
- */
-const EK_POLICY_C_SHA384 = Buffer.from(
-  'd6032ce61f2fb3c240eb3cf6a33237ef2b6a16f4293c22b455e261cffd217ad5b4947c2d73e63005eed2dc2b3593d165',
-  'hex',
-);
-
-/**
- * The EK's PolicyA: PolicySecret(TPM_RH_ENDORSEMENT) with an empty policyRef, in the given hash.
- * policyDigest' = H(H(0…0 ‖ TPM_CC_PolicySecret ‖ authName) ‖ policyRef).
- */
-export function ekPolicySecretDigest(hash: 'sha256' | 'sha384'): Buffer {
-  const size = hash === 'sha256' ? 32 : 48;
-  const cc = u32(TPM_CC_POLICY_SECRET);
-  const inner = createHash(hash)
-    .update(Buffer.concat([Buffer.alloc(size), cc, u32(TPM_RH_ENDORSEMENT)]))
-    .digest();
-  return createHash(hash).update(inner).digest();
-}
-
-function policyOrDigest(hash: 'sha256' | 'sha384', branches: Buffer[]): Buffer {
-  const size = hash === 'sha256' ? 32 : 48;
-  return createHash(hash)
-    .update(Buffer.concat([Buffer.alloc(size), u32(TPM_CC_POLICY_OR), ...branches]))
-    .digest();
-}
-
 /**
  * The node agent's TPM operations, each one a short sequence of tpm2-tools 5.4 processes (execFile, no shell;
  * TPM2TOOLS_TCTI from `tcti`). Keys live at persistent handles so every operation works after a power cycle,
@@ -263,7 +234,7 @@ export class Tpm2Tools {
     return this.exclusive(async (dir) => {
       const ekPublic = await this.ensureEk(kind, dir);
       const blobFile = join(dir, 'credential.blob');
-      await writeFile(blobFile, withCredentialHeader(credentialBlob));
+      await writeFile(blobFile, withCredentialBlobHeader(credentialBlob));
       const policy = ekPolicySteps(ekPublic);
       const ek = hex(this.handles[kind === 'rsa' ? 'ekRsa' : 'ekEcc']);
       return this.withKey('attestationKey', dir, async (ak) => {
@@ -381,19 +352,19 @@ export class Tpm2Tools {
         const attest = await readFile(attestFile);
         const values = await readFile(valuesFile);
         const parsed = parseTpmsAttest(attest);
-        if (parsed.type !== 'quote' || !parsed.extraData.equals(nonce)) {
+        if (parsed.magic !== TPM_GENERATED_VALUE || !parsed.quote || !parsed.extraData.equals(nonce)) {
           throw new TpmError('QUOTE_INCONSISTENT', 'tpm2_quote produced an attestation for another request');
         }
-        const quoted = parsed.pcrSelections.filter((s) => s.pcrs.length > 0);
+        const quoted = parsed.quote.selection.filter((s) => s.pcrs.length > 0);
         if (
           quoted.length !== 1 ||
-          quoted[0]!.hashAlg !== TPM_ALG.sha256 ||
+          quoted[0]!.hashAlg !== TPM_ALG.SHA256 ||
           quoted[0]!.pcrs.join(',') !== selection.join(',') ||
           values.length !== selection.length * 32
         ) {
           throw new TpmError('QUOTE_INCONSISTENT', 'tpm2_quote quoted another PCR selection than requested');
         }
-        if (!createHash('sha256').update(values).digest().equals(parsed.pcrDigest)) continue;
+        if (!createHash('sha256').update(values).digest().equals(parsed.quote.pcrDigest)) continue;
         return {
           attest,
           signature: await readFile(signatureFile),
@@ -445,7 +416,7 @@ export class Tpm2Tools {
       // -d: the input is already a digest; allowed because the device key is not restricted (no ticket needed).
       this.run('tpm2_sign', ['-c', key, '-g', 'sha256', '-d', '-o', signatureFile, digestFile]),
     );
-    return ecdsaSignatureToRawRs(parseTpmtSignature(await readFile(signatureFile)), 32);
+    return ecdsaSignatureToRawRs(parseTpmtSignatureEcdsa(await readFile(signatureFile)), 32);
   }
 
   private async ensureEk(kind: EkKind, dir: string): Promise<Buffer> {
@@ -537,7 +508,7 @@ export class Tpm2Tools {
       parent,
       public: pub.toString('base64'),
       private: (await readFile(privFile)).toString('base64'),
-      name: tpmObjectName(pub).toString('hex'),
+      name: tpmObjectName(parseTpm2bPublic(pub)).toString('hex'),
     };
     // Recorded before it is persisted: a crash in between leaves a record whose key is reloaded next time.
     await writeKeyRecord(this.stateDir, recordFile, created);
@@ -657,28 +628,21 @@ interface EkPolicySteps {
   orBranches?: Buffer[];
 }
 
-/** The policy session that satisfies the EK's authPolicy, recognised from the EK's public area. */
+/**
+ * The policy session that satisfies the EK's authPolicy, recognised from the EK's public area: PolicyA
+ * (low-range templates) is PolicySecret alone; PolicyB (high range) is PolicySecret then PolicyOR(A, C).
+ */
 function ekPolicySteps(ekPublic: Buffer): EkPolicySteps {
   const pub = parseTpm2bPublic(ekPublic);
   for (const hash of ['sha256', 'sha384'] as const) {
-    const policyA = ekPolicySecretDigest(hash);
-    if (pub.authPolicy.equals(policyA)) return { hash };
-    if (hash === 'sha384') {
-      const branches = [policyA, EK_POLICY_C_SHA384];
-      if (pub.authPolicy.equals(policyOrDigest(hash, branches))) return { hash, orBranches: branches };
-    }
+    const policy = ekPolicyDigests(hash);
+    if (pub.authPolicy.equals(policy.a)) return { hash };
+    if (pub.authPolicy.equals(policy.b)) return { hash, orBranches: [policy.a, policy.c] };
   }
   throw new TpmError(
     'UNSUPPORTED_EK_POLICY',
     `EK authPolicy ${pub.authPolicy.toString('hex')} is not a TCG EK policy this agent can satisfy`,
   );
-}
-
-const CREDENTIAL_BLOB_MAGIC = 0xbadcc0de;
-
-function withCredentialHeader(blob: Buffer): Buffer {
-  if (blob.length >= 8 && blob.readUInt32BE(0) === CREDENTIAL_BLOB_MAGIC) return blob;
-  return Buffer.concat([u32(CREDENTIAL_BLOB_MAGIC), u32(1), blob]);
 }
 
 async function readKeyRecord(file: string): Promise<KeyRecord | undefined> {
@@ -732,12 +696,6 @@ function trimDer(data: Buffer): Buffer {
     header = 2 + n;
   }
   return header + length <= data.length ? data.subarray(0, header + length) : data;
-}
-
-function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
 }
 
 function hex(handle: number): string {

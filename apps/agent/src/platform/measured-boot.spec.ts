@@ -4,7 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseTpmsAttest, startSoftwareTpm, Tpm2Tools, type SoftwareTpm } from '#otter/tpm';
+import { startSoftwareTpm, Tpm2Tools, type SoftwareTpm } from '#otter/tpm';
+import { parseTpmsAttest } from '#otter/tpm-wire';
 import { expectedPcrAfterBoot, SimulatedMeasuredBoot } from './measured-boot.js';
 
 describe('expectedPcrAfterBoot', () => {

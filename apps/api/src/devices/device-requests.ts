@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEVICE_REPORT_LIMITS, HARDWARE_ID_PATTERN } from '#otter/contracts';
+import { DEVICE_REPORT_LIMITS, HARDWARE_ID_PATTERN, type AllowEnrollmentRequest } from '#otter/contracts';
 import { deviceText } from '../common/device-text.js';
 
 const base64 = (max: number) =>
@@ -54,8 +54,28 @@ export const deviceReport = z.strictObject({
   at: z.iso.datetime(),
 });
 
-export const allowRequest = z.strictObject({
-  kind: z.enum(['ek-serial', 'ek-public-sha256']),
-  value: z.string().regex(/^[0-9a-fA-F]{1,128}$/, 'hex'),
-  note: z.string().max(500).default(''),
-});
+const note = z.string().max(500).default('');
+
+/** An EK certificate serial in hex, with or without colons (as certificate viewers print it). */
+const serialHex = z
+  .string()
+  .max(128)
+  .regex(/^[0-9a-fA-F]+(?::[0-9a-fA-F]+)*$/, 'hex, e.g. 0a1b2c or 0A:1B:2C');
+
+export const allowRequest: z.ZodType<AllowEnrollmentRequest> = z.discriminatedUnion(
+  'kind',
+  [
+    z.strictObject({
+      kind: z.literal('ek-issuer-serial'),
+      issuer: z.string().min(3).max(1024),
+      serial: serialHex,
+      note,
+    }),
+    z.strictObject({
+      kind: z.literal('ek-public-sha256'),
+      value: z.string().regex(/^[0-9a-fA-F]{64}$/, '64 hex characters (sha256)'),
+      note,
+    }),
+  ],
+  { error: 'kind must be ek-issuer-serial (with issuer and serial) or ek-public-sha256 (with value)' },
+);

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, ParseUUIDPipe, Post, Put } from '@nestjs/common';
-import { RequireRole } from '#otter/auth';
-import type { NodeDto, NodeListDto } from '#otter/contracts';
-import { NodeService } from '#otter/nodes';
+import { CurrentPrincipal, RequireRole, type Principal } from '#otter/auth';
+import type { NodeDto, NodeListDto, ReenrollmentDto } from '#otter/contracts';
+import { NodeReenrollmentService, NodeService } from '#otter/nodes';
 import { parseBody, requireJson } from '../common/request-body.js';
 import { allowRequest } from '../devices/device-requests.js';
 import { setLabelsRequest } from './node-requests.js';
@@ -12,7 +12,10 @@ import { setLabelsRequest } from './node-requests.js';
  */
 @Controller('api/v1')
 export class NodesController {
-  constructor(private readonly nodes: NodeService) {}
+  constructor(
+    private readonly nodes: NodeService,
+    private readonly reenrollments: NodeReenrollmentService,
+  ) {}
 
   @Get('nodes')
   @RequireRole('viewer')
@@ -48,6 +51,17 @@ export class NodesController {
     return this.nodes.repin(id);
   }
 
+  /** Lets a re-imaged board's own TPM enroll once more into this node, for OTTER_REENROLL_WINDOW seconds. */
+  @Post('nodes/:id/re-enroll')
+  @HttpCode(200)
+  @RequireRole('admin')
+  reenroll(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @CurrentPrincipal() principal: Principal,
+  ): Promise<ReenrollmentDto> {
+    return this.reenrollments.open(id, principal);
+  }
+
   /** Replaces the node's labels, which rollout selectors match. */
   @Put('nodes/:id/labels')
   @RequireRole('release-engineer')
@@ -65,7 +79,6 @@ export class NodesController {
   @RequireRole('admin')
   async allow(@Headers('content-type') type: string | undefined, @Body() body: unknown): Promise<void> {
     requireJson(type);
-    const { kind, value, note } = parseBody(allowRequest, body);
-    await this.nodes.allow(kind, value, note);
+    await this.nodes.allow(parseBody(allowRequest, body));
   }
 }

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID, webcrypto } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -11,6 +11,8 @@ import { startApi, type ApiHarness } from '../../../api/src/testing/api-harness.
 import type { CliContext } from '../cli-context.js';
 import { runCli } from '../main.js';
 import { seedNodeRow } from '#otter/db';
+import { ekIssuerSerialSha256 } from '#otter/tpm-wire';
+import { X509CertificateGenerator } from '@peculiar/x509';
 
 // `otter node ...` against the real api: the commands' output and exit codes, and the node state machine and
 // roles the api enforces behind them. Nodes are written straight into the api's database in the state a test
@@ -244,26 +246,42 @@ describe('otter node repin', () => {
 
 describe('otter node allow', () => {
   const allowlist = () =>
-    api.db.selectFrom('enrollment_allowlist').select(['kind', 'value', 'note']).execute();
+    api.db.selectFrom('enrollment_allowlist').select(['kind', 'value', 'note']).orderBy('value').execute();
 
-  it('refuses to run with neither --ek-serial nor --ek-public-sha256, and allows nothing', async () => {
+  it('refuses to run with nothing to allow, and allows nothing', async () => {
     const before = await allowlist();
     expect(await otter(['node', 'allow', '--note', 'oops'])).toEqual({
       code: 1,
       stdout: '',
-      stderr: 'error: give --ek-serial or --ek-public-sha256\n',
+      stderr:
+        'error: give --ek-certificate FILE, --ek-issuer DN with --ek-serial HEX, or --ek-public-sha256 HEX\n',
     });
     expect(await allowlist()).toEqual(before);
   });
 
-  it('allow-lists an EK certificate serial and an EK public key hash, lowercased; refuses a non-hex value', async () => {
+  it('refuses an EK serial without its issuer (another CA may issue the same serial), and allows nothing', async () => {
+    const before = await allowlist();
+    for (const args of [
+      ['--ek-serial', '0a1b2c'],
+      ['--ek-issuer', 'CN=Example TPM CA'],
+    ]) {
+      const run = await otter(['node', 'allow', ...args]);
+      expect(run).toMatchObject({ code: 1, stdout: '' });
+      expect(run.stderr).toMatch(/^error: an EK serial names a certificate only with its issuer/);
+    }
+    expect(await allowlist()).toEqual(before);
+  });
+
+  it('allow-lists an EK certificate by issuer + serial (as one hash) and an EK public area hash, lowercased', async () => {
     const hash = 'AB'.repeat(32);
     expect(
       await otter([
         'node',
         'allow',
+        '--ek-issuer',
+        'CN=Example TPM CA,O=Example',
         '--ek-serial',
-        '0A1B2C',
+        '0A:1B:2C',
         '--ek-public-sha256',
         hash,
         '--note',
@@ -272,15 +290,126 @@ describe('otter node allow', () => {
     ).toEqual({ code: 0, stdout: 'allowed\n', stderr: '' });
     expect(await allowlist()).toEqual(
       expect.arrayContaining([
-        { kind: 'ek-serial', value: '0a1b2c', note: 'batch 7' },
+        {
+          kind: 'ek-issuer-serial',
+          // The issuer as the api renders a verified certificate's, the serial without separators.
+          value: ekIssuerSerialSha256('CN=Example TPM CA, O=Example', '0a1b2c'),
+          note: 'batch 7',
+        },
         { kind: 'ek-public-sha256', value: 'ab'.repeat(32), note: 'batch 7' },
       ]),
     );
+  });
+
+  it('reads issuer and serial from an EK certificate file (PEM or DER)', async () => {
+    const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const keys = (await webcrypto.subtle.generateKey(algorithm, false, [
+      'sign',
+      'verify',
+    ])) as webcrypto.CryptoKeyPair;
+    const certificate = await X509CertificateGenerator.createSelfSigned({
+      serialNumber: '7e57c0de',
+      name: 'CN=Certificate File CA, O=Example',
+      keys,
+      signingAlgorithm: algorithm,
+    });
+    const pem = join(cwd, 'ek.pem');
+    const der = join(cwd, 'ek.der');
+    await writeFile(pem, certificate.toString('pem'));
+    await writeFile(der, Buffer.from(certificate.rawData));
+    const expected = {
+      kind: 'ek-issuer-serial',
+      value: ekIssuerSerialSha256('CN=Certificate File CA, O=Example', '7e57c0de'),
+    };
+    expect(await otter(['node', 'allow', '--ek-certificate', 'ek.pem', '--note', 'pem'])).toEqual({
+      code: 0,
+      stdout: 'allowed\n',
+      stderr: '',
+    });
+    expect(await allowlist()).toEqual(expect.arrayContaining([{ ...expected, note: 'pem' }]));
+    expect((await otter(['node', 'allow', '--ek-certificate', der])).code).toBe(0);
+    const notACertificate = await otter(['node', 'allow', '--ek-certificate', 'package.json']);
+    expect(notACertificate.code).toBe(1);
+  });
+
+  it('refuses a non-hex serial or public hash and an issuer that is not a distinguished name, allowing nothing', async () => {
     const before = await allowlist();
-    const bad = await otter(['node', 'allow', '--ek-serial', 'not-hex']);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/^error: 400 /);
+    for (const args of [
+      ['--ek-issuer', 'CN=Example TPM CA', '--ek-serial', 'not-hex'],
+      ['--ek-issuer', 'just some words', '--ek-serial', '0a'],
+      ['--ek-public-sha256', 'abcd'],
+    ]) {
+      const run = await otter(['node', 'allow', ...args]);
+      expect(run.code, args.join(' ')).toBe(1);
+      expect(run.stderr).toMatch(/^error: 400 (VALIDATION_FAILED|EK_CERT_MALFORMED): /);
+    }
     expect(await allowlist()).toEqual(before);
+  });
+});
+
+describe('otter node re-enroll', () => {
+  const windowOf = (id: string) =>
+    api.db
+      .selectFrom('nodes')
+      .select(['state', 'reenroll_until', 'reenroll_by', 'ak_public', 'updated_at'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+
+  it('opens a window for an active or approved node, named after the admin token, for OTTER_REENROLL_WINDOW', async () => {
+    for (const state of ['active', 'approved', 'pending-approval'] as const) {
+      const id = await seedNode(state);
+      const run = await otter(['node', 're-enroll', id]);
+      expect(run).toMatchObject({ code: 0, stderr: '' });
+      expect(run.stdout).toMatch(
+        new RegExp(
+          `^${id}: ${state}; re-enrollment open until \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z: run \`otter-agent enroll\``,
+        ),
+      );
+      const row = await windowOf(id);
+      expect(row.state).toBe(state);
+      const seconds = (Date.parse(row.reenroll_until!) - Date.now()) / 1000;
+      expect(seconds).toBeGreaterThan(86_400 - 30);
+      expect(seconds).toBeLessThanOrEqual(86_400);
+      expect(row.reenroll_by).toMatch(/^bootstrap-admin \(token [0-9a-f-]+\)$/);
+    }
+  });
+
+  it('refuses a revoked or rejected node (their TPM never comes back), and a node whose EK key is unknown', async () => {
+    for (const state of ['revoked', 'rejected'] as const) {
+      const id = await seedNode(state);
+      const before = await windowOf(id);
+      expect(await otter(['node', 're-enroll', id])).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: `error: 409 NODE_STATE_INVALID: node is ${state}: the TPM of a ${state} node never enrolls again\n`,
+      });
+      expect(await windowOf(id)).toEqual(before);
+    }
+    const unknownKey = await seedNode('active');
+    await api.db.updateTable('nodes').set({ ek_key_sha256: null }).where('id', '=', unknownKey).execute();
+    const before = await windowOf(unknownKey);
+    const run = await otter(['node', 're-enroll', unknownKey]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /^error: 409 NODE_STATE_INVALID: this node's EK key or certificate was never recorded/,
+    );
+    expect(await windowOf(unknownKey)).toEqual(before);
+    expect(await otter(['node', 're-enroll', randomUUID()])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'error: 404 NODE_NOT_FOUND: no such node\n',
+    });
+  });
+
+  it('is for admins only: a release engineer or a viewer gets 403 and opens nothing', async () => {
+    const id = await seedNode('active');
+    const before = await windowOf(id);
+    for (const role of ['release-engineer', 'viewer'] as const) {
+      const run = await otter(['node', 're-enroll', id], await tokenWithRole(role));
+      expect(run).toMatchObject({ code: 1, stdout: '' });
+      expect(run.stderr).toMatch(/^error: 403 FORBIDDEN: /);
+    }
+    expect(await windowOf(id)).toEqual(before);
   });
 });
 

@@ -1,6 +1,8 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NodesClient, resolveClientSettings } from '#otter/api-client';
-import type { NodeDto } from '#otter/contracts';
+import type { AllowEnrollmentRequest, NodeDto } from '#otter/contracts';
 import { processCliContext, writeJson, type CliContext } from '../cli-context.js';
 import { formatTimestamp, renderTable } from '../output.js';
 import { terminalText } from '../terminal-text.js';
@@ -79,6 +81,21 @@ export function registerNodeCommands(program: Command, ctx: CliContext = process
     c.repinNode(id),
   );
 
+  node
+    .command('re-enroll')
+    .description(
+      'admin: a re-imaged board keeps its node: for a while (OTTER_REENROLL_WINDOW) its own TPM may enroll once ' +
+        'more into this node, which re-pins its attestation key and boot PCRs and keeps its id and history',
+    )
+    .argument('<id>', 'node id, from `otter node list`')
+    .action(async (id: string) => {
+      const result = await nodesClient(ctx).reenrollNode(id);
+      ctx.stdout.write(
+        `${result.node.id}: ${result.node.state}; re-enrollment open until ${result.reenrollUntil}: run ` +
+          '`otter-agent enroll` on the re-imaged board (same TPM) before then\n',
+      );
+    });
+
   // Its own usage errors exit with 2; the other node commands keep commander's 1.
   exitWithUsageCode(
     node
@@ -105,18 +122,80 @@ export function registerNodeCommands(program: Command, ctx: CliContext = process
 
   node
     .command('allow')
-    .description('pre-approve enrollments by EK certificate serial or EK public key hash')
-    .option('--ek-serial <hex>', 'EK certificate serial number, hex')
+    .description(
+      'pre-approve enrollments by EK certificate (issuer and serial) or EK public area hash; ' +
+        'a TPM some node already holds is never approved by this',
+    )
+    .option('--ek-certificate <file>', 'the EK certificate (PEM or DER): allows its issuer and serial')
+    .option(
+      '--ek-issuer <dn>',
+      'EK certificate issuer, e.g. "CN=Example TPM CA,O=Example" (with --ek-serial)',
+    )
+    .option('--ek-serial <hex>', 'EK certificate serial number, hex (with --ek-issuer)')
     .option('--ek-public-sha256 <hex>', 'sha256 of the EK public area, hex')
     .option('--note <text>', 'why', '')
-    .action(async (opts: { ekSerial?: string; ekPublicSha256?: string; note: string }) => {
-      const client = nodesClient(ctx);
-      if (opts.ekSerial) await client.allowEnrollment('ek-serial', opts.ekSerial.toLowerCase(), opts.note);
-      if (opts.ekPublicSha256)
-        await client.allowEnrollment('ek-public-sha256', opts.ekPublicSha256.toLowerCase(), opts.note);
-      if (!opts.ekSerial && !opts.ekPublicSha256) throw new Error('give --ek-serial or --ek-public-sha256');
-      ctx.stdout.write('allowed\n');
-    });
+    .action(
+      async (opts: {
+        ekCertificate?: string;
+        ekIssuer?: string;
+        ekSerial?: string;
+        ekPublicSha256?: string;
+        note: string;
+      }) => {
+        const entries: AllowEnrollmentRequest[] = [];
+        if (opts.ekSerial !== undefined || opts.ekIssuer !== undefined) {
+          if (opts.ekSerial === undefined || opts.ekIssuer === undefined) {
+            throw new Error(
+              'an EK serial names a certificate only with its issuer (another CA may issue the same serial): ' +
+                'give --ek-issuer and --ek-serial together, or --ek-certificate FILE',
+            );
+          }
+          entries.push({
+            kind: 'ek-issuer-serial',
+            issuer: opts.ekIssuer,
+            serial: opts.ekSerial,
+            note: opts.note,
+          });
+        }
+        if (opts.ekCertificate !== undefined) {
+          const certificate = await issuerAndSerial(resolve(ctx.cwd, opts.ekCertificate));
+          entries.push({ kind: 'ek-issuer-serial', ...certificate, note: opts.note });
+        }
+        if (opts.ekPublicSha256 !== undefined) {
+          entries.push({
+            kind: 'ek-public-sha256',
+            value: opts.ekPublicSha256.toLowerCase(),
+            note: opts.note,
+          });
+        }
+        if (entries.length === 0) {
+          throw new Error(
+            'give --ek-certificate FILE, --ek-issuer DN with --ek-serial HEX, or --ek-public-sha256 HEX',
+          );
+        }
+        const client = nodesClient(ctx);
+        for (const entry of entries) await client.allowEnrollment(entry);
+        ctx.stdout.write('allowed\n');
+      },
+    );
+}
+
+/**
+ * The issuer (rendered as the api renders the EK certificates it verifies) and serial of a certificate file.
+ * Loaded on use: the X.509 library is needed by this command only.
+ */
+async function issuerAndSerial(file: string): Promise<{ issuer: string; serial: string }> {
+  const bytes = await readFile(file);
+  await import('reflect-metadata');
+  const { X509Certificate } = await import('@peculiar/x509');
+  let certificate: InstanceType<typeof X509Certificate>;
+  try {
+    const text = bytes.toString('latin1');
+    certificate = new X509Certificate(text.includes('-----BEGIN CERTIFICATE-----') ? text : bytes);
+  } catch {
+    throw new Error(`${file} is not an X.509 certificate (PEM or DER)`);
+  }
+  return { issuer: certificate.issuer, serial: certificate.serialNumber.toLowerCase() };
 }
 
 function formatLabels(labels: Record<string, string>): string {

@@ -1,4 +1,4 @@
-import { AttestationError } from './attestation-error.js';
+import { TpmWireError } from './tpm-wire-error.js';
 import {
   hex16,
   MAX_DIGEST_BYTES,
@@ -47,7 +47,7 @@ const MAX_ATTEST_BYTES = 4096;
 export function parseTpmsAttest(bytes: Uint8Array): TpmsAttest {
   const input = asBytes(bytes, 'TPM_ATTEST_MALFORMED', 'TPMS_ATTEST');
   if (input.length > MAX_ATTEST_BYTES) {
-    throw new AttestationError('TPM_ATTEST_MALFORMED', `TPMS_ATTEST is ${input.length} bytes, too large`);
+    throw new TpmWireError('TPM_ATTEST_MALFORMED', `TPMS_ATTEST is ${input.length} bytes, too large`);
   }
   const r = new TpmReader(input, 'TPM_ATTEST_MALFORMED', 'TPMS_ATTEST');
   const magic = r.u32('magic');

@@ -1,15 +1,22 @@
-import { AttestationError, type AttestationErrorCode } from './attestation-error.js';
+import { TpmWireError, type TpmWireErrorCode } from './tpm-wire-error.js';
 
-/** Bytes as a device sends them: a Buffer or any Uint8Array. Anything else is refused with `code`. */
-export function asBytes(input: unknown, code: AttestationErrorCode, what: string): Buffer {
+/** Bytes as a device sends them (a Buffer or any Uint8Array, viewed without a copy), or undefined. */
+export function bytesOf(input: unknown): Buffer | undefined {
   if (Buffer.isBuffer(input)) return input;
   if (input instanceof Uint8Array) return Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-  throw new AttestationError(code, `${what} must be bytes`);
+  return undefined;
+}
+
+/** bytesOf, refusing anything that is not bytes with `code`. */
+export function asBytes(input: unknown, code: TpmWireErrorCode, what: string): Buffer {
+  const bytes = bytesOf(input);
+  if (!bytes) throw new TpmWireError(code, `${what} must be bytes`);
+  return bytes;
 }
 
 /**
  * A bounds-checked big-endian cursor over untrusted TPM structures. Every read checks the remaining length
- * first and throws AttestationError(code) instead of letting Buffer throw a RangeError. Slices are copies, so
+ * first and throws TpmWireError(code) instead of letting Buffer throw a RangeError. Slices are copies, so
  * a parsed structure does not change if the caller reuses the input buffer.
  */
 export class TpmReader {
@@ -17,7 +24,7 @@ export class TpmReader {
 
   constructor(
     private readonly bytes: Buffer,
-    private readonly code: AttestationErrorCode,
+    private readonly code: TpmWireErrorCode,
     private readonly what: string,
   ) {}
 
@@ -30,7 +37,7 @@ export class TpmReader {
   }
 
   fail(reason: string): never {
-    throw new AttestationError(this.code, `${this.what}: ${reason}`);
+    throw new TpmWireError(this.code, `${this.what}: ${reason}`);
   }
 
   private need(length: number, field: string): void {

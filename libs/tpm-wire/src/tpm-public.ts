@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { AttestationError } from './attestation-error.js';
+import { TpmWireError } from './tpm-wire-error.js';
 import { eccCurve, hex16, MAX_DIGEST_BYTES, TPM_ALG, tpmHash } from './tpm-constants.js';
 import { asBytes, TpmReader } from './tpm-reader.js';
 
@@ -43,8 +43,11 @@ export interface TpmPublic {
   symmetric: TpmSymmetric;
   scheme: TpmScheme;
   ecc?: { curveId: number; kdf: TpmScheme; x: Buffer; y: Buffer };
-  /** `exponent` is the effective one: the TPM's 0 means 65537. */
-  rsa?: { keyBits: number; exponent: number; modulus: Buffer };
+  /**
+   * `exponent` is the effective one (the TPM's 0 means 65537); `exponentField` is the field as sent, which the
+   * TCG EK templates fix at 0 and the object's name hashes.
+   */
+  rsa?: { keyBits: number; exponent: number; exponentField: number; modulus: Buffer };
   /** The TPMT_PUBLIC bytes exactly as received: what the object's name hashes. */
   publicArea: Buffer;
 }
@@ -91,12 +94,12 @@ export function parseTpm2bPublic(bytes: Uint8Array): TpmPublic {
 export function parseTpmtPublic(bytes: Uint8Array): TpmPublic {
   const input = asBytes(bytes, 'TPM_PUBLIC_MALFORMED', 'TPMT_PUBLIC');
   if (input.length > MAX_PUBLIC_BYTES) {
-    throw new AttestationError('TPM_PUBLIC_MALFORMED', `TPMT_PUBLIC is ${input.length} bytes, too large`);
+    throw new TpmWireError('TPM_PUBLIC_MALFORMED', `TPMT_PUBLIC is ${input.length} bytes, too large`);
   }
   const r = new TpmReader(input, 'TPM_PUBLIC_MALFORMED', 'TPMT_PUBLIC');
   const typeAlg = r.u16('type');
   if (typeAlg !== TPM_ALG.RSA && typeAlg !== TPM_ALG.ECC) {
-    throw new AttestationError(
+    throw new TpmWireError(
       'TPM_PUBLIC_UNSUPPORTED',
       `TPMT_PUBLIC: key type ${hex16(typeAlg)} is not RSA or ECC`,
     );
@@ -123,7 +126,7 @@ export function parseTpmtPublic(bytes: Uint8Array): TpmPublic {
       authPolicy,
       symmetric,
       scheme,
-      rsa: { keyBits, exponent, modulus },
+      rsa: { keyBits, exponent, exponentField: rawExponent, modulus },
       publicArea: Buffer.from(input),
     };
   }
@@ -192,10 +195,7 @@ function readScheme(r: TpmReader, field: string, kdf = false): TpmScheme {
 export function tpmObjectName(key: TpmPublic): Buffer {
   const hash = tpmHash(key.nameAlg);
   if (!hash) {
-    throw new AttestationError(
-      'TPM_PUBLIC_UNSUPPORTED',
-      `nameAlg ${hex16(key.nameAlg)} is not a supported hash`,
-    );
+    throw new TpmWireError('TPM_PUBLIC_UNSUPPORTED', `nameAlg ${hex16(key.nameAlg)} is not a supported hash`);
   }
   const alg = Buffer.alloc(2);
   alg.writeUInt16BE(key.nameAlg);
@@ -221,7 +221,7 @@ function buildKeyObject(key: TpmPublic): KeyObject {
   if (key.type === 'ecc' && key.ecc) {
     const curve = eccCurve(key.ecc.curveId);
     if (!curve) {
-      throw new AttestationError(
+      throw new TpmWireError(
         'TPM_PUBLIC_UNSUPPORTED',
         `ECC curve ${hex16(key.ecc.curveId)} is not P-256 or P-384`,
       );
@@ -236,12 +236,12 @@ function buildKeyObject(key: TpmPublic): KeyObject {
   }
   if (key.type === 'rsa' && key.rsa) {
     if (key.rsa.keyBits < 2048) {
-      throw new AttestationError('TPM_PUBLIC_UNSUPPORTED', `RSA key of ${key.rsa.keyBits} bits is too small`);
+      throw new TpmWireError('TPM_PUBLIC_UNSUPPORTED', `RSA key of ${key.rsa.keyBits} bits is too small`);
     }
     // OpenSSL imports any integer as a modulus; an RSA modulus is odd and uses all its bits.
     const modulus = key.rsa.modulus;
     if (modulus[0]! < 0x80 || (modulus[modulus.length - 1]! & 1) === 0) {
-      throw new AttestationError('TPM_PUBLIC_MALFORMED', 'RSA modulus is not a valid modulus');
+      throw new TpmWireError('TPM_PUBLIC_MALFORMED', 'RSA modulus is not a valid modulus');
     }
     const e = Buffer.alloc(4);
     e.writeUInt32BE(key.rsa.exponent);
@@ -252,14 +252,14 @@ function buildKeyObject(key: TpmPublic): KeyObject {
     };
     return importJwk(jwk, 'RSA public key is not valid');
   }
-  throw new AttestationError('TPM_PUBLIC_MALFORMED', 'public key has no key material');
+  throw new TpmWireError('TPM_PUBLIC_MALFORMED', 'public key has no key material');
 }
 
 function importJwk(jwk: Record<string, string>, reason: string): KeyObject {
   try {
     return createPublicKey({ key: jwk, format: 'jwk' });
   } catch {
-    throw new AttestationError('TPM_PUBLIC_MALFORMED', reason);
+    throw new TpmWireError('TPM_PUBLIC_MALFORMED', reason);
   }
 }
 

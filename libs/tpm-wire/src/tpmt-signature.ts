@@ -1,4 +1,4 @@
-import { AttestationError } from './attestation-error.js';
+import { TpmWireError } from './tpm-wire-error.js';
 import { hex16, TPM_ALG } from './tpm-constants.js';
 import { asBytes, TpmReader } from './tpm-reader.js';
 
@@ -22,10 +22,7 @@ export function parseTpmtSignatureEcdsa(bytes: Uint8Array): TpmEcdsaSignature {
   const reader = new TpmReader(input, 'TPM_SIGNATURE_MALFORMED', 'TPMT_SIGNATURE');
   const sigAlg = reader.u16('sigAlg');
   if (sigAlg !== TPM_ALG.ECDSA) {
-    throw new AttestationError(
-      'TPM_SIGNATURE_UNSUPPORTED',
-      `signature algorithm ${hex16(sigAlg)} is not ECDSA`,
-    );
+    throw new TpmWireError('TPM_SIGNATURE_UNSUPPORTED', `signature algorithm ${hex16(sigAlg)} is not ECDSA`);
   }
   const hashAlg = reader.u16('hash');
   const r = reader.tpm2b('r', MAX_SCALAR_BYTES);
@@ -53,4 +50,28 @@ function derLength(length: number): Buffer {
   if (length < 0x80) return Buffer.from([length]);
   if (length < 0x100) return Buffer.from([0x81, length]);
   return Buffer.from([0x82, length >> 8, length & 0xff]);
+}
+
+/**
+ * ECDSA r ‖ s, each left-padded to `componentBytes` (32 for P-256): JOSE's (and node's `ieee-p1363`)
+ * signature encoding. A scalar longer than that, leading zeros aside, is TPM_SIGNATURE_MALFORMED.
+ */
+export function ecdsaSignatureToRawRs(
+  signature: { r: Uint8Array; s: Uint8Array },
+  componentBytes: number,
+): Buffer {
+  return Buffer.concat([fixedWidth(signature.r, componentBytes), fixedWidth(signature.s, componentBytes)]);
+}
+
+function fixedWidth(value: Uint8Array, size: number): Buffer {
+  let start = 0;
+  while (start < value.length && value[start] === 0) start++;
+  const magnitude = Buffer.from(value.subarray(start));
+  if (magnitude.length > size) {
+    throw new TpmWireError(
+      'TPM_SIGNATURE_MALFORMED',
+      `ECDSA scalar of ${magnitude.length} bytes exceeds ${size}`,
+    );
+  }
+  return Buffer.concat([Buffer.alloc(size - magnitude.length), magnitude]);
 }
