@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { DB, type Db } from '#otter/db';
+import { NodeHistoryLimits } from '#otter/retention';
 
 export interface NewDownload {
   nodeId: string;
@@ -22,7 +23,10 @@ export interface DownloadTotals {
 /** The only place that reads or writes downloads. */
 @Injectable()
 export class DownloadRepository {
-  constructor(@Inject(DB) private readonly db: Db) {}
+  constructor(
+    @Inject(DB) private readonly db: Db,
+    private readonly limits: NodeHistoryLimits,
+  ) {}
 
   async insert(download: NewDownload): Promise<void> {
     await this.db
@@ -38,6 +42,7 @@ export class DownloadRepository {
         created_at: new Date().toISOString(),
       })
       .execute();
+    await this.limits.afterInsert('downloads', download.nodeId);
   }
 
   async totalsByRelease(

@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { NodeIdentityState } from '#otter/contracts';
 import type { Selectable } from 'kysely';
 import { DB, type Db, type NodeTable } from '#otter/db';
+import { NodeHistoryLimits } from '#otter/retention';
 
 export interface NodeRecord {
   id: string;
@@ -47,7 +48,10 @@ export type NewNode = Pick<
 /** The only place that reads or writes nodes, their verdicts and their reports. */
 @Injectable()
 export class NodeRepository {
-  constructor(@Inject(DB) private readonly db: Db) {}
+  constructor(
+    @Inject(DB) private readonly db: Db,
+    private readonly limits: NodeHistoryLimits,
+  ) {}
 
   async create(node: NewNode): Promise<NodeRecord> {
     const now = new Date().toISOString();
@@ -166,6 +170,7 @@ export class NodeRepository {
         created_at: createdAt,
       })
       .execute();
+    await this.limits.afterInsert('attestation_verdicts', verdict.nodeId);
     return { ...verdict, createdAt };
   }
 
@@ -211,6 +216,7 @@ export class NodeRepository {
         created_at: new Date().toISOString(),
       })
       .execute();
+    await this.limits.afterInsert('device_reports', report.nodeId);
   }
 
   async countVerdicts(nodeId: string): Promise<number> {

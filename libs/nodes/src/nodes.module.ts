@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { IdentityModule } from '#otter/identity';
+import { RetentionModule } from '#otter/retention';
 import { TufModule } from '#otter/tuf';
 import { AttestationNonces } from './attestation-nonces.js';
 import { AttestationService } from './attestation.service.js';
@@ -12,7 +13,7 @@ import { ReleaseMeasurements } from './release-measurements.js';
 import { TrustedTpmCas } from './trusted-tpm-cas.js';
 
 @Module({
-  imports: [IdentityModule.forRoot(), TufModule],
+  imports: [IdentityModule.forRoot(), TufModule, RetentionModule],
   providers: [
     NodeRepository,
     EnrollmentRepository,
