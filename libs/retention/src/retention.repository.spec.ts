@@ -128,6 +128,17 @@ describe.each(dbs)('retention on $name', ({ config: database }) => {
     },
   );
 
+  it('waits for the slack before it trims back to the cap', async () => {
+    const node = randomUUID();
+    const write = (i: number) =>
+      insert(db, 'device_reports', [row('device_reports', node, ago(100_000 - i * 1000), `r${i}`)]);
+    for (let i = 0; i < 7; i++) await write(i);
+    expect(await repository.keepNewest('device_reports', node, 5, 3)).toBe(0);
+    await write(7);
+    expect(await repository.keepNewest('device_reports', node, 5, 3)).toBe(3);
+    expect(await tags(db, 'device_reports', node)).toEqual(['r3', 'r4', 'r5', 'r6', 'r7']);
+  });
+
   it('purges verdicts by age but keeps each node’s latest and those of nodes in an unfinished rollout', async () => {
     const onlyOld = randomUUID();
     const oldAndNew = randomUUID();

@@ -17,23 +17,27 @@ export class RetentionRepository {
   constructor(@Inject(DB) private readonly db: Db) {}
 
   /**
-   * Deletes the node's rows older than its `keep`th newest: one index walk of at most `keep` entries on
-   * (node_id, created_at). Rows written in the same millisecond as that boundary row are kept too.
+   * Once the node has `keep + slack` rows or more, deletes those older than its `keep`th newest, so it never
+   * holds more than `keep + slack - 1` (plus rows written in the same millisecond as the boundary). Below that
+   * it costs one read walking at most `keep + slack` entries of (node_id, created_at), and no write: the slack
+   * turns a delete per insert into one per `slack` inserts.
    */
-  async keepNewest(table: NodeHistoryTable, nodeId: string, keep: number): Promise<number> {
+  async keepNewest(table: NodeHistoryTable, nodeId: string, keep: number, slack = 1): Promise<number> {
     // Each of the tables has node_id and created_at; Kysely cannot type one query over a union of tables.
     const t = table as 'device_reports';
-    const boundary = this.db
-      .selectFrom(t)
-      .select('created_at')
-      .where('node_id', '=', nodeId)
-      .orderBy('created_at', 'desc')
-      .limit(1)
-      .offset(keep - 1);
+    const newest = (offset: number) =>
+      this.db
+        .selectFrom(t)
+        .select('created_at')
+        .where('node_id', '=', nodeId)
+        .orderBy('created_at', 'desc')
+        .limit(1)
+        .offset(offset);
+    if (!(await newest(keep + slack - 1).executeTakeFirst())) return 0;
     const result = await this.db
       .deleteFrom(t)
       .where('node_id', '=', nodeId)
-      .where('created_at', '<', boundary)
+      .where('created_at', '<', newest(keep - 1))
       .executeTakeFirst();
     return Number(result.numDeletedRows);
   }

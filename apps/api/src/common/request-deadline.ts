@@ -35,12 +35,10 @@ export function enforceRequestDeadline(fastify: FastifyInstance, seconds: number
       return;
     }
     const timer = setTimeout(() => expire(request, reply), seconds * 1000);
+    // 'end' once the body is read (or drained after an early answer), 'close' if the client went away.
     const clear = (): void => clearTimeout(timer);
     request.raw.once('end', clear);
     request.raw.once('close', clear);
-    reply.raw.once('close', () => {
-      if (request.raw.complete) clear();
-    });
     done();
   });
 
