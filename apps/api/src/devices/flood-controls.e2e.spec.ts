@@ -181,6 +181,23 @@ describe('a burst on the unauthenticated device routes', () => {
   });
 });
 
+describe('a rate limiter that cannot count', () => {
+  it('refuses the limited routes with 503 when Redis is unreachable, and serves the others', async () => {
+    const target = await api({ REDIS_URL: 'redis://127.0.0.1:1' });
+    const refused = await send(target, ENROLL, { body: enrollment });
+    expect(refused.status).toBe(503);
+    expect(refused.body.code).toBe('RATE_LIMIT_UNAVAILABLE');
+    expect(refused.retryAfter).toBe('5');
+    expect(await count(target, 'enrollments')).toBe(0);
+    expect((await send(target, '/health', { method: 'GET' })).status).toBe(200);
+    const list = await send(target, '/api/v1/nodes', {
+      method: 'GET',
+      headers: { authorization: `Bearer ${adminToken(target)}` },
+    });
+    expect(list.status).toBe(200);
+  });
+});
+
 describe('limits per address and over all addresses, shared by api replicas', () => {
   it('counts one address across two replicas, and refuses everyone once the global limit is reached', async () => {
     const shared = {
