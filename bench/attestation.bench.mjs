@@ -113,6 +113,8 @@ async function startOtter() {
     OTTER_QUEUE_PREFIX: `bench${randomBytes(5).toString('hex')}`,
     // Tokens are fetched once, before the load: they must outlive it.
     OTTER_DEVICE_TOKEN_TTL: String(Math.max(600, Math.ceil(seconds + WARMUP_SECONDS + 300))),
+    // Every simulated node fetches its token from this one address within a few seconds.
+    OTTER_RATE_LIMIT_LOGIN_PER_ADDRESS: String(Math.max(3000, nodeCount)),
   });
   const api = group.start('api', process.execPath, [entry], { env, cwd: buildDir });
   const base = `http://127.0.0.1:${port}`;

@@ -499,7 +499,8 @@ const serverInfo = await step(1, 'Start Otter: api, delta-worker and scheduler',
   }
   detail(`api        ${base}/health answers 200 (${seconds(performance.now() - started)})`);
   detail(
-    `           trusts the TPM manufacturer CAs in ${shown(tpmTrustDir)} (OTTER_TPM_CA_DIR; empty until step 4)`,
+    `           trusts the TPM manufacturer CAs in ${shown(tpmTrustDir)} (OTTER_TPM_CA_DIR; empty until step 4, ` +
+      're-read on SIGHUP)',
   );
 
   const workerReady = waitForLogLine('delta-worker', /delta-worker started/, 30_000);
@@ -633,8 +634,17 @@ const fleet = await step(
       `each with an EK certificate from one simulated manufacturer CA (swtpm_localca, ${shown(manufacturerDir)})`,
     );
     for (const file of tpms[0].ca.certificateFiles) copyFileSync(file, join(tpmTrustDir, basename(file)));
+    // The api reads its trusted CAs at boot and on SIGHUP, never per request: tell it, as an operator would.
+    const reloaded = waitForLogLine(
+      'api',
+      /"certificates":[1-9]\d*,"msg":"TPM manufacturer CAs loaded"/,
+      15_000,
+    );
+    process.kill(group.children.find((c) => c.name === 'api').child.pid, 'SIGHUP');
+    await reloaded;
     detail(
-      `Otter trusts that manufacturer: its root and intermediate certificates copied to ${shown(tpmTrustDir)}`,
+      `Otter trusts that manufacturer: its root and intermediate certificates copied to ${shown(tpmTrustDir)}, ` +
+        'the api told with SIGHUP',
     );
 
     // What every device is provisioned with: the two TUF roots it will trust from then on.

@@ -1,20 +1,33 @@
 import { NestFactory } from '@nestjs/core';
+import { ShutdownSignal } from '@nestjs/common';
 import multipart from '@fastify/multipart';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { Redis } from 'ioredis';
 import { Logger } from 'nestjs-pino';
 import type { OtterConfig } from '#otter/config';
+import { IDENTITY_REDIS } from '#otter/identity';
 import { ApiModule } from './api.module.js';
 import { registerDeferredBodyParsers } from './common/deferred-body.js';
+import { enforceRequestDeadline } from './common/request-deadline.js';
+import { registerDeviceRateLimits } from './devices/device-rate-limits.js';
 
 export async function createApi(config: OtterConfig): Promise<NestFastifyApplication> {
   const app = await NestFactory.create<NestFastifyApplication>(
     ApiModule.forRoot(config),
-    new FastifyAdapter({ bodyLimit: 1024 * 1024, trustProxy: true }),
+    new FastifyAdapter({
+      bodyLimit: 1024 * 1024,
+      // X-Forwarded-For is believed only from the named proxies: from anyone else it could pick the address
+      // the rate limits count and the logs name.
+      trustProxy: config.http.trustedProxies.length > 0 ? config.http.trustedProxies : false,
+    }),
     // Nest's own JSON and form parsers are replaced by registerDeferredBodyParsers.
     { bufferLogs: true, abortOnError: false, bodyParser: false },
   );
   app.useLogger(app.get(Logger));
+  enforceRequestDeadline(app.getHttpAdapter().getInstance(), config.http.requestTimeoutSeconds);
   registerDeferredBodyParsers(app.getHttpAdapter().getInstance());
+  // The identity services' connection: rate limit counts are shared by every replica through it.
+  await registerDeviceRateLimits(app, config, app.get<Redis>(IDENTITY_REDIS, { strict: false }));
   await app.register(multipart, {
     // Images stream straight to the blob store; these limits only bound the text fields and the part count.
     limits: {
@@ -26,6 +39,7 @@ export async function createApi(config: OtterConfig): Promise<NestFastifyApplica
       headerPairs: 100,
     },
   });
-  app.enableShutdownHooks();
+  // SIGHUP reloads the trusted TPM manufacturer CAs (TrustedTpmCas); every other signal Nest knows stops.
+  app.enableShutdownHooks(Object.values(ShutdownSignal).filter((s) => s !== ShutdownSignal.SIGHUP));
   return app;
 }

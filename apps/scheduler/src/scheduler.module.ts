@@ -4,15 +4,21 @@ import { DbModule } from '#otter/db';
 import { DirectorAssignmentRepository, DirectorAssignmentsModule } from '#otter/director';
 import { LoggingModule } from '#otter/logging';
 import { QUEUES, QueueModule } from '#otter/queue';
+import { RetentionModule } from '#otter/retention';
 import { RolloutsModule } from '#otter/rollouts';
 import { StorageModule } from '#otter/storage';
 import { TufModule } from '#otter/tuf';
 import { RolloutTickProcessor } from './rollout-tick.processor.js';
 import { RolloutTickSchedule } from './rollout-tick.schedule.js';
+import { RetentionPurgeProcessor } from './retention-purge.processor.js';
+import { RetentionPurgeSchedule } from './retention-purge.schedule.js';
 import { TufMaintenanceProcessor } from './tuf-maintenance.processor.js';
 import { TufMaintenanceSchedule } from './tuf-maintenance.schedule.js';
 
-/** The scheduler process: TUF re-signing and rollout ticks, no HTTP server. Safe to run more than one. */
+/**
+ * The scheduler process: TUF re-signing, rollout ticks and retention purges, no HTTP server. Safe to run more
+ * than one.
+ */
 @Module({})
 export class SchedulerModule {
   static forRoot(config: OtterConfig): DynamicModule {
@@ -24,13 +30,21 @@ export class SchedulerModule {
         DbModule,
         StorageModule,
         TufModule,
-        QueueModule.forRoot(config, QUEUES.tufMaintenance, QUEUES.rollouts),
+        QueueModule.forRoot(config, QUEUES.tufMaintenance, QUEUES.rollouts, QUEUES.retention),
+        RetentionModule,
         RolloutsModule.register({
           imports: [DirectorAssignmentsModule],
           assignments: DirectorAssignmentRepository,
         }),
       ],
-      providers: [TufMaintenanceProcessor, TufMaintenanceSchedule, RolloutTickProcessor, RolloutTickSchedule],
+      providers: [
+        TufMaintenanceProcessor,
+        TufMaintenanceSchedule,
+        RolloutTickProcessor,
+        RolloutTickSchedule,
+        RetentionPurgeProcessor,
+        RetentionPurgeSchedule,
+      ],
     };
   }
 }

@@ -1,9 +1,21 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const DAY = 86_400;
+const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+/** An address or CIDR range as Fastify's trustProxy takes it, or one of proxy-addr's named ranges. */
+function isProxyAddress(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+  const [address, bits, ...rest] = entry.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
 
 /** Every environment variable Otter reads, with its embedded default. */
 export const configSchema = z
@@ -49,6 +61,36 @@ export const configSchema = z
     OTTER_ATTESTATION_NONCE_TTL: seconds(120),
     OTTER_ENROLLMENT_TTL: seconds(300),
     OTTER_REENROLL_WINDOW: seconds(DAY),
+    // Flood controls of the unauthenticated device endpoints and retention (docs/attestation.md, "Floods").
+    OTTER_MAX_OPEN_ENROLLMENTS: count(1000),
+    OTTER_ATTESTATION_NONCES_PER_NODE: count(16),
+    OTTER_TRUSTED_PROXIES: z
+      .string()
+      .transform((text) =>
+        text
+          .split(',')
+          .map((entry) => entry.trim())
+          .filter((entry) => entry.length > 0),
+      )
+      .refine(
+        (entries) => entries.every(isProxyAddress),
+        'a comma-separated list of IP addresses or CIDR ranges (or loopback, linklocal, uniquelocal)',
+      )
+      .optional(),
+    OTTER_REQUEST_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+    OTTER_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(DAY).default(60),
+    OTTER_RATE_LIMIT_ENROLLMENT_PER_ADDRESS: count(60),
+    OTTER_RATE_LIMIT_ENROLLMENT_GLOBAL: count(600),
+    OTTER_RATE_LIMIT_LOGIN_PER_ADDRESS: count(3000),
+    OTTER_RATE_LIMIT_LOGIN_GLOBAL: count(300_000),
+    OTTER_RETENTION_EVERY: seconds(3600),
+    OTTER_RETENTION_REPORTS_MAX_AGE: seconds(30 * DAY),
+    OTTER_RETENTION_REPORTS_PER_NODE: count(1000),
+    OTTER_RETENTION_VERDICTS_MAX_AGE: seconds(90 * DAY),
+    OTTER_RETENTION_VERDICTS_PER_NODE: count(1000),
+    OTTER_RETENTION_DOWNLOADS_MAX_AGE: seconds(365 * DAY),
+    OTTER_RETENTION_DOWNLOADS_PER_NODE: count(1000),
+    OTTER_RETENTION_ENROLLMENTS_MAX_AGE: seconds(7 * DAY),
     OTTER_TUF_ROOT_TTL: seconds(365 * DAY),
     OTTER_TUF_TARGETS_TTL: seconds(90 * DAY),
     OTTER_TUF_SNAPSHOT_TTL: seconds(7 * DAY),

@@ -8,4 +8,8 @@ export type {
   TufConfig,
   DeviceConfig,
   DeltaConfig,
+  HttpConfig,
+  RateLimit,
+  RateLimitConfig,
+  RetentionConfig,
 } from './otter-config.js';

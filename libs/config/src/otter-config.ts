@@ -44,6 +44,43 @@ export interface OtterConfig {
   devices: DeviceConfig;
   delta: DeltaConfig;
   rollouts: RolloutConfig;
+  http: HttpConfig;
+  rateLimits: RateLimitConfig;
+  retention: RetentionConfig;
+}
+
+/** The api's HTTP server (apps/api/src/create-api.ts); see docs/attestation.md, "Floods". */
+export interface HttpConfig {
+  /** Peers whose X-Forwarded-For is believed (Fastify trustProxy); empty: nobody's. */
+  trustedProxies: string[];
+  /** A request whose headers and body have not all arrived within this long is answered 408 and cut off. */
+  requestTimeoutSeconds: number;
+}
+
+/** Requests allowed per window, per source address and over all addresses (shared through Redis). */
+export interface RateLimit {
+  perAddress: number;
+  global: number;
+}
+
+/** Rate limits of the unauthenticated device endpoints (apps/api/src/devices). */
+export interface RateLimitConfig {
+  windowSeconds: number;
+  /** Enrollment start and activation, each route counted on its own. */
+  enrollment: RateLimit;
+  /** Identity issuance and token exchange, each route counted on its own. */
+  deviceLogin: RateLimit;
+}
+
+/** How long, and how many per node, rows of what devices write are kept (libs/retention). */
+export interface RetentionConfig {
+  /** Seconds between the scheduler's purges. */
+  every: number;
+  reports: { maxAgeSeconds: number; perNode: number };
+  verdicts: { maxAgeSeconds: number; perNode: number };
+  downloads: { maxAgeSeconds: number; perNode: number };
+  /** Enrollments are deleted this long after they expired. */
+  enrollmentsMaxAgeSeconds: number;
 }
 
 /** Rollouts (libs/rollouts, apps/scheduler); see docs/rollouts.md. */
@@ -83,6 +120,10 @@ export interface DeviceConfig {
   enrollmentTtl: number;
   /** Seconds an admin's `otter node re-enroll` leaves the node's own TPM to enroll again. */
   reenrollWindow: number;
+  /** Open (challenged, unexpired) enrollments at once; past it a new enrollment is refused with 503. */
+  maxOpenEnrollments: number;
+  /** Unused attestation nonces one node may hold; a new challenge drops its oldest beyond this. */
+  noncesPerNode: number;
 }
 
 export class ConfigError extends Error {
@@ -140,6 +181,39 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
       nonceTtl: e.OTTER_ATTESTATION_NONCE_TTL,
       enrollmentTtl: e.OTTER_ENROLLMENT_TTL,
       reenrollWindow: e.OTTER_REENROLL_WINDOW,
+      maxOpenEnrollments: e.OTTER_MAX_OPEN_ENROLLMENTS,
+      noncesPerNode: e.OTTER_ATTESTATION_NONCES_PER_NODE,
+    },
+    http: {
+      trustedProxies: e.OTTER_TRUSTED_PROXIES ?? [],
+      requestTimeoutSeconds: e.OTTER_REQUEST_TIMEOUT_SECONDS,
+    },
+    rateLimits: {
+      windowSeconds: e.OTTER_RATE_LIMIT_WINDOW_SECONDS,
+      enrollment: {
+        perAddress: e.OTTER_RATE_LIMIT_ENROLLMENT_PER_ADDRESS,
+        global: e.OTTER_RATE_LIMIT_ENROLLMENT_GLOBAL,
+      },
+      deviceLogin: {
+        perAddress: e.OTTER_RATE_LIMIT_LOGIN_PER_ADDRESS,
+        global: e.OTTER_RATE_LIMIT_LOGIN_GLOBAL,
+      },
+    },
+    retention: {
+      every: e.OTTER_RETENTION_EVERY,
+      reports: {
+        maxAgeSeconds: e.OTTER_RETENTION_REPORTS_MAX_AGE,
+        perNode: e.OTTER_RETENTION_REPORTS_PER_NODE,
+      },
+      verdicts: {
+        maxAgeSeconds: e.OTTER_RETENTION_VERDICTS_MAX_AGE,
+        perNode: e.OTTER_RETENTION_VERDICTS_PER_NODE,
+      },
+      downloads: {
+        maxAgeSeconds: e.OTTER_RETENTION_DOWNLOADS_MAX_AGE,
+        perNode: e.OTTER_RETENTION_DOWNLOADS_PER_NODE,
+      },
+      enrollmentsMaxAgeSeconds: e.OTTER_RETENTION_ENROLLMENTS_MAX_AGE,
     },
     delta: {
       memoryBudgetBytes: e.OTTER_DELTA_MEMORY_MB * 1024 * 1024,

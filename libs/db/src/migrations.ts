@@ -251,6 +251,38 @@ const migrations: Record<string, Migration> = {
     },
   },
   '0005_tpm_identity': tpmIdentityMigration,
+  // Retention (libs/retention): per-node trims walk (node_id, created_at); age purges scan created_at; the
+  // open-enrollment cap counts (state, expires_at).
+  '0006_retention': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createIndex('device_reports_node')
+        .on('device_reports')
+        .columns(['node_id', 'created_at'])
+        .execute();
+      await db.schema
+        .createIndex('device_reports_created')
+        .on('device_reports')
+        .column('created_at')
+        .execute();
+      await db.schema
+        .createIndex('attestation_verdicts_created')
+        .on('attestation_verdicts')
+        .column('created_at')
+        .execute();
+      await db.schema
+        .createIndex('downloads_node')
+        .on('downloads')
+        .columns(['node_id', 'created_at'])
+        .execute();
+      await db.schema.createIndex('downloads_created').on('downloads').column('created_at').execute();
+      await db.schema
+        .createIndex('enrollments_state_expires')
+        .on('enrollments')
+        .columns(['state', 'expires_at'])
+        .execute();
+    },
+  },
   '0007_node_policy': {
     async up(db: Kysely<unknown>) {
       // A passing verdict proves its release only when the quote matched that release's signed measurements of

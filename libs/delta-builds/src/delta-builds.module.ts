@@ -2,6 +2,7 @@ import { BullModule } from '@nestjs/bullmq';
 import { Module } from '@nestjs/common';
 import { QUEUES } from '#otter/queue';
 import { ReleasesModule } from '#otter/releases';
+import { RetentionModule } from '#otter/retention';
 import { TufModule } from '#otter/tuf';
 import { DeltaBuildRepository } from './delta-build.repository.js';
 import { DeltaBuildService } from './delta-build.service.js';
@@ -13,7 +14,12 @@ import { DownloadRepository } from './download.repository.js';
  * (`QueueModule.forRoot(config)`); registers the delta-build queue itself.
  */
 @Module({
-  imports: [ReleasesModule, TufModule, BullModule.registerQueue({ name: QUEUES.deltaBuild })],
+  imports: [
+    ReleasesModule,
+    TufModule,
+    RetentionModule,
+    BullModule.registerQueue({ name: QUEUES.deltaBuild }),
+  ],
   providers: [DeltaBuildRepository, DownloadRepository, DeltaBuildService, DeltaReleaseTrigger],
   exports: [DeltaBuildService, DeltaBuildRepository],
 })

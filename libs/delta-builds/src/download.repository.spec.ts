@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '#otter/config';
+import { NodeHistoryLimits } from '#otter/retention';
 import { createDatabase, migrateToLatest, testDatabases, type Db } from '#otter/db';
 import { DownloadRepository } from './download.repository.js';
 
@@ -19,7 +21,7 @@ describe.each(dbs)('DownloadRepository totals on $name', ({ config }) => {
   beforeAll(async () => {
     db = createDatabase(config);
     await migrateToLatest(db);
-    repo = new DownloadRepository(db);
+    repo = new DownloadRepository(db, NodeHistoryLimits.over(db, loadConfig({})));
   });
   afterAll(async () => db?.destroy());
 

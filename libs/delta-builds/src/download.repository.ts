@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { ExpressionBuilder } from 'kysely';
 import { DB, type Database, type Db } from '#otter/db';
+import { NodeHistoryLimits } from '#otter/retention';
 
 export interface NewDownload {
   nodeId: string;
@@ -23,7 +24,10 @@ export interface DownloadTotals {
 /** The only place that reads or writes downloads. */
 @Injectable()
 export class DownloadRepository {
-  constructor(@Inject(DB) private readonly db: Db) {}
+  constructor(
+    @Inject(DB) private readonly db: Db,
+    private readonly limits: NodeHistoryLimits,
+  ) {}
 
   async insert(download: NewDownload): Promise<void> {
     await this.db
@@ -39,6 +43,7 @@ export class DownloadRepository {
         created_at: new Date().toISOString(),
       })
       .execute();
+    await this.limits.afterInsert('downloads', download.nodeId);
   }
 
   async totalsByRelease(

@@ -28,6 +28,9 @@ export class OtterExceptionFilter implements ExceptionFilter {
   respond(exception: unknown, request: FastifyRequest, reply: FastifyReply): void {
     const body = this.toBody(exception);
     void reply.status(body.statusCode).header('cache-control', 'no-store');
+    const retryAfter = body.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number')
+      void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
     // Refused before its body was read: Node drains what is left of a small body so the connection stays
     // usable, but closing before a client has finished writing makes it see EPIPE instead of this answer.
     // A large or unsized body (an image upload) is not worth receiving just to discard it: close instead.

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { INestApplicationContext, LoggerService } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
-import { SignJWT } from 'jose';
+import { decodeJwt, SignJWT } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigModule, loadConfig } from '#otter/config';
 import { DeviceCertificateAuthority } from './device-certificate-authority.js';
@@ -133,6 +133,28 @@ describe('IdentityModule', () => {
     } finally {
       await app.close();
     }
+  });
+
+  it('issues access tokens for OTTER_DEVICE_TOKEN_TTL when created without options', async () => {
+    const config = loadConfig({
+      OTTER_DATA_DIR: mkdtempSync(join(tmpdir(), 'otter-identity-module-')),
+      REDIS_URL: redisUrl,
+      OTTER_QUEUE_PREFIX: queuePrefix,
+      OTTER_DEVICE_TOKEN_TTL: '1234',
+    });
+    const moduleRef = await Test.createTestingModule({
+      imports: [ConfigModule.forRoot(config), IdentityModule.forRoot()],
+    })
+      .setLogger(capture)
+      .compile();
+    const app = await moduleRef.init();
+    const before = Date.now();
+    const { token, expiresAt } = await app.get(DeviceTokenService).issueAccessToken(randomUUID());
+    const claims = decodeJwt(token);
+    expect(claims.exp! - claims.iat!).toBe(1234);
+    expect(expiresAt.getTime() - before).toBeGreaterThanOrEqual(1233_000);
+    expect(expiresAt.getTime() - before).toBeLessThanOrEqual(1235_000);
+    await app.close();
   });
 
   it('refuses to start on keys sealed with another passphrase', async () => {

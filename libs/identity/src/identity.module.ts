@@ -20,7 +20,10 @@ import { loadOrCreateTokenSigningKey } from './token-signing-key.js';
 export const IDENTITY_REDIS = Symbol('IDENTITY_REDIS');
 const IDENTITY_KEY_PASSPHRASE = Symbol('IDENTITY_KEY_PASSPHRASE');
 
-/** Token settings a deployment may change; keys, Redis and the clock come from the config. */
+/**
+ * Token settings a test or an embedding may override; unset, the access token lifetime is the config's
+ * OTTER_DEVICE_TOKEN_TTL. Keys, Redis and the clock come from the config.
+ */
 export type IdentityModuleOptions = Pick<
   DeviceTokenServiceOptions,
   | 'deviceAuthAudience'
@@ -169,6 +172,7 @@ export class IdentityModule {
           ): Promise<DeviceTokenService> =>
             new DeviceTokenService(redis, {
               ...options,
+              accessTokenLifetimeSeconds: options.accessTokenLifetimeSeconds ?? config.devices.accessTokenTtl,
               signingKey: await loadOrCreateTokenSigningKey(config.dataDir, passphrase),
               keyPrefix: `${config.queuePrefix}:`,
             }),

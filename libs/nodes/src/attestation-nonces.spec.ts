@@ -19,10 +19,11 @@ afterAll(async () => {
   await redis.quit();
 });
 
-function nonces(ttlSeconds: number): AttestationNonces {
+function nonces(ttlSeconds: number, perNode = 16): AttestationNonces {
   const config: OtterConfig = loadConfig({
     OTTER_QUEUE_PREFIX: queuePrefix,
     OTTER_ATTESTATION_NONCE_TTL: String(ttlSeconds),
+    OTTER_ATTESTATION_NONCES_PER_NODE: String(perNode),
   });
   return new AttestationNonces(redis, config);
 }
@@ -30,12 +31,14 @@ function nonces(ttlSeconds: number): AttestationNonces {
 describe('AttestationNonces', () => {
   it('issues a nonce that lives in Redis for the configured time and says when it expires', async () => {
     const before = Date.now();
-    const { nonce, expiresAt } = await nonces(120).issue(randomUUID());
+    const nodeId = randomUUID();
+    const { nonce, expiresAt } = await nonces(120).issue(nodeId);
     expect(nonce).toMatch(/^[0-9a-f]{64}$/);
-    expect(expiresAt.getTime() - before).toBeGreaterThanOrEqual(120_000);
-    const [key] = await redis.keys(`${queuePrefix}:*${nonce}`);
-    expect(key).toBeDefined();
-    const ttl = await redis.ttl(key!);
+    expect(expiresAt.getTime() - before).toBeGreaterThanOrEqual(119_000);
+    expect(expiresAt.getTime() - before).toBeLessThanOrEqual(121_000);
+    const key = `${queuePrefix}:attest-nonces:${nodeId}`;
+    expect(Math.floor(Number(await redis.zscore(key, nonce)) / 1000)).toBe(expiresAt.getTime());
+    const ttl = await redis.ttl(key);
     expect(ttl).toBeGreaterThan(115);
     expect(ttl).toBeLessThanOrEqual(120);
   });
@@ -63,5 +66,24 @@ describe('AttestationNonces', () => {
     const { nonce } = await store.issue(nodeId);
     await new Promise((r) => setTimeout(r, 1_300));
     expect(await store.consume(nodeId, nonce)).toBe(false);
+  });
+
+  it('holds at most OTTER_ATTESTATION_NONCES_PER_NODE unused nonces per node, dropping the oldest', async () => {
+    const store = nonces(120, 3);
+    const flooder = randomUUID();
+    const neighbour = randomUUID();
+    const theirs = await store.issue(neighbour);
+    const issued: string[] = [];
+    for (let i = 0; i < 50; i++) issued.push((await store.issue(flooder)).nonce);
+    const key = `${queuePrefix}:attest-nonces:${flooder}`;
+    expect(await redis.zcard(key)).toBe(3);
+    expect(await redis.ttl(key)).toBeLessThanOrEqual(120);
+    expect(await redis.keys(`${queuePrefix}:attest-nonces:${flooder}*`)).toEqual([key]);
+    expect(await store.consume(flooder, issued[0]!)).toBe(false);
+    expect(await store.consume(flooder, issued[46]!)).toBe(false);
+    for (const nonce of issued.slice(47)) expect(await store.consume(flooder, nonce)).toBe(true);
+    expect(await redis.exists(key)).toBe(0);
+    // Another node's nonce was never touched by the flood.
+    expect(await store.consume(neighbour, theirs.nonce)).toBe(true);
   });
 });

@@ -50,6 +50,17 @@ export class EnrollmentRepository {
       .execute();
   }
 
+  /** Enrollments still waiting for their activation at `now`, and when the first of them expires. */
+  async openSummary(now: Date): Promise<{ count: number; earliestExpiry: string | null }> {
+    const row = await this.db
+      .selectFrom('enrollments')
+      .select(({ fn }) => [fn.countAll<number | string>().as('n'), fn.min('expires_at').as('earliest')])
+      .where('state', '=', 'challenged')
+      .where('expires_at', '>', now.toISOString())
+      .executeTakeFirstOrThrow();
+    return { count: Number(row.n), earliestExpiry: row.earliest ?? null };
+  }
+
   async get(id: string): Promise<EnrollmentRecord | undefined> {
     const row = await this.db.selectFrom('enrollments').selectAll().where('id', '=', id).executeTakeFirst();
     return row && toRecord(row);

@@ -58,6 +58,7 @@ export class EnrollmentService {
   ) {}
 
   async start(request: EnrollmentRequest): Promise<EnrollmentChallenge> {
+    await this.refuseWhenFull();
     const ekPublicBytes = Buffer.from(request.ekPublic, 'base64');
     const akPublicBytes = Buffer.from(request.akPublic, 'base64');
     const ekPublic = parseTpm2bPublic(ekPublicBytes);
@@ -70,7 +71,7 @@ export class EnrollmentService {
     const ek = await verifyEkCertificate({
       certificate: Buffer.from(request.ekCertificate, 'base64'),
       ekPublic,
-      trustedCas: await this.cas.certificates(),
+      trustedCas: this.cas.certificates(),
     });
     const tpm: TpmIdentity = {
       ekKeySha256: ek.ekKeySha256,
@@ -121,6 +122,24 @@ export class EnrollmentService {
       pcrs: this.config.devices.pinnedPcrs,
       expiresAt,
     };
+  }
+
+  /**
+   * At most OTTER_MAX_OPEN_ENROLLMENTS challenges wait for an answer at once, checked before any TPM evidence is
+   * read, so a flood of starts cannot grow the table or the work past it. Concurrent starts can each pass the
+   * check: the bound is soft by at most the number of starts in flight.
+   */
+  private async refuseWhenFull(): Promise<void> {
+    const max = this.config.devices.maxOpenEnrollments;
+    const open = await this.enrollments.openSummary(new Date());
+    if (open.count < max) return;
+    const retryAfterSeconds = Math.max(1, Math.ceil((Date.parse(open.earliestExpiry!) - Date.now()) / 1000));
+    this.logger.warn({ open: open.count, max }, 'enrollment refused: too many open enrollments');
+    throw new NodeError(
+      'ENROLLMENT_CAPACITY_REACHED',
+      `too many enrollments are open (${open.count} of at most ${max}): retry in ${retryAfterSeconds} s`,
+      { retryAfterSeconds, open: open.count, max },
+    );
   }
 
   async activate(id: string, request: ActivationRequest): Promise<ActivationResult> {

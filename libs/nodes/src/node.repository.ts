@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { NodeIdentityState } from '#otter/contracts';
 import type { Selectable } from 'kysely';
 import { DB, type Db, type NodeTable } from '#otter/db';
+import { NodeHistoryLimits } from '#otter/retention';
 import type { EnrolledNodeState, NodeTransition } from './node-transitions.js';
 
 export interface NodeRecord {
@@ -77,7 +78,10 @@ export interface Reenrollment {
 /** The only place that reads or writes nodes, their verdicts and their reports. */
 @Injectable()
 export class NodeRepository {
-  constructor(@Inject(DB) private readonly db: Db) {}
+  constructor(
+    @Inject(DB) private readonly db: Db,
+    private readonly limits: NodeHistoryLimits,
+  ) {}
 
   /**
    * A new node; undefined when a node already holds this TPM (its EK key, EK certificate or EK public area):
@@ -261,6 +265,7 @@ export class NodeRepository {
         created_at: createdAt,
       })
       .execute();
+    await this.limits.afterInsert('attestation_verdicts', verdict.nodeId);
     return { ...verdict, createdAt };
   }
 
@@ -307,6 +312,7 @@ export class NodeRepository {
         created_at: new Date().toISOString(),
       })
       .execute();
+    await this.limits.afterInsert('device_reports', report.nodeId);
   }
 
   async countVerdicts(nodeId: string): Promise<number> {

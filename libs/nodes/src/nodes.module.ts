@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { IdentityModule } from '#otter/identity';
 import { ReleasesModule } from '#otter/releases';
+import { RetentionModule } from '#otter/retention';
 import { TufModule } from '#otter/tuf';
 import { AttestationNonces } from './attestation-nonces.js';
 import { AttestationService } from './attestation.service.js';
@@ -13,7 +14,7 @@ import { NodeService } from './node.service.js';
 import { TrustedTpmCas } from './trusted-tpm-cas.js';
 
 @Module({
-  imports: [IdentityModule.forRoot(), TufModule, ReleasesModule],
+  imports: [IdentityModule.forRoot(), TufModule, ReleasesModule, RetentionModule],
   providers: [
     NodeRepository,
     EnrollmentRepository,

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '#otter/config';
+import { NodeHistoryLimits } from '#otter/retention';
 import { createDatabase, migrateToLatest, testDatabases, type Db } from '#otter/db';
 import { EnrollmentRepository } from './enrollment.repository.js';
 import { NODE_TRANSITIONS } from './node-transitions.js';
@@ -44,7 +46,7 @@ describe.each(dbs)('TPM identity in the database on $name', ({ config }) => {
   beforeAll(async () => {
     db = createDatabase(config);
     await migrateToLatest(db);
-    nodes = new NodeRepository(db);
+    nodes = new NodeRepository(db, NodeHistoryLimits.over(db, loadConfig({})));
     enrollments = new EnrollmentRepository(db);
   });
   afterAll(async () => db?.destroy());

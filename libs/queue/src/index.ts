@@ -6,6 +6,7 @@ export {
   deltaWorkerOptions,
   ROLLOUT_TICK_JOB_OPTIONS,
   ROLLOUT_TICK_DEDUPLICATION_MS,
+  RETENTION_PURGE_JOB_OPTIONS,
 } from './job-options.js';
 export type { DeltaJobTuning } from './job-options.js';
 export { QueueModule, redisOptions } from './queue.module.js';

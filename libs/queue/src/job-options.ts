@@ -60,5 +60,15 @@ export const ROLLOUT_TICK_JOB_OPTIONS: DefaultJobOptions = {
   removeOnFail: { age: 86_400, count: 1_000 },
 };
 
+/**
+ * Retention purges are idempotent and the next repeat comes within OTTER_RETENTION_EVERY: one attempt; a
+ * failed purge is kept a while so its reason shows in BullMQ tools.
+ */
+export const RETENTION_PURGE_JOB_OPTIONS: DefaultJobOptions = {
+  attempts: 1,
+  removeOnComplete: { count: 100 },
+  removeOnFail: { age: 7 * 86_400, count: 1_000 },
+};
+
 /** Events within this long of each other share one immediate tick. */
 export const ROLLOUT_TICK_DEDUPLICATION_MS = 500;

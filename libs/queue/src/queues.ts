@@ -3,6 +3,7 @@ export const QUEUES = {
   tufMaintenance: 'otter-tuf-maintenance',
   deltaBuild: 'otter-delta-build',
   rollouts: 'otter-rollouts',
+  retention: 'otter-retention',
 } as const;
 
 export const JOBS = {
@@ -24,4 +25,9 @@ export const JOBS = {
    * (start, resume, a node's failure), deduplicated so a burst of events queues one tick.
    */
   rolloutTick: 'rollout-tick',
+  /**
+   * Repeatable every OTTER_RETENTION_EVERY: purges device reports, verdicts, download records and expired
+   * enrollments past their retention (libs/retention).
+   */
+  retentionPurge: 'retention-purge',
 } as const;

@@ -9,6 +9,7 @@ import type {
   WaveSpec,
 } from '#otter/contracts';
 import { DB, type Db, type RolloutNodeTable, type RolloutTable } from '#otter/db';
+import { NodeHistoryLimits } from '#otter/retention';
 
 export interface RolloutRecord {
   id: string;
@@ -65,7 +66,10 @@ function chunks<T>(items: readonly T[]): T[][] {
 /** The only place that reads or writes rollouts, rollout_nodes and rollout_memberships. */
 @Injectable()
 export class RolloutRepository {
-  constructor(@Inject(DB) private readonly db: Db) {}
+  constructor(
+    @Inject(DB) private readonly db: Db,
+    private readonly limits: NodeHistoryLimits,
+  ) {}
 
   transaction<T>(work: (trx: Db) => Promise<T>): Promise<T> {
     return this.db.transaction().execute(work);
@@ -167,6 +171,7 @@ export class RolloutRepository {
         created_at: new Date().toISOString(),
       })
       .execute();
+    await this.limits.afterInsert('device_reports', nodeId);
   }
 
   /** Nodes of a hardware id that may take part in a rollout (active identity), with their labels. */

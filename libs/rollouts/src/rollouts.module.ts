@@ -2,6 +2,7 @@ import { BullModule } from '@nestjs/bullmq';
 import { Module, type DynamicModule, type ModuleMetadata, type Type } from '@nestjs/common';
 import { QUEUES } from '#otter/queue';
 import { ReleasesModule } from '#otter/releases';
+import { RetentionModule } from '#otter/retention';
 import { AssignmentRestorer } from './assignment-restorer.js';
 import { DIRECTOR_ASSIGNMENTS, type DirectorAssignments } from './director-assignments.port.js';
 import { MeasuredReleaseCheck } from './measured-release.js';
@@ -28,7 +29,12 @@ export class RolloutsModule {
   static register(options: RolloutsModuleOptions): DynamicModule {
     return {
       module: RolloutsModule,
-      imports: [ReleasesModule, BullModule.registerQueue({ name: QUEUES.rollouts }), ...options.imports],
+      imports: [
+        ReleasesModule,
+        RetentionModule,
+        BullModule.registerQueue({ name: QUEUES.rollouts }),
+        ...options.imports,
+      ],
       providers: [
         { provide: DIRECTOR_ASSIGNMENTS, useExisting: options.assignments },
         RolloutRepository,

@@ -20,6 +20,7 @@ import { OtterError } from '#otter/errors';
 import { AttestationService, DeviceIdentityService, NodeService, type NodeRecord } from '#otter/nodes';
 import { parseBody, requireJson } from '../common/request-body.js';
 import { CurrentNode, DeviceAuthGuard } from './device-auth.guard.js';
+import { RateLimited } from './device-rate-limits.js';
 import {
   attestationRequest,
   challengeRequest,
@@ -39,6 +40,7 @@ export class DeviceController {
   /** Self-authenticating: the certify must come from this node's trusted AK. */
   @Post(':nodeId/identity')
   @HttpCode(201)
+  @RateLimited('deviceLogin')
   issueIdentity(
     @Param('nodeId', new ParseUUIDPipe()) nodeId: string,
     @Headers('content-type') type: string | undefined,
@@ -50,6 +52,7 @@ export class DeviceController {
 
   @Post('token')
   @HttpCode(200)
+  @RateLimited('deviceLogin')
   token(@Headers('content-type') type: string | undefined, @Body() body: unknown): Promise<AccessTokenDto> {
     requireJson(type);
     return this.identity.exchangeAssertion(parseBody(tokenRequest, body).assertion);

@@ -2,6 +2,7 @@ import { Body, Controller, Headers, HttpCode, Param, ParseUUIDPipe, Post } from 
 import type { ActivationResult, EnrollmentChallenge } from '#otter/contracts';
 import { EnrollmentService } from '#otter/nodes';
 import { parseBody, requireJson } from '../common/request-body.js';
+import { RateLimited } from './device-rate-limits.js';
 import { activationRequest, enrollmentRequest } from './device-requests.js';
 
 /** Enrollment is unauthenticated by design: the TPM's EK certificate and ActivateCredential are the proof. */
@@ -11,6 +12,7 @@ export class EnrollmentController {
 
   @Post()
   @HttpCode(201)
+  @RateLimited('enrollment')
   start(
     @Headers('content-type') type: string | undefined,
     @Body() body: unknown,
@@ -21,6 +23,7 @@ export class EnrollmentController {
 
   @Post(':id/activation')
   @HttpCode(200)
+  @RateLimited('enrollment')
   activate(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Headers('content-type') type: string | undefined,

@@ -4,6 +4,7 @@ import { CurrentPrincipal, RequireRole, type Principal } from '#otter/auth';
 import { HARDWARE_ID_PATTERN, type ReleaseDto, type ReleaseListDto } from '#otter/contracts';
 import { ValidationError } from '#otter/errors';
 import { parseReleaseFields, ReleaseService } from '#otter/releases';
+import { StreamsRequestBody } from '../common/request-deadline.js';
 import { readReleaseUpload } from './release-upload.reader.js';
 
 @Controller('api/v1/releases')
@@ -13,6 +14,7 @@ export class ReleasesController {
   @Post()
   @HttpCode(201)
   @RequireRole('release-engineer')
+  @StreamsRequestBody()
   async create(@Req() req: FastifyRequest, @CurrentPrincipal() principal: Principal): Promise<ReleaseDto> {
     const upload = await readReleaseUpload(req);
     const fields = parseReleaseFields(upload.fields);
