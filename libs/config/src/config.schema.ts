@@ -13,6 +13,14 @@ export const configSchema = z
     OTTER_HOST: z.string().min(1).default('127.0.0.1'),
     OTTER_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
     OTTER_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // TLS terminated by the api itself: both or neither.
+    OTTER_TLS_CERT: z.string().min(1).optional(),
+    OTTER_TLS_KEY: z.string().min(1).optional(),
+    // The URL devices address the api by (behind a proxy: the proxy's); DPoP proofs must name it.
+    OTTER_PUBLIC_URL: z
+      .url()
+      .regex(/^https?:\/\/[^?#]*$/, 'an http:// or https:// URL without query or fragment')
+      .optional(),
     DATABASE_URL: z
       .string()
       .regex(/^(postgres(ql)?:\/\/|sqlite:)/, 'must start with postgres://, postgresql:// or sqlite:')
@@ -75,6 +83,13 @@ export const configSchema = z
         if (!env[key])
           ctx.addIssue({ code: 'custom', path: [key], message: 'required when OTTER_BLOB_STORE=s3' });
       }
+    }
+    if (!env.OTTER_TLS_CERT !== !env.OTTER_TLS_KEY) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [env.OTTER_TLS_CERT ? 'OTTER_TLS_KEY' : 'OTTER_TLS_CERT'],
+        message: 'OTTER_TLS_CERT and OTTER_TLS_KEY go together',
+      });
     }
     if (env.OTTER_ENV === 'production' && !env.OTTER_KEY_PASSPHRASE) {
       ctx.addIssue({

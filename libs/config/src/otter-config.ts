@@ -33,6 +33,10 @@ export interface OtterConfig {
   host: string;
   port: number;
   logLevel: string;
+  /** Certificate chain and key files (PEM) when the api terminates TLS itself. */
+  tls?: { certFile: string; keyFile: string };
+  /** Base URL devices address the api by, without a trailing slash; unset: the request's own origin. */
+  publicUrl?: string;
   database: DatabaseConfig;
   redisUrl: string;
   /** Key prefix of every BullMQ queue, so deployments (and parallel test runs) can share one Redis. */
@@ -101,6 +105,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
     host: e.OTTER_HOST,
     port: e.OTTER_PORT,
     logLevel: e.OTTER_LOG_LEVEL,
+    tls:
+      e.OTTER_TLS_CERT && e.OTTER_TLS_KEY
+        ? { certFile: resolve(e.OTTER_TLS_CERT), keyFile: resolve(e.OTTER_TLS_KEY) }
+        : undefined,
+    publicUrl: e.OTTER_PUBLIC_URL?.replace(/\/+$/, ''),
     database:
       dbUrl && !dbUrl.startsWith('sqlite:')
         ? { dialect: 'postgres', url: dbUrl }

@@ -53,3 +53,5 @@ export type {
   RolloutNodeListDto,
   DeviceInstructionsDto,
 } from './rollouts.js';
+export { DPOP_PROOF_TYP, DPOP_AUTH_SCHEME, DPOP_HEADER, accessTokenHash, dpopTargetUri } from './dpop.js';
+export type { DpopProofClaims } from './dpop.js';

@@ -90,9 +90,10 @@ describe('IdentityModule', () => {
     const redis = one.get<Redis>(IDENTITY_REDIS);
     expect(await redis.exists(`${queuePrefix}:jti:${node.nodeId}:module-jti`)).toBe(1);
 
-    const { token, expiresAt } = await tokensOne.issueAccessToken(node.nodeId);
+    const jkt = 'k'.repeat(43);
+    const { token, expiresAt } = await tokensOne.issueAccessToken(node.nodeId, jkt);
     expect(expiresAt.getTime() - Date.now()).toBeLessThanOrEqual(120_000);
-    expect(await tokensTwo.verifyAccessToken(token)).toBe(node.nodeId);
+    expect(await tokensTwo.verifyAccessToken(token)).toEqual({ nodeId: node.nodeId, jkt });
     await tokensOne.revokeNode(node.nodeId);
     expect(await tokensTwo.isRevoked(node.nodeId)).toBe(true);
 

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import type { DpopKey } from '#otter/api-client';
 import type { ActivationResult, DeviceReport, VerdictDto } from '#otter/contracts';
-import { Tpm2Tools, type EkKind } from '#otter/tpm';
+import { Tpm2Tools, tpmPublicToKeyObject, type EkKind } from '#otter/tpm';
 import { BOOTED_SLOT_PCR, SimulatedMeasuredBoot } from '../platform/measured-boot.js';
 import { AgentError } from './agent-error.js';
 import { DeviceApi, DeviceApiError } from './device-api.js';
@@ -29,6 +30,8 @@ const DEVICE_AUTH_AUDIENCE = 'otter:device-auth';
  * directory holds only public data and tpm2-tools' key blobs.
  */
 export class DeviceAgent {
+  private deviceKey: DpopKey | undefined;
+
   private constructor(
     private readonly stateDir: string,
     private state: DeviceState,
@@ -214,7 +217,10 @@ export class DeviceAgent {
     return this.state.runningVersion;
   }
 
-  /** The device API with a fresh access token (from a new TPM-signed assertion). */
+  /**
+   * The device API with a fresh access token (from a new TPM-signed assertion). The token is bound to the
+   * device key: each request made with it carries a DPoP proof signed inside the TPM.
+   */
   async authenticatedApi(): Promise<DeviceApi> {
     if (!this.state.certificate)
       throw new AgentError(
@@ -222,7 +228,20 @@ export class DeviceAgent {
         'this node has no identity yet: is it approved? re-run `otter-agent enroll`',
       );
     const { accessToken } = await this.api().token(await this.assertion());
-    return this.api().withAccessToken(accessToken);
+    return this.api().withCredentials({ accessToken, key: await this.dpopKey() });
+  }
+
+  /** The TPM device key as DPoP signs with it: its public JWK, and ES256 signatures made in the TPM. */
+  private async dpopKey(): Promise<DpopKey> {
+    if (!this.deviceKey) {
+      const device = await this.tpm.createDeviceKey();
+      const tpm = this.tpm;
+      this.deviceKey = {
+        publicJwk: tpmPublicToKeyObject(device.public).export({ format: 'jwk' }),
+        sign: (data) => tpm.signWithDeviceKey(data),
+      };
+    }
+    return this.deviceKey;
   }
 
   /** A single-use ES256 assertion signed inside the TPM with the device key. */

@@ -10,6 +10,7 @@ import { DeltaBuildRepository, deltaBuildId } from '#otter/delta-builds';
 import { DeviceTokenService } from '#otter/identity';
 import { JOBS, QUEUES, redisOptions } from '#otter/queue';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
+import { deviceCredentialsFor, type DeviceCredentialsForTest } from '../testing/software-device-key.js';
 
 // The delta API against the real api, Redis and both databases, without a worker: requests are recorded and
 // queued, releases queue their builds, nodes report downloads, and viewers read the totals.
@@ -217,12 +218,27 @@ describe.each(dbs)('delta api on $name', ({ config: database }) => {
     const a = await seedNode('rpi4', 'active', '1.0.0');
     const b = await seedNode('rpi4', 'active', '1.0.0');
     const tokens = api.app.get(DeviceTokenService);
-    const tokenA = (await tokens.issueAccessToken(a)).token;
-    const tokenB = (await tokens.issueAccessToken(b)).token;
+    const tokenA = await deviceCredentialsFor(tokens, a);
+    const tokenB = await deviceCredentialsFor(tokens, b);
     const deltaPath = 'deltas/rpi4/1.0.0-2.0.0.delta';
     const id = deltaBuildId('rpi4', sha256(images.v1), sha256(images.v2));
-    const report = (auth: string | undefined, body: unknown): Promise<Response> =>
-      call('POST', '/api/v1/devices/me/downloads', auth, body);
+    /** As a node (its token and a DPoP proof), or with a plain bearer token. */
+    const report = async (
+      auth: DeviceCredentialsForTest | string | undefined,
+      body: unknown,
+    ): Promise<Response> => {
+      if (typeof auth !== 'object') return call('POST', '/api/v1/devices/me/downloads', auth, body);
+      const url = `${api.url}/api/v1/devices/me/downloads`;
+      return fetch(url, {
+        method: 'POST',
+        headers: { ...(await auth.headers('POST', url)), 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    };
+    const forgedA: DeviceCredentialsForTest = {
+      ...tokenA,
+      headers: (method, url) => tokenA.key.headers(method, url, `${tokenA.token.slice(0, -4)}AAAA`),
+    };
     const delta = { targetPath: deltaPath, method: 'delta', bytesDownloaded: 600, fullBytes: 4000 };
 
     // Not published yet: nothing to report against.
@@ -240,10 +256,10 @@ describe.each(dbs)('delta api on $name', ({ config: database }) => {
     const count = async (): Promise<number> =>
       (await api.db.selectFrom('downloads').select('id').execute()).length;
     const recorded = await count();
-    const refused: Array<[string, string | undefined, unknown, number]> = [
+    const refused: Array<[string, DeviceCredentialsForTest | string | undefined, unknown, number]> = [
       ['no token', undefined, delta, 401],
       ['an API token instead of a device token', admin, delta, 401],
-      ['a forged device token', `${tokenA.slice(0, -4)}AAAA`, delta, 401],
+      ['a forged device token', forgedA, delta, 401],
       ['another hardware id', tokenA, { ...full, targetPath: 'images/other/3.0.0', fullBytes: 1000 }, 403],
       ['a wrong full size', tokenA, { ...delta, fullBytes: 1 }, 400],
       ['an unknown image', tokenA, { ...full, targetPath: 'images/rpi4/7.7.7' }, 404],

@@ -1,21 +1,30 @@
-import { createParamDecorator, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import {
+  createParamDecorator,
+  Inject,
+  Injectable,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
+import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import { OtterError } from '#otter/errors';
 import { DeviceIdentityService, type NodeRecord } from '#otter/nodes';
+import { deviceCredentials } from './device-credentials.js';
 
 type DeviceRequest = FastifyRequest & { node?: NodeRecord };
 
-/** Device endpoints: a valid access token of an active, unrevoked node. */
+/** Device endpoints: a valid access token with its DPoP proof, of an active, unrevoked node. */
 @Injectable()
 export class DeviceAuthGuard implements CanActivate {
-  constructor(private readonly identity: DeviceIdentityService) {}
+  constructor(
+    private readonly identity: DeviceIdentityService,
+    @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+  ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<DeviceRequest>();
-    const header = request.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-    if (!token) throw new OtterError('UNAUTHENTICATED', 'a device access token is required');
-    request.node = await this.identity.authenticate(token);
+    const { accessToken, dpop } = deviceCredentials(request, this.config.publicUrl);
+    request.node = await this.identity.authenticate(accessToken, dpop);
     return true;
   }
 }

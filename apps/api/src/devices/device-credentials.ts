@@ -1,0 +1,43 @@
+import type { FastifyRequest } from 'fastify';
+import { OtterError } from '#otter/errors';
+import type { DpopRequest } from '#otter/identity';
+
+/** What a device request authenticates with: its bound access token and the DPoP proof for this request. */
+export interface DeviceCredentials {
+  accessToken: string;
+  dpop: DpopRequest;
+}
+
+/** `DPoP <token>` (RFC 9449 §7.1); the scheme is case-insensitive (RFC 9110 §11.1). */
+const DPOP_AUTHORIZATION = /^DPoP +([A-Za-z0-9._~+/-]+=*) *$/i;
+const BEARER_AUTHORIZATION = /^Bearer /i;
+
+/**
+ * A device request's credentials. Device access tokens are bound to the node's TPM device key, so they are
+ * accepted only with the DPoP scheme and a proof; a bound token sent as a plain bearer token is refused with a
+ * reason that says so. `publicUrl` is the base URL devices address the api by (OTTER_PUBLIC_URL); unset, the
+ * request's own scheme and host (X-Forwarded-* only from a trusted proxy, as Fastify's trustProxy decides).
+ */
+export function deviceCredentials(request: FastifyRequest, publicUrl: string | undefined): DeviceCredentials {
+  const header = request.headers.authorization;
+  const match = header === undefined ? null : DPOP_AUTHORIZATION.exec(header);
+  if (!match) {
+    if (header !== undefined && BEARER_AUTHORIZATION.test(header)) {
+      throw new OtterError('UNAUTHENTICATED', 'device access tokens are bound to the device key: use DPoP', {
+        reason: 'dpop_required',
+      });
+    }
+    throw new OtterError('UNAUTHENTICATED', 'a device access token is required');
+  }
+  const proof = request.headers.dpop;
+  const query = request.url.indexOf('?');
+  const path = query === -1 ? request.url : request.url.slice(0, query);
+  return {
+    accessToken: match[1]!,
+    dpop: {
+      proof: typeof proof === 'string' ? proof : undefined,
+      method: request.method,
+      url: `${publicUrl ?? `${request.protocol}://${request.host}`}${path}`,
+    },
+  };
+}
