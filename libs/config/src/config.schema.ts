@@ -21,6 +21,9 @@ export const configSchema = z
       .url()
       .regex(/^https?:\/\/[^?#]*$/, 'an http:// or https:// URL without query or fragment')
       .optional(),
+    // Verify a device's DPoP proof once per connection instead of per request: only where agents connect
+    // directly (never through a proxy that pools connections). See docs/attestation.md.
+    OTTER_DPOP_CONNECTION_BINDING: bool.default(false),
     DATABASE_URL: z
       .string()
       .regex(/^(postgres(ql)?:\/\/|sqlite:)/, 'must start with postgres://, postgresql:// or sqlite:')

@@ -37,6 +37,8 @@ export interface OtterConfig {
   tls?: { certFile: string; keyFile: string };
   /** Base URL devices address the api by, without a trailing slash; unset: the request's own origin. */
   publicUrl?: string;
+  /** A connection that proved possession of a device key is bound to it (agents connect directly). */
+  dpopConnectionBinding: boolean;
   database: DatabaseConfig;
   redisUrl: string;
   /** Key prefix of every BullMQ queue, so deployments (and parallel test runs) can share one Redis. */
@@ -110,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
         ? { certFile: resolve(e.OTTER_TLS_CERT), keyFile: resolve(e.OTTER_TLS_KEY) }
         : undefined,
     publicUrl: e.OTTER_PUBLIC_URL?.replace(/\/+$/, ''),
+    dpopConnectionBinding: e.OTTER_DPOP_CONNECTION_BINDING,
     database:
       dbUrl && !dbUrl.startsWith('sqlite:')
         ? { dialect: 'postgres', url: dbUrl }

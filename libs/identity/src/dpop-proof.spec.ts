@@ -205,6 +205,39 @@ describe('DpopProofVerifier', () => {
   });
 });
 
+describe('DpopProofVerifier, connections bound to a key (OTTER_DPOP_CONNECTION_BINDING)', () => {
+  it('checks the first proof on a connection fully, then only that later ones come from the same key', async () => {
+    const device = deviceKey();
+    const other = deviceKey();
+    const v = verifier();
+    const connection = {};
+    /** A proof with that key's header and a signature of zeros. */
+    const unsigned = (key: { publicKey: KeyObject; privateKey: KeyObject }): string =>
+      `${handMade(key.publicKey, key.privateKey).split('.').slice(0, 2).join('.')}.${Buffer.alloc(64).toString('base64url')}`;
+    // Nothing is bound before a proof passed, and a failed proof binds nothing.
+    expect(await reason(v.verify(request(unsigned(device), { connection }), TOKEN, device.jkt))).toBe(
+      'dpop_bad_signature',
+    );
+    await v.verify(request(handMade(device.publicKey, device.privateKey), { connection }), TOKEN, device.jkt);
+    // Bound: the same key's header suffices on this connection...
+    await v.verify(request(unsigned(device), { connection }), TOKEN, device.jkt);
+    // ...but not on any other connection, nor without a proof, nor for another key's token.
+    expect(await reason(v.verify(request(unsigned(device), { connection: {} }), TOKEN, device.jkt))).toBe(
+      'dpop_bad_signature',
+    );
+    expect(await reason(v.verify(request(unsigned(device)), TOKEN, device.jkt))).toBe('dpop_bad_signature');
+    expect(await reason(v.verify(request(undefined, { connection }), TOKEN, device.jkt))).toBe(
+      'dpop_proof_missing',
+    );
+    expect(await reason(v.verify(request(unsigned(other), { connection }), TOKEN, other.jkt))).toBe(
+      'dpop_bad_signature',
+    );
+    expect(await reason(v.verify(request(unsigned(device), { connection }), TOKEN, other.jkt))).toBe(
+      'dpop_key_mismatch',
+    );
+  });
+});
+
 describe('jwkThumbprint', () => {
   it('gives RFC 9449’s example key the thumbprint its examples bind tokens to', () => {
     const key = {

@@ -9,6 +9,8 @@ const JTI_PATTERN = /^[\x21-\x7e]{1,128}$/;
 const SHA256_B64URL = /^[A-Za-z0-9_-]{43}$/;
 /** Proof headers (one per device key, identical in every proof it signs) whose key this process imported. */
 const HEADERS_HELD = 100_000;
+/** Keys one connection may be bound to (one agent has one; a gateway for a few nodes, a few). */
+const KEYS_PER_CONNECTION = 64;
 
 /** What a request says about itself, to check a DPoP proof against. */
 export interface DpopRequest {
@@ -18,6 +20,11 @@ export interface DpopRequest {
   method: string;
   /** The request's URL as the client addressed it (the public base URL and the path, no query). */
   url: string;
+  /**
+   * The connection the request came on, when that connection is the client's own (connection binding on, and
+   * no proxy in between): a connection that proved possession of a key once is bound to it (see verify).
+   */
+  connection?: object;
 }
 
 export interface DpopProofVerifierOptions {
@@ -49,17 +56,35 @@ export class DpopProofVerifier {
   private readonly skew: number;
   private readonly now: () => Date;
   private readonly keys = new Map<string, ProofKey>();
+  /** Connections that proved possession of keys: connection → jkt → the proof header that key sends. */
+  private readonly bound = new WeakMap<object, Map<string, string>>();
 
   constructor(private readonly options: DpopProofVerifierOptions) {
     this.skew = options.clockSkewSeconds ?? 60;
     this.now = options.now ?? (() => new Date());
   }
 
-  /** Resolves when `request` carries a valid proof by the key `jkt` for `accessToken`; throws 401 otherwise. */
+  /**
+   * Resolves when `request` carries a valid proof by the key `jkt` for `accessToken`; throws 401 otherwise.
+   *
+   * With `request.connection`, a connection on which a proof by `jkt` was verified is bound to that key, as a
+   * mutual-TLS connection is bound to its client certificate: later requests on it with a token bound to the
+   * same key need a proof from that key's header but no second signature check or jti (nobody else can send
+   * on the connection). Only sound when the connection is the client's own: never behind a proxy that pools
+   * connections, which is why the api passes `connection` only when told to and no proxy headers are present.
+   */
   async verify(request: DpopRequest, accessToken: string, jkt: string): Promise<void> {
-    const { proof } = request;
+    const { proof, connection } = request;
     if (proof === undefined || proof === '') throw proofRejected('dpop_proof_missing');
     if (typeof proof !== 'string' || proof.length > MAX_PROOF_CHARS) throw proofRejected('dpop_malformed');
+    const boundHeader = connection && this.bound.get(connection)?.get(jkt);
+    if (
+      boundHeader !== undefined &&
+      proof.startsWith(boundHeader) &&
+      proof.charCodeAt(boundHeader.length) === 46
+    ) {
+      return;
+    }
     const parts = proof.split('.');
     if (parts.length !== 3) throw proofRejected('dpop_malformed');
     const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
@@ -90,6 +115,14 @@ export class DpopProofVerifier {
     // Kept as long as the proof could still pass the iat check, then forgotten.
     const ttl = Math.max(1, Math.ceil(iat + this.skew - nowSeconds));
     if (!(await this.options.consumeJti(jkt, jti, ttl))) throw proofRejected('dpop_jti_reused');
+    if (connection) this.bindConnection(connection, jkt, headerPart);
+  }
+
+  private bindConnection(connection: object, jkt: string, headerPart: string): void {
+    let keys = this.bound.get(connection);
+    if (!keys) this.bound.set(connection, (keys = new Map()));
+    if (keys.size >= KEYS_PER_CONNECTION && !keys.has(jkt)) keys.delete(keys.keys().next().value!);
+    keys.set(jkt, headerPart);
   }
 
   /** The proof header's key and thumbprint, checked once per distinct header. */

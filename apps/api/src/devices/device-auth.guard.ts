@@ -23,7 +23,10 @@ export class DeviceAuthGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<DeviceRequest>();
-    const { accessToken, dpop } = deviceCredentials(request, this.config.publicUrl);
+    const { accessToken, dpop } = deviceCredentials(request, {
+      publicUrl: this.config.publicUrl,
+      connectionBinding: this.config.dpopConnectionBinding,
+    });
     request.node = await this.identity.authenticate(accessToken, dpop);
     return true;
   }

@@ -11,6 +11,22 @@ export interface DeviceCredentials {
 /** `DPoP <token>` (RFC 9449 §7.1); the scheme is case-insensitive (RFC 9110 §11.1). */
 const DPOP_AUTHORIZATION = /^DPoP +([A-Za-z0-9._~+/-]+=*) *$/i;
 const BEARER_AUTHORIZATION = /^Bearer /i;
+/** Headers a proxy adds: a request with any of them may share its connection with other clients. */
+const PROXY_HEADERS = [
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-real-ip',
+  'via',
+];
+
+export interface DeviceCredentialsOptions {
+  /** OTTER_PUBLIC_URL. */
+  publicUrl?: string;
+  /** OTTER_DPOP_CONNECTION_BINDING: pass the connection, so a proven one stays bound to its key. */
+  connectionBinding?: boolean;
+}
 
 /**
  * A device request's credentials. Device access tokens are bound to the node's TPM device key, so they are
@@ -18,7 +34,10 @@ const BEARER_AUTHORIZATION = /^Bearer /i;
  * reason that says so. `publicUrl` is the base URL devices address the api by (OTTER_PUBLIC_URL); unset, the
  * request's own scheme and host (X-Forwarded-* only from a trusted proxy, as Fastify's trustProxy decides).
  */
-export function deviceCredentials(request: FastifyRequest, publicUrl: string | undefined): DeviceCredentials {
+export function deviceCredentials(
+  request: FastifyRequest,
+  { publicUrl, connectionBinding = false }: DeviceCredentialsOptions,
+): DeviceCredentials {
   const header = request.headers.authorization;
   const match = header === undefined ? null : DPOP_AUTHORIZATION.exec(header);
   if (!match) {
@@ -38,6 +57,11 @@ export function deviceCredentials(request: FastifyRequest, publicUrl: string | u
       proof: typeof proof === 'string' ? proof : undefined,
       method: request.method,
       url: `${publicUrl ?? `${request.protocol}://${request.host}`}${path}`,
+      // Binding a connection is sound only when it is the client's own: not when a proxy speaks for it.
+      connection:
+        connectionBinding && !PROXY_HEADERS.some((h) => request.headers[h] !== undefined)
+          ? request.raw.socket
+          : undefined,
     },
   };
 }

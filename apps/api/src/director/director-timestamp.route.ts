@@ -28,7 +28,10 @@ export class DirectorTimestampRoute implements OnModuleInit {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     fastify.get<{ Params: { nodeId: string } }>(DIRECTOR_TIMESTAMP_PATH, async (request, reply) => {
       try {
-        const { accessToken, dpop } = deviceCredentials(request, this.config.publicUrl);
+        const { accessToken, dpop } = deviceCredentials(request, {
+          publicUrl: this.config.publicUrl,
+          connectionBinding: this.config.dpopConnectionBinding,
+        });
         const body = await this.polls.timestamp(accessToken, dpop, request.params.nodeId);
         return await reply
           .header('content-type', 'application/json')
