@@ -106,8 +106,8 @@ function builtFileOf(dir, ...path) {
   return file;
 }
 
-/** Starts the api built in `build` on embedded defaults (SQLite) in a fresh data dir. */
-async function startOtter(build) {
+/** Starts the api built in `build` on embedded defaults (SQLite) in a fresh data dir, plus `extraEnv`. */
+async function startOtter(build, extraEnv = {}) {
   const entry = builtFileOf(build, 'apps', 'api', 'src', 'main.js');
   const dataDir = mkdtempSync(join(tmpdir(), 'otter-bench-'));
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -127,6 +127,7 @@ async function startOtter(build) {
     OTTER_QUEUE_PREFIX: `bench${randomBytes(5).toString('hex')}`,
     // Tokens are fetched once, before the load: they must outlive it.
     OTTER_DEVICE_TOKEN_TTL: String(Math.max(600, Math.ceil(seconds + WARMUP_SECONDS + 300))),
+    ...extraEnv,
   });
   const api = group.start(`api ${build}`, process.execPath, [entry], { env, cwd: build });
   const base = `http://127.0.0.1:${port}`;
@@ -149,14 +150,14 @@ async function startOtter(build) {
  * @param {{ headers?: Record<string, string>, json?: unknown }} [options]
  * @returns {Promise<{ status: number, body: any }>}
  */
-function post(otter, path, { headers: extra = {}, json } = {}) {
+function post(otter, path, { headers: extra = {}, json, agent = otter.agent } = {}) {
   return new Promise((resolvePost, reject) => {
     const body = json === undefined ? '' : JSON.stringify(json);
     /** @type {Record<string, string | number>} */
     const headers = { 'content-length': Buffer.byteLength(body), ...extra };
     if (json !== undefined) headers['content-type'] = 'application/json';
     const req = request(
-      { host: '127.0.0.1', port: otter.port, path, method: 'POST', headers, agent: otter.agent },
+      { host: '127.0.0.1', port: otter.port, path, method: 'POST', headers, agent },
       (res) => {
         const chunks = [];
         res.on('data', (chunk) => chunks.push(chunk));
@@ -295,13 +296,17 @@ function quoteFor(node, nonce) {
  * One verification as an agent makes it: challenge, quote over its nonce, attestation. Resolves with the
  * verdict, or throws with what the api answered.
  */
-async function attestOnce(otter, node) {
-  const challenge = await post(otter, CHALLENGE_PATH, { headers: authFor(otter, node, CHALLENGE_PATH) });
+async function attestOnce(otter, node, agent = otter.agent) {
+  const challenge = await post(otter, CHALLENGE_PATH, {
+    headers: authFor(otter, node, CHALLENGE_PATH),
+    agent,
+  });
   if (challenge.status !== 201 || typeof challenge.body?.nonce !== 'string') {
     throw new Error(`challenge: HTTP ${challenge.status} ${JSON.stringify(challenge.body)}`);
   }
   const { attest, signature } = quoteFor(node, Buffer.from(challenge.body.nonce, 'hex'));
   const res = await post(otter, ATTEST_PATH, {
+    agent,
     headers: authFor(otter, node, ATTEST_PATH),
     json: {
       nonce: challenge.body.nonce,
@@ -370,12 +375,21 @@ async function runLoad(otter, nodes, apiPid) {
   let windowEnd = Infinity;
   let inWindow = 0;
 
+  // One kept-alive connection per worker, as each agent has its own: a worker attests only its share of nodes.
   const worker = async (share) => {
+    const connection = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      await attestLoop(share, connection);
+    } finally {
+      connection.destroy();
+    }
+  };
+  const attestLoop = async (share, connection) => {
     for (let i = 0; !stop; i++) {
       const node = share[i % share.length];
       const started = performance.now();
       try {
-        await attestOnce(otter, node);
+        await attestOnce(otter, node, connection);
       } catch (error) {
         failures.push(error instanceof Error ? error.message : String(error));
         // The api gone or refusing everything: stop rather than spin on errors.
@@ -624,8 +638,8 @@ function printReport({ load, bare, dataDir, loadBefore, loadAfter, counts, answe
 }
 
 /** An api of one build, with its own nodes and tokens, ready for the load. */
-async function prepare(lib, build, label) {
-  const otter = await startOtter(build);
+async function prepare(lib, build, label, extraEnv) {
+  const otter = await startOtter(build, extraEnv);
   cleanups.push(() => otter.agent.destroy());
   log(`${label}: api on 127.0.0.1:${otter.port} (pid ${otter.pid}, ${build}), data dir ${otter.dataDir}`);
   const nodes = seedNodes(otter.dbFile, nodeCount);
@@ -668,12 +682,12 @@ function checkStored(run) {
 }
 
 /** The before/after table: each build's loads, and after/before of the medians. */
-function printComparison(before, after) {
+function printComparison(before, afters) {
   const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
   const perCore = (load) => (load.cores.api ? load.rate / load.cores.api : NaN);
   const cpuMs = (load) => (load.cores.api ? (1000 * load.cores.api) / load.rate : NaN);
   const rows = [['build', 'load', 'per s', 'per api CPU s', 'api CPU ms/verification', 'p50 ms', 'p99 ms']];
-  for (const run of [before, after]) {
+  for (const run of [before, ...afters]) {
     run.loads.forEach((load, i) =>
       rows.push([
         `${run.label} (${run.bound ? 'DPoP-bound tokens' : 'bearer tokens'})`,
@@ -687,18 +701,24 @@ function printComparison(before, after) {
     );
   }
   const m = (run, f) => median(run.loads.map(f));
-  const rate = m(after, (l) => l.rate) / m(before, (l) => l.rate);
-  const cpu = m(after, cpuMs) / m(before, cpuMs);
+  const verdicts = afters.map((after) => {
+    const rate = m(after, (l) => l.rate) / m(before, (l) => l.rate);
+    const cpu = m(after, cpuMs) / m(before, cpuMs);
+    return (
+      `binding cost, attestation, ${after.label}: verifications/s after/before = ${fixed(rate)};` +
+      ` api CPU per verification after/before = ${fixed(cpu)} (${cpu >= 1 ? '+' : ''}${fixed((cpu - 1) * 100, 1)}%;` +
+      ` aim: at most +10%: ${cpu <= 1.1 ? 'met' : 'NOT met'})`
+    );
+  });
   process.stdout.write(
     [
       '',
-      `Before and after binding device tokens to the TPM key, same run, loads alternating (${seconds} s each):`,
+      `Before and after binding device tokens to the TPM key, same run, loads alternating (${seconds} s each;` +
+        " ratios of the medians of each build's loads):",
       '',
       ...table(rows),
       '',
-      `binding cost, attestation: verifications/s after/before = ${fixed(rate)} (median of each build's loads);` +
-        ` api CPU per verification after/before = ${fixed(cpu)} (${cpu - 1 >= 0 ? '+' : ''}${fixed((cpu - 1) * 100, 1)}%;` +
-        ` aim: at most +10%: ${cpu <= 1.1 ? 'met' : 'NOT met'})`,
+      ...verdicts,
       '',
     ].join('\n'),
   );
@@ -709,10 +729,14 @@ async function main() {
   const beforeDir = beforeBuildDir(root, log);
   const after = await prepare(lib, buildDir, 'after');
   const before = beforeDir ? await prepare(lib, beforeDir, 'before') : undefined;
+  // The same build with OTTER_DPOP_CONNECTION_BINDING: a proof checked once per connection and key.
+  const perConnection = before
+    ? await prepare(lib, buildDir, 'after, per connection', { OTTER_DPOP_CONNECTION_BINDING: 'true' })
+    : undefined;
 
   const loadBefore = warnIfBusy(log, 'the numbers');
-  // Alternating, so that a change in the machine's load skews both builds alike.
-  const order = before ? [before, after, before, after] : [after];
+  // Alternating, so that a change in the machine's load skews every build alike.
+  const order = before ? [before, after, perConnection, before, after, perConnection] : [after];
   for (const run of order) {
     log(`${run.label}: measured load ${run.loads.length + 1}`);
     const load = await runLoad(run.otter, run.nodes, run.otter.pid);
@@ -723,7 +747,7 @@ async function main() {
   }
   const bare = measureBare(lib, after.nodes[0]);
   const loadAfter = loadavg();
-  const checked = [after, ...(before ? [before] : [])].map(checkStored);
+  const checked = [after, ...(before ? [before, perConnection] : [])].map(checkStored);
   const { counts } = checked[0];
 
   printReport({
@@ -735,7 +759,7 @@ async function main() {
     counts,
     answered: after.answered,
   });
-  if (before) printComparison(before, after);
+  if (before) printComparison(before, [after, perConnection]);
 
   const problems = checked.flatMap((c) => c.problems);
   if (problems.length > 0) throw new Error(problems.join('; '));

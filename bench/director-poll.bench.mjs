@@ -8,7 +8,9 @@
 // active nodes are written as rows, each with an access token issued by DeviceTokenService under the api's
 // own token key (read from the data dir, as director-fixtures.ts issues them) and an assignment written
 // through DirectorAssignmentRepository.assignMany (what the rollout scheduler calls). A first poll of every
-// node signs its metadata. Then autocannon, 50 connections, each request with its node's bearer token:
+// node signs its metadata. Then autocannon, 50 connections, each request with its node's access token (and,
+// binding tokens, its DPoP proof); in the steady runs each connection polls its own share of the nodes, as
+// agents each keep their own connection:
 //
 //   0. api floor: GET /tuf/image/metadata/timestamp.json on the same api, a plain Fastify route with no token,
 //      no database and no Nest (a reference for what the api's HTTP stack costs alone, not an aim)
@@ -112,7 +114,7 @@ const [configLib, dbLib, directorLib, identityLib, tufLib] = await Promise.all(
  * Starts the built api on `database` in a fresh data dir. Everything but the database and Redis is the
  * embedded default; nothing from the caller's Otter configuration leaks in.
  */
-async function startApi(build, database, redisUrl, local) {
+async function startApi(build, database, redisUrl, local, extraEnv = {}) {
   const entry = join(build, 'dist', 'apps', 'api', 'src', 'main.js');
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`make bench\`, which builds first`);
   const dataDir = mkdtempSync(join(tmpdir(), 'otter-bench-director-'));
@@ -130,6 +132,7 @@ async function startApi(build, database, redisUrl, local) {
     // Its own Redis keys (revoked nodes, jtis, queues), whatever else uses this Redis; deleted at the end.
     OTTER_QUEUE_PREFIX: prefix,
     DATABASE_URL: database === 'sqlite' ? `sqlite:${join(dataDir, 'otter.sqlite')}` : database,
+    ...extraEnv,
   });
   local.push(() => deleteRedisKeys(redisUrl, `${prefix}:*`));
   const profileDir = profiling ? join(dataDir, 'profile') : undefined;
@@ -324,33 +327,45 @@ function summarize(label, results, wallSeconds, cpu) {
   };
 }
 
-/** A run of `seconds` after a warm-up, round-robin over the nodes. */
+/**
+ * A run of `seconds` after a warm-up, round-robin over the nodes. Each of the CONNECTIONS connections polls its
+ * own share of the nodes (node i on connection i mod CONNECTIONS), as agents each keep their own connection.
+ */
 async function measureSteady(label, base, nodes, apiPid, credentials, path) {
   log(`${label}: ${WARMUP_SECONDS} s warm-up + ${seconds} s`);
-  const walk = nodeWalk(nodes, credentials, path);
   const window = {};
-  const instance = autocannon({
-    url: base,
-    requests: walk.requests,
-    connections: CONNECTIONS,
-    pipelining: 1,
-    duration: seconds,
-    warmup: { connections: CONNECTIONS, duration: WARMUP_SECONDS },
-  });
+  const instances = Array.from({ length: CONNECTIONS }, (_, c) =>
+    autocannon({
+      url: base,
+      requests: nodeWalk(
+        nodes.filter((_, i) => i % CONNECTIONS === c),
+        credentials,
+        path,
+      ).requests,
+      connections: 1,
+      pipelining: 1,
+      duration: seconds,
+      warmup: { connections: 1, duration: WARMUP_SECONDS },
+    }),
+  );
   // autocannon does not say when its warm-up ends: the window for CPU and profile opens after its duration.
   let cpu0;
   const warmupTimer = setTimeout(() => {
     cpu0 = apiPid && processCpuSeconds(apiPid);
     window.start = monotonicMicros();
   }, WARMUP_SECONDS * 1000);
-  const result = await instance;
+  const results = await Promise.all(instances);
   clearTimeout(warmupTimer);
   window.end = monotonicMicros();
   const cpu1 = apiPid && processCpuSeconds(apiPid);
   const cpu = cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined;
-  if (result.requests.total === 0)
-    throw new Error(`${label}: no request completed (errors: ${result.errors})`);
-  return { ...summarize(label, [result], result.duration, cpu), window, liveProofs: credentials.live.count };
+  const total = results.reduce((n, r) => n + r.requests.total, 0);
+  if (total === 0) throw new Error(`${label}: no request completed (errors: ${results[0].errors})`);
+  return {
+    ...summarize(label, results, Math.max(...results.map((r) => r.duration)), cpu),
+    window,
+    liveProofs: credentials.live.count,
+  };
 }
 
 /**
@@ -440,7 +455,7 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
 
 // --- One database, start to finish.
 
-async function runDialect(dialect, redisUrl, build, label, expectedRps) {
+async function runDialect(dialect, redisUrl, build, label, expectedRps, extraEnv) {
   const local = [];
   const dropLocal = async () => {
     for (const fn of local.splice(0).reverse()) await fn();
@@ -459,7 +474,7 @@ async function runDialect(dialect, redisUrl, build, label, expectedRps) {
       where = `${(await pgVersion(pgBaseUrl)) ?? 'PostgreSQL'} at ${url.host}${url.pathname}, schema ${schema}`;
     }
     log(`${dialect}: starting the api of ${label} (${build})`);
-    const api = await startApi(build, database, redisUrl, local);
+    const api = await startApi(build, database, redisUrl, local, extraEnv);
     where ??= `SQLite (WAL) file in ${api.dataDir} (${filesystemOf(api.dataDir)})`;
     return { label, ...(await measureDialect(dialect, where, api, local, label, expectedRps)) };
   } finally {
@@ -845,13 +860,13 @@ function printBinding(before, after) {
   const live = after.unchanged.liveProofs;
   return [
     '',
-    `${after.dialect}: binding device tokens (after: ${after.mode === 'dpop' ? 'DPoP proof per poll' : after.mode}; ` +
+    `${after.dialect}: binding device tokens (${after.label}: ${after.mode === 'dpop' ? 'DPoP' : after.mode}; ` +
       `before: ${before.mode} tokens), same run, before first:`,
     '',
     ...table(rows),
     ...costs.map(
       ([key, rps, cpu]) =>
-        `binding cost, director poll ${after.dialect} ${key}: requests/s after/before ${fixed(rps)}, api CPU per poll ` +
+        `binding cost, director poll ${after.dialect} ${key}, ${after.label}: requests/s after/before ${fixed(rps)}, api CPU per poll ` +
         `after/before ${fixed(cpu)} (aim: at most +10%: ${cpu <= 1.1 && rps >= 1 / 1.1 ? 'met' : 'NOT met'})`,
     ),
     live > 0
@@ -878,8 +893,14 @@ async function main() {
       'after',
       Math.max(before?.unchanged.rps ?? 20_000, 5_000),
     );
-    results.push(...(before ? [before, after] : [after]));
-    if (before) comparisons.push(...printBinding(before, after));
+    // The same build with OTTER_DPOP_CONNECTION_BINDING: a proof checked once per connection and key.
+    const perConnection = before
+      ? await runDialect(dialect, redisUrl, buildDir, 'after-per-connection', before.unchanged.rps, {
+          OTTER_DPOP_CONNECTION_BINDING: 'true',
+        })
+      : undefined;
+    results.push(...(before ? [before, after, perConnection] : [after]));
+    if (before) comparisons.push(...printBinding(before, after), ...printBinding(before, perConnection));
   }
   process.stdout.write(
     `\nDirector polls: GET /tuf/director/<node>/metadata/timestamp.json with the node's access token, next to` +

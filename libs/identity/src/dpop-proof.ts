@@ -9,8 +9,8 @@ const JTI_PATTERN = /^[\x21-\x7e]{1,128}$/;
 const SHA256_B64URL = /^[A-Za-z0-9_-]{43}$/;
 /** Proof headers (one per device key, identical in every proof it signs) whose key this process imported. */
 const HEADERS_HELD = 100_000;
-/** Keys one connection may be bound to (one agent has one; a gateway for a few nodes, a few). */
-const KEYS_PER_CONNECTION = 64;
+/** Keys one connection may be bound to: one per agent, more for a gateway (each needs a proof that passed). */
+const KEYS_PER_CONNECTION = 1024;
 
 /** What a request says about itself, to check a DPoP proof against. */
 export interface DpopRequest {
