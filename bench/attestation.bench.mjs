@@ -681,9 +681,9 @@ function checkStored(run) {
   return { counts, problems };
 }
 
-/** The before/after table: each build's loads, and after/before of the medians. */
+/** The before/after table: each build's loads, and after/before of the means. */
 function printComparison(before, afters) {
-  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
   const perCore = (load) => (load.cores.api ? load.rate / load.cores.api : NaN);
   const cpuMs = (load) => (load.cores.api ? (1000 * load.cores.api) / load.rate : NaN);
   const rows = [['build', 'load', 'per s', 'per api CPU s', 'api CPU ms/verification', 'p50 ms', 'p99 ms']];
@@ -700,7 +700,7 @@ function printComparison(before, afters) {
       ]),
     );
   }
-  const m = (run, f) => median(run.loads.map(f));
+  const m = (run, f) => mean(run.loads.map(f));
   const verdicts = afters.map((after) => {
     const rate = m(after, (l) => l.rate) / m(before, (l) => l.rate);
     const cpu = m(after, cpuMs) / m(before, cpuMs);
@@ -714,7 +714,7 @@ function printComparison(before, afters) {
     [
       '',
       `Before and after binding device tokens to the TPM key, same run, loads alternating (${seconds} s each;` +
-        " ratios of the medians of each build's loads):",
+        " ratios of the means of each build's loads):",
       '',
       ...table(rows),
       '',

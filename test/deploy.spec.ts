@@ -192,6 +192,8 @@ describe('deploy/compose.yaml', () => {
       OTTER_TLS_KEY: '/etc/otter/tls/tls.key',
     });
     expect(services.api.volumes).toContain('./tls:/etc/otter/tls:ro');
+    // Agents reach this api directly, so a device's DPoP proof is checked once per connection by default.
+    expect(interpolate(String(env.OTTER_DPOP_CONNECTION_BINDING), {})).toBe('true');
     expect(read('deploy', '.gitignore')).toMatch(/^tls\/$/m);
     // What the api then loads: the schema takes the pair (and refuses half of it).
     const vars = exampleEnvFile();
@@ -285,6 +287,8 @@ describe('deploy/helm/otter', () => {
     expect(api).toContain('scheme: {{ ternary "HTTPS" "HTTP" .Values.tls.enabled }}');
     expect(api).toMatch(/- name: OTTER_PUBLIC_URL\n\s+value: \{\{ \. \| quote \}\}/);
     expect(templates['NOTES.txt']).toMatch(/WARNING: tls\.enabled is false/);
+    // Behind an ingress that pools connections, proofs must be checked per request: off unless set.
+    expect(values).toMatchObject({ dpopConnectionBinding: false });
   });
 
   it('runs the three apps from one image, the api with replicas from values and probes on /health', () => {
