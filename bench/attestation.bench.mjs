@@ -13,6 +13,12 @@
 //
 //   node bench/attestation.bench.mjs    # BENCH_SECONDS (default 10) of load after a 2 s warm-up
 //
+// Before and after: with BENCH_BEFORE_REF (a commit; `make bench` names the last one before device tokens
+// were bound to the TPM key) or BENCH_BEFORE_BUILD_DIR, the same load also runs against that build's api, in
+// the same run, alternating before/after twice, and the ratio after/before is printed. The build under test
+// binds tokens (DPoP, RFC 9449): each of its two requests per verification carries a proof signed by the
+// node's device key, made by this load generator like the quote; the before build takes plain bearer tokens.
+//
 // Exits non-zero only when something failed to run (a verification refused, a count that does not match),
 // never because of a ratio.
 import { createHash, createPublicKey, randomBytes, randomUUID, verify } from 'node:crypto';
@@ -31,10 +37,12 @@ import {
   softwareQuote,
   softwareTpmKey,
 } from './lib/software-quote.mjs';
+import { beforeBuildDir } from './lib/before-build.mjs';
 import { benchArgs } from './lib/bench-cli.mjs';
+import { dpopHeaders, dpopKey, isBoundToken } from './lib/dpop.mjs';
 import { cleanupOnExit } from './lib/cleanups.mjs';
 import { processCpuSeconds } from './lib/process-cpu.mjs';
-import { runBench, warnIfBusy } from './lib/report.mjs';
+import { runBench, table, warnIfBusy } from './lib/report.mjs';
 
 const AIM_RATIO = 0.5;
 const FLEET = 1_000_000;
@@ -54,7 +62,9 @@ benchArgs(
     `  BENCH_SECONDS      seconds of measured load (default 10), after a ${WARMUP_SECONDS} s warm-up\n` +
     '  BENCH_NODES        simulated nodes (default 200)\n' +
     '  BENCH_CONCURRENCY  concurrent workers, each attesting its own share of the nodes (default 32)\n' +
-    '  BENCH_BUILD_DIR    directory whose dist/ holds the built api (default: this repository)\n',
+    '  BENCH_BUILD_DIR    directory whose dist/ holds the built api (default: this repository)\n' +
+    '  BENCH_BEFORE_REF   a commit to compare against, built once into .otter-bench/ (or\n' +
+    '  BENCH_BEFORE_BUILD_DIR, a directory with that build); unset: no comparison\n',
 );
 const positive = (name, fallback, integer) => {
   const value = Number(process.env[name] ?? fallback);
@@ -87,14 +97,18 @@ const { cleanups, cleanup } = cleanupOnExit(log);
 
 /** A file of the build, which must exist. */
 function builtFile(...path) {
-  const file = join(buildDir, 'dist', ...path);
+  return builtFileOf(buildDir, ...path);
+}
+
+function builtFileOf(dir, ...path) {
+  const file = join(dir, 'dist', ...path);
   if (!existsSync(file)) throw new Error(`${file} is missing: run \`make bench\`, which builds first`);
   return file;
 }
 
-/** Starts the built api on embedded defaults (SQLite) in a fresh data dir. */
-async function startOtter() {
-  const entry = builtFile('apps', 'api', 'src', 'main.js');
+/** Starts the api built in `build` on embedded defaults (SQLite) in a fresh data dir, plus `extraEnv`. */
+async function startOtter(build, extraEnv = {}) {
+  const entry = builtFileOf(build, 'apps', 'api', 'src', 'main.js');
   const dataDir = mkdtempSync(join(tmpdir(), 'otter-bench-'));
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
   cleanups.push(() => group.stop());
@@ -115,8 +129,9 @@ async function startOtter() {
     OTTER_DEVICE_TOKEN_TTL: String(Math.max(600, Math.ceil(seconds + WARMUP_SECONDS + 300))),
     // Every simulated node fetches its token from this one address within a few seconds.
     OTTER_RATE_LIMIT_LOGIN_PER_ADDRESS: String(Math.max(3000, nodeCount)),
+    ...extraEnv,
   });
-  const api = group.start('api', process.execPath, [entry], { env, cwd: buildDir });
+  const api = group.start(`api ${build}`, process.execPath, [entry], { env, cwd: build });
   const base = `http://127.0.0.1:${port}`;
   await waitForHttp(`${base}/health`, { process: api, accept: (s) => s === 200, timeoutMs: 120_000 });
   return {
@@ -125,46 +140,51 @@ async function startOtter() {
     dbFile: join(dataDir, 'otter.sqlite'),
     pid: api.child.pid,
     redisUrl: env.REDIS_URL,
+    agent: new Agent({ keepAlive: true, maxSockets: concurrency + 4 }),
   };
 }
 
 // --- HTTP: node:http with keep-alive, the cheapest client at hand (it shares the machine with the api).
 
-/** @type {Agent} */
-let agent;
-/** @type {number} */
-let apiPort;
-
 /**
+ * @param {{ port: number, agent: Agent }} otter
  * @param {string} path
- * @param {{ token?: string, json?: unknown }} [options]
+ * @param {{ headers?: Record<string, string>, json?: unknown }} [options]
  * @returns {Promise<{ status: number, body: any }>}
  */
-function post(path, { token, json } = {}) {
+function post(otter, path, { headers: extra = {}, json, agent = otter.agent } = {}) {
   return new Promise((resolvePost, reject) => {
     const body = json === undefined ? '' : JSON.stringify(json);
     /** @type {Record<string, string | number>} */
-    const headers = { 'content-length': Buffer.byteLength(body) };
+    const headers = { 'content-length': Buffer.byteLength(body), ...extra };
     if (json !== undefined) headers['content-type'] = 'application/json';
-    if (token) headers.authorization = `Bearer ${token}`;
-    const req = request({ host: '127.0.0.1', port: apiPort, path, method: 'POST', headers, agent }, (res) => {
-      const chunks = [];
-      res.on('data', (chunk) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let parsed;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          parsed = text;
-        }
-        resolvePost({ status: res.statusCode ?? 0, body: parsed });
-      });
-    });
+    const req = request(
+      { host: '127.0.0.1', port: otter.port, path, method: 'POST', headers, agent },
+      (res) => {
+        const chunks = [];
+        res.on('data', (chunk) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            parsed = text;
+          }
+          resolvePost({ status: res.statusCode ?? 0, body: parsed });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** A node's credentials for one POST to `path`: a bearer token, or with a bound token its DPoP proof. */
+function authFor(otter, node, path) {
+  if (!node.bound) return { authorization: `Bearer ${node.token}` };
+  return dpopHeaders(node.dpop, node.token, 'POST', `http://127.0.0.1:${otter.port}${path}`);
 }
 
 // --- Simulated nodes.
@@ -196,6 +216,7 @@ function seedNodes(dbFile, count) {
     device: softwareTpmKey(DEVICE_KEY_ATTRIBUTES),
     clock: 1_000_000n + BigInt(Math.floor(Math.random() * 1e9)),
   }));
+  for (const node of nodes) node.dpop = dpopKey(node.device.privateKey, node.device.publicKey);
   const db = new Database(dbFile);
   try {
     db.pragma('busy_timeout = 10000');
@@ -231,7 +252,7 @@ function seedNodes(dbFile, count) {
 }
 
 /** An access token for `node`, traded for an ES256 assertion signed with its device key. */
-async function fetchToken(node) {
+async function fetchToken(otter, node) {
   const iat = Math.floor(Date.now() / 1000);
   const assertion = await new SignJWT({})
     .setProtectedHeader({ alg: 'ES256' })
@@ -242,11 +263,12 @@ async function fetchToken(node) {
     .setExpirationTime(iat + 60)
     .setJti(randomBytes(16).toString('base64url'))
     .sign(node.device.privateKey);
-  const res = await post('/api/v1/devices/token', { json: { assertion } });
+  const res = await post(otter, '/api/v1/devices/token', { json: { assertion } });
   if (res.status !== 200 || typeof res.body?.accessToken !== 'string') {
     throw new Error(`token for node ${node.id}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
   }
   node.token = res.body.accessToken;
+  node.bound = isBoundToken(node.token);
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
@@ -276,14 +298,18 @@ function quoteFor(node, nonce) {
  * One verification as an agent makes it: challenge, quote over its nonce, attestation. Resolves with the
  * verdict, or throws with what the api answered.
  */
-async function attestOnce(node) {
-  const challenge = await post(CHALLENGE_PATH, { token: node.token });
+async function attestOnce(otter, node, agent = otter.agent) {
+  const challenge = await post(otter, CHALLENGE_PATH, {
+    headers: authFor(otter, node, CHALLENGE_PATH),
+    agent,
+  });
   if (challenge.status !== 201 || typeof challenge.body?.nonce !== 'string') {
     throw new Error(`challenge: HTTP ${challenge.status} ${JSON.stringify(challenge.body)}`);
   }
   const { attest, signature } = quoteFor(node, Buffer.from(challenge.body.nonce, 'hex'));
-  const res = await post(ATTEST_PATH, {
-    token: node.token,
+  const res = await post(otter, ATTEST_PATH, {
+    agent,
+    headers: authFor(otter, node, ATTEST_PATH),
     json: {
       nonce: challenge.body.nonce,
       quote: {
@@ -340,7 +366,7 @@ function coresBetween(a, b) {
  * `concurrency` workers, each attesting its own nodes in turn, for the warm-up and then `seconds`; counts
  * verifications completed inside the measured window.
  */
-async function runLoad(nodes, apiPid) {
+async function runLoad(otter, nodes, apiPid) {
   const shares = Array.from({ length: concurrency }, (_, w) => nodes.filter((_, i) => i % concurrency === w));
   const latencies = [];
   /** @type {string[]} */
@@ -351,12 +377,21 @@ async function runLoad(nodes, apiPid) {
   let windowEnd = Infinity;
   let inWindow = 0;
 
+  // One kept-alive connection per worker, as each agent has its own: a worker attests only its share of nodes.
   const worker = async (share) => {
+    const connection = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      await attestLoop(share, connection);
+    } finally {
+      connection.destroy();
+    }
+  };
+  const attestLoop = async (share, connection) => {
     for (let i = 0; !stop; i++) {
       const node = share[i % share.length];
       const started = performance.now();
       try {
-        await attestOnce(node);
+        await attestOnce(otter, node, connection);
       } catch (error) {
         failures.push(error instanceof Error ? error.message : String(error));
         // The api gone or refusing everything: stop rather than spin on errors.
@@ -604,50 +639,131 @@ function printReport({ load, bare, dataDir, loadBefore, loadAfter, counts, answe
   process.stdout.write(out.join('\n'));
 }
 
-async function main() {
-  const lib = await import(pathToFileURL(builtFile('libs', 'attestation', 'src', 'index.js')).href);
-  const otter = await startOtter();
-  apiPort = otter.port;
-  agent = new Agent({ keepAlive: true, maxSockets: concurrency + 4 });
-  cleanups.push(() => agent.destroy());
-  log(
-    `api on 127.0.0.1:${otter.port} (pid ${otter.pid}), data dir ${otter.dataDir}, Redis ${otter.redisUrl}`,
-  );
-
-  log(`creating ${nodeCount} simulated nodes (software P-256 AK and device key)`);
+/** An api of one build, with its own nodes and tokens, ready for the load. */
+async function prepare(lib, build, label, extraEnv) {
+  const otter = await startOtter(build, extraEnv);
+  cleanups.push(() => otter.agent.destroy());
+  log(`${label}: api on 127.0.0.1:${otter.port} (pid ${otter.pid}, ${build}), data dir ${otter.dataDir}`);
   const nodes = seedNodes(otter.dbFile, nodeCount);
   checkQuoteBuilder(lib, nodes[0]);
-  log('quote builder agrees with libs/attestation verifyQuote');
-  await eachLimited(nodes, concurrency, fetchToken);
-  log(`${nodeCount} access tokens from POST /api/v1/devices/token`);
-  const challenge = await post(CHALLENGE_PATH, { token: nodes[0].token });
+  await eachLimited(nodes, concurrency, (node) => fetchToken(otter, node));
+  const bound = nodes[0].bound;
+  log(
+    `${label}: ${nodeCount} nodes, access tokens from POST /api/v1/devices/token ` +
+      `(${bound ? 'bound to the device key: DPoP proofs' : 'bearer'})`,
+  );
+  const challenge = await post(otter, CHALLENGE_PATH, { headers: authFor(otter, nodes[0], CHALLENGE_PATH) });
   if (challenge.status !== 201 || challenge.body?.pcrs?.join() !== PCRS.join()) {
-    throw new Error(`first challenge: HTTP ${challenge.status} ${JSON.stringify(challenge.body)}`);
+    throw new Error(`${label}: first challenge: HTTP ${challenge.status} ${JSON.stringify(challenge.body)}`);
   }
-  const first = await attestOnce(nodes[0]);
-  log(`first verification through HTTP: ${first.reason}`);
+  const first = await attestOnce(otter, nodes[0]);
+  log(`${label}: first verification through HTTP: ${first.reason}`);
+  return { label, otter, nodes, bound, loads: [], answered: 1 };
+}
 
-  const loadBefore = warnIfBusy(log, 'the numbers');
-  const load = await runLoad(nodes, otter.pid);
-  if (died) throw new Error(`${died.name} exited during the load (code ${died.code}, signal ${died.signal})`);
-  const bare = measureBare(lib, nodes[0]);
-  const loadAfter = loadavg();
-  const counts = verdictCounts(otter.dbFile);
-  // Every passing answer, the one verification before the load included, must be a stored verdict.
-  const answered = load.passed + 1;
-
-  printReport({ load, bare, dataDir: otter.dataDir, loadBefore, loadAfter, counts, answered });
-
+/** Checks a build's stored verdicts against what its api answered; returns the problems. */
+function checkStored(run) {
   const problems = [];
-  if (load.failures.length > 0) {
-    problems.push(`${load.failures.length} verification(s) failed; first: ${load.failures[0]}`);
+  const counts = verdictCounts(run.otter.dbFile);
+  for (const load of run.loads) {
+    if (load.failures.length > 0) {
+      problems.push(
+        `${run.label}: ${load.failures.length} verification(s) failed; first: ${load.failures[0]}`,
+      );
+    }
+    if (load.inWindow === 0)
+      problems.push(`${run.label}: no verification completed inside the measured window`);
   }
-  if (counts.n !== answered || (counts.passed ?? 0) !== answered) {
+  if (counts.n !== run.answered || (counts.passed ?? 0) !== run.answered) {
     problems.push(
-      `the database holds ${counts.n} verdicts (${counts.passed ?? 0} passed), the api answered ${answered} passed`,
+      `${run.label}: the database holds ${counts.n} verdicts (${counts.passed ?? 0} passed), the api answered ` +
+        `${run.answered} passed`,
     );
   }
-  if (load.inWindow === 0) problems.push('no verification completed inside the measured window');
+  return { counts, problems };
+}
+
+/** The before/after table: each build's loads, and after/before of the means. */
+function printComparison(before, afters) {
+  const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
+  const perCore = (load) => (load.cores.api ? load.rate / load.cores.api : NaN);
+  const cpuMs = (load) => (load.cores.api ? (1000 * load.cores.api) / load.rate : NaN);
+  const rows = [['build', 'load', 'per s', 'per api CPU s', 'api CPU ms/verification', 'p50 ms', 'p99 ms']];
+  for (const run of [before, ...afters]) {
+    run.loads.forEach((load, i) =>
+      rows.push([
+        `${run.label} (${run.bound ? 'DPoP-bound tokens' : 'bearer tokens'})`,
+        String(i + 1),
+        int(load.rate),
+        int(perCore(load)),
+        fixed(cpuMs(load), 3),
+        fixed(load.p50),
+        fixed(load.p99),
+      ]),
+    );
+  }
+  const m = (run, f) => mean(run.loads.map(f));
+  const verdicts = afters.map((after) => {
+    const rate = m(after, (l) => l.rate) / m(before, (l) => l.rate);
+    const cpu = m(after, cpuMs) / m(before, cpuMs);
+    return (
+      `binding cost, attestation, ${after.label}: verifications/s after/before = ${fixed(rate)};` +
+      ` api CPU per verification after/before = ${fixed(cpu)} (${cpu >= 1 ? '+' : ''}${fixed((cpu - 1) * 100, 1)}%;` +
+      ` aim: at most +10%: ${cpu <= 1.1 ? 'met' : 'NOT met'})`
+    );
+  });
+  process.stdout.write(
+    [
+      '',
+      `Before and after binding device tokens to the TPM key, same run, loads alternating (${seconds} s each;` +
+        " ratios of the means of each build's loads):",
+      '',
+      ...table(rows),
+      '',
+      ...verdicts,
+      '',
+    ].join('\n'),
+  );
+}
+
+async function main() {
+  const lib = await import(pathToFileURL(builtFile('libs', 'attestation', 'src', 'index.js')).href);
+  const beforeDir = beforeBuildDir(root, log);
+  const after = await prepare(lib, buildDir, 'after');
+  const before = beforeDir ? await prepare(lib, beforeDir, 'before') : undefined;
+  // The same build with OTTER_DPOP_CONNECTION_BINDING: a proof checked once per connection and key.
+  const perConnection = before
+    ? await prepare(lib, buildDir, 'after, per connection', { OTTER_DPOP_CONNECTION_BINDING: 'true' })
+    : undefined;
+
+  const loadBefore = warnIfBusy(log, 'the numbers');
+  // Alternating, so that a change in the machine's load skews every build alike.
+  const order = before ? [before, after, perConnection, before, after, perConnection] : [after];
+  for (const run of order) {
+    log(`${run.label}: measured load ${run.loads.length + 1}`);
+    const load = await runLoad(run.otter, run.nodes, run.otter.pid);
+    if (died)
+      throw new Error(`${died.name} exited during the load (code ${died.code}, signal ${died.signal})`);
+    run.loads.push(load);
+    run.answered += load.passed;
+  }
+  const bare = measureBare(lib, after.nodes[0]);
+  const loadAfter = loadavg();
+  const checked = [after, ...(before ? [before, perConnection] : [])].map(checkStored);
+  const { counts } = checked[0];
+
+  printReport({
+    load: after.loads.at(-1),
+    bare,
+    dataDir: after.otter.dataDir,
+    loadBefore,
+    loadAfter,
+    counts,
+    answered: after.answered,
+  });
+  if (before) printComparison(before, [after, perConnection]);
+
+  const problems = checked.flatMap((c) => c.problems);
   if (problems.length > 0) throw new Error(problems.join('; '));
 }
 

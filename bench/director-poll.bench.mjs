@@ -8,7 +8,9 @@
 // active nodes are written as rows, each with an access token issued by DeviceTokenService under the api's
 // own token key (read from the data dir, as director-fixtures.ts issues them) and an assignment written
 // through DirectorAssignmentRepository.assignMany (what the rollout scheduler calls). A first poll of every
-// node signs its metadata. Then autocannon, 50 connections, each request with its node's bearer token:
+// node signs its metadata. Then autocannon, 50 connections, each request with its node's access token (and,
+// binding tokens, its DPoP proof); in the steady runs each connection polls its own share of the nodes, as
+// agents each keep their own connection:
 //
 //   0. api floor: GET /tuf/image/metadata/timestamp.json on the same api, a plain Fastify route with no token,
 //      no database and no Nest (a reference for what the api's HTTP stack costs alone, not an aim)
@@ -30,6 +32,13 @@
 //                       time (the profile costs some throughput)
 //     BENCH_BUILD_DIR   directory whose dist/ holds the built api and libs, next to a package.json with the
 //                       #otter/* imports and node_modules (default: this repository)
+//     BENCH_BEFORE_REF  a commit to compare against (`make bench` names the last one before device tokens
+//                       were bound to the TPM key), built once into .otter-bench/; or BENCH_BEFORE_BUILD_DIR,
+//                       a directory holding such a build. Each database then runs all of the above against
+//                       the before build's api and then this build's, in the same run, and prints after/before.
+//                       This build binds tokens (DPoP, RFC 9449): every poll carries a proof signed by the
+//                       node's device key, made before each run outside the timed window (and, should a
+//                       run outlast them, in the request loop, counted); the before build takes bearer tokens.
 //     OTTER_TEST_DATABASE_URL  PostgreSQL server; a fresh schema is created there and dropped afterwards
 //                       (default postgres://postgres@127.0.0.1:5432/test, as scripts/test-services.sh)
 //     REDIS_URL         Redis (default: a local one, started if none answers); keys get a prefix of their own
@@ -37,7 +46,7 @@
 // Exits non-zero only when something failed to run (a refused poll, a round that did not re-sign every
 // node), never because of a ratio.
 import 'reflect-metadata';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -49,6 +58,8 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { ProcessGroup, ensureRedis, freePort, waitForHttp } from '../scripts/lib/processes.mjs';
 import { startBareServer } from './bare-server.mjs';
+import { beforeBuildDir } from './lib/before-build.mjs';
+import { dpopHeaders, dpopKey } from './lib/dpop.mjs';
 import { benchArgs, headerHelp } from './lib/bench-cli.mjs';
 import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
 import { processCpuSeconds } from './lib/process-cpu.mjs';
@@ -103,8 +114,9 @@ const [configLib, dbLib, directorLib, identityLib, tufSigningLib] = await Promis
  * Starts the built api on `database` in a fresh data dir. Everything but the database and Redis is the
  * embedded default; nothing from the caller's Otter configuration leaks in.
  */
-async function startApi(database, redisUrl, local) {
-  const entry = builtFile('apps', 'api', 'src', 'main.js');
+async function startApi(build, database, redisUrl, local, extraEnv = {}) {
+  const entry = join(build, 'dist', 'apps', 'api', 'src', 'main.js');
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`make bench\`, which builds first`);
   const dataDir = mkdtempSync(join(tmpdir(), 'otter-bench-director-'));
   local.push(() => rmSync(dataDir, { recursive: true, force: true }));
   const env = Object.fromEntries(
@@ -120,6 +132,7 @@ async function startApi(database, redisUrl, local) {
     // Its own Redis keys (revoked nodes, jtis, queues), whatever else uses this Redis; deleted at the end.
     OTTER_QUEUE_PREFIX: prefix,
     DATABASE_URL: database === 'sqlite' ? `sqlite:${join(dataDir, 'otter.sqlite')}` : database,
+    ...extraEnv,
   });
   local.push(() => deleteRedisKeys(redisUrl, `${prefix}:*`));
   const profileDir = profiling ? join(dataDir, 'profile') : undefined;
@@ -132,7 +145,7 @@ async function startApi(database, redisUrl, local) {
   void group.unexpectedExit.then((exit) => {
     died = exit;
   });
-  const api = group.start('api', process.execPath, [...nodeArgs, entry], { env, cwd: buildDir });
+  const api = group.start('api', process.execPath, [...nodeArgs, entry], { env, cwd: build });
   local.push(() => group.stop());
   const base = `http://127.0.0.1:${env.OTTER_PORT}`;
   await waitForHttp(`${base}/health`, { process: api, accept: (s) => s === 200, timeoutMs: 120_000 });
@@ -188,11 +201,17 @@ async function seed(db, dataDir) {
   });
   const nodes = [];
   for (const id of ids) {
-    const { token } = await tokens.issueAccessToken(id);
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const key = dpopKey(pair.privateKey, pair.publicKey);
+    // Bound to the node's key (an api before the binding ignores cnf and takes it as a bearer token).
+    const { token } = await tokens.issueAccessToken(id, key.jkt);
     nodes.push({
       id,
       path: `/tuf/director/${id}/metadata/timestamp.json`,
-      headers: { authorization: `Bearer ${token}` },
+      token,
+      key,
+      /** Proofs made ahead of a run, for this node's path; used first, oldest first. */
+      proofs: [],
     });
   }
   return nodes;
@@ -240,10 +259,37 @@ async function timestampFingerprint(db) {
 const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
 
 /**
- * autocannon requests that walk the nodes round-robin, each with its own token (and its own path, unless
- * `path` is given); `restart` starts a walk over.
+ * How a run's requests authenticate: `dpop` (this build: the node's bound token and a proof per request, from
+ * its pool or, if a run outlasts the pool, signed in the request loop and counted) or `bearer`.
  */
-function nodeWalk(nodes, path) {
+function auth(mode, base) {
+  const live = { count: 0 };
+  const headers =
+    mode === 'dpop'
+      ? (node, path) => {
+          const ready = node.proofs.pop();
+          if (ready) return ready;
+          live.count++;
+          return dpopHeaders(node.key, node.token, 'GET', `${base}${path}`);
+        }
+      : (node) => ({ authorization: `Bearer ${node.token}` });
+  return { mode, headers, live };
+}
+
+/** `perNode` proofs for each node's own poll URL, made now (not timed): what its requests will carry. */
+function fillProofs(nodes, base, perNode) {
+  for (const node of nodes) {
+    node.proofs = Array.from({ length: perNode }, () =>
+      dpopHeaders(node.key, node.token, 'GET', `${base}${node.path}`),
+    );
+  }
+}
+
+/**
+ * autocannon requests that walk the nodes round-robin, each with its own credentials (and its own path,
+ * unless `path` is given); `restart` starts a walk over.
+ */
+function nodeWalk(nodes, credentials, path) {
   let i = 0;
   return {
     restart: () => {
@@ -254,7 +300,8 @@ function nodeWalk(nodes, path) {
         method: 'GET',
         setupRequest: (request) => {
           const node = nodes[i++ % nodes.length];
-          return { ...request, path: path ?? node.path, headers: node.headers };
+          const requestPath = path ?? node.path;
+          return { ...request, path: requestPath, headers: credentials.headers(node, requestPath) };
         },
       },
     ],
@@ -280,41 +327,53 @@ function summarize(label, results, wallSeconds, cpu) {
   };
 }
 
-/** A run of `seconds` after a warm-up, round-robin over the nodes. */
-async function measureSteady(label, base, nodes, apiPid, path) {
+/**
+ * A run of `seconds` after a warm-up, round-robin over the nodes. Each of the CONNECTIONS connections polls its
+ * own share of the nodes (node i on connection i mod CONNECTIONS), as agents each keep their own connection.
+ */
+async function measureSteady(label, base, nodes, apiPid, credentials, path) {
   log(`${label}: ${WARMUP_SECONDS} s warm-up + ${seconds} s`);
-  const walk = nodeWalk(nodes, path);
   const window = {};
-  const instance = autocannon({
-    url: base,
-    requests: walk.requests,
-    connections: CONNECTIONS,
-    pipelining: 1,
-    duration: seconds,
-    warmup: { connections: CONNECTIONS, duration: WARMUP_SECONDS },
-  });
+  const instances = Array.from({ length: CONNECTIONS }, (_, c) =>
+    autocannon({
+      url: base,
+      requests: nodeWalk(
+        nodes.filter((_, i) => i % CONNECTIONS === c),
+        credentials,
+        path,
+      ).requests,
+      connections: 1,
+      pipelining: 1,
+      duration: seconds,
+      warmup: { connections: 1, duration: WARMUP_SECONDS },
+    }),
+  );
   // autocannon does not say when its warm-up ends: the window for CPU and profile opens after its duration.
   let cpu0;
   const warmupTimer = setTimeout(() => {
     cpu0 = apiPid && processCpuSeconds(apiPid);
     window.start = monotonicMicros();
   }, WARMUP_SECONDS * 1000);
-  const result = await instance;
+  const results = await Promise.all(instances);
   clearTimeout(warmupTimer);
   window.end = monotonicMicros();
   const cpu1 = apiPid && processCpuSeconds(apiPid);
   const cpu = cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined;
-  if (result.requests.total === 0)
-    throw new Error(`${label}: no request completed (errors: ${result.errors})`);
-  return { ...summarize(label, [result], result.duration, cpu), window };
+  const total = results.reduce((n, r) => n + r.requests.total, 0);
+  if (total === 0) throw new Error(`${label}: no request completed (errors: ${results[0].errors})`);
+  return {
+    ...summarize(label, results, Math.max(...results.map((r) => r.duration)), cpu),
+    window,
+    liveProofs: credentials.live.count,
+  };
 }
 
 /**
  * Rounds of exactly one poll per node (autocannon's `amount` splits them over the connections; setupRequest
  * runs once per request sent), each after every node's assignment changed, until `seconds` of polling.
  */
-async function measureRegenerated(label, base, nodes, apiPid, db, assignments) {
-  const walk = nodeWalk(nodes);
+async function measureRegenerated(label, base, nodes, apiPid, db, assignments, credentials) {
+  const walk = nodeWalk(nodes, credentials);
   const round = async (n) => {
     const bump = performance.now();
     await assignAll(assignments, nodes, `3.0.${n}`);
@@ -325,6 +384,7 @@ async function measureRegenerated(label, base, nodes, apiPid, db, assignments) {
     // The api serves a node's last answer for up to POLL_HOLD_MS after confirming it: wait that out (not
     // timed), as a node polling a minute after the change would, so every poll of the round re-signs.
     await new Promise((r) => setTimeout(r, directorLib.POLL_HOLD_MS + 50));
+    if (credentials.mode === 'dpop') fillProofs(nodes, base, 1);
     walk.restart();
     const cpu0 = apiPid && processCpuSeconds(apiPid);
     const started = performance.now();
@@ -395,7 +455,7 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
 
 // --- One database, start to finish.
 
-async function runDialect(dialect, redisUrl) {
+async function runDialect(dialect, redisUrl, build, label, expectedRps, extraEnv) {
   const local = [];
   const dropLocal = async () => {
     for (const fn of local.splice(0).reverse()) await fn();
@@ -413,10 +473,10 @@ async function runDialect(dialect, redisUrl) {
       database = url.toString();
       where = `${(await pgVersion(pgBaseUrl)) ?? 'PostgreSQL'} at ${url.host}${url.pathname}, schema ${schema}`;
     }
-    log(`${dialect}: starting the api`);
-    const api = await startApi(database, redisUrl, local);
+    log(`${dialect}: starting the api of ${label} (${build})`);
+    const api = await startApi(build, database, redisUrl, local, extraEnv);
     where ??= `SQLite (WAL) file in ${api.dataDir} (${filesystemOf(api.dataDir)})`;
-    return await measureDialect(dialect, where, api, local);
+    return { label, ...(await measureDialect(dialect, where, api, local, label, expectedRps)) };
   } finally {
     // Each database's api and rows go as soon as it is measured: the next one runs on a quiet machine.
     cleanups.splice(cleanups.indexOf(dropLocal), 1);
@@ -424,7 +484,7 @@ async function runDialect(dialect, redisUrl) {
   }
 }
 
-async function measureDialect(dialect, where, api, local) {
+async function measureDialect(dialect, where, api, local, build, expectedRps) {
   const db = dbLib.createDatabase(api.config.database);
   local.push(() => db.destroy());
   const assignments = new directorLib.DirectorAssignmentRepository(db);
@@ -436,11 +496,26 @@ async function measureDialect(dialect, where, api, local) {
     `${dialect}: ${nodes.length} nodes, tokens and assignments in ${(performance.now() - seeding).toFixed(0)} ms`,
   );
 
+  // A build that binds tokens refuses them as bearer tokens, and says so.
+  const probe = await fetch(api.base + nodes[0].path, {
+    headers: { authorization: `Bearer ${nodes[0].token}` },
+  });
+  const probed = await probe.json();
+  const mode = probe.status === 401 && probed?.details?.reason === 'dpop_required' ? 'dpop' : 'bearer';
+  if (mode === 'bearer' && probe.status !== 200) throw new Error(`first poll: HTTP ${probe.status}`);
+  const credentials = () => auth(mode, api.base);
+  const bearer = auth('bearer', api.base);
+  log(
+    `${dialect} ${build}: ${mode === 'dpop' ? 'tokens bound to device keys, a DPoP proof per poll' : 'bearer tokens'}`,
+  );
+
   // Every node's first poll signs its metadata; the unchanged run then finds it all in place.
-  const first = await pollEach(api.base, nodes);
+  const first = await pollEach(api.base, nodes, credentials());
   if (first.failed) throw new Error(`first poll: ${first.failed}`);
   if ((await signedCount(db)) !== nodes.length) throw new Error('the first polls did not sign every node');
-  const sample = await fetch(api.base + nodes[0].path, { headers: nodes[0].headers });
+  const sample = await fetch(api.base + nodes[0].path, {
+    headers: credentials().headers(nodes[0], nodes[0].path),
+  });
   const body = Buffer.from(await sample.arrayBuffer());
   const copied = {};
   for (const name of ['content-type', 'cache-control']) {
@@ -455,18 +530,41 @@ async function measureDialect(dialect, where, api, local) {
   const before = await timestampFingerprint(db);
   // What the api answers with no token, no database and no Nest: the image repository's timestamp.json, a
   // plain Fastify route holding its body for a second (bench/timestamp.bench.mjs measures it alone).
-  const floor = await measureSteady(`${dialect} api floor`, api.base, nodes, api.pid, IMAGE_TIMESTAMP_PATH);
-  const unchanged = await measureSteady(`${dialect} unchanged`, api.base, nodes, api.pid);
+  const floor = await measureSteady(
+    `${dialect} ${build} api floor`,
+    api.base,
+    nodes,
+    api.pid,
+    bearer,
+    IMAGE_TIMESTAMP_PATH,
+  );
+  if (mode === 'dpop') {
+    // Enough proofs for the run as fast as the fastest poll measured so far, and a quarter more.
+    const perNode = Math.ceil((expectedRps * (seconds + WARMUP_SECONDS) * 1.25) / nodes.length);
+    log(
+      `${dialect} ${build}: making ${int(perNode * nodes.length)} DPoP proofs for the unchanged run (not timed)`,
+    );
+    fillProofs(nodes, api.base, perNode);
+  }
+  const unchanged = await measureSteady(
+    `${dialect} ${build} unchanged`,
+    api.base,
+    nodes,
+    api.pid,
+    credentials(),
+  );
+  for (const node of nodes) node.proofs = [];
   if ((await timestampFingerprint(db)) !== before) throw new Error('the unchanged run re-signed metadata');
   // Between the two director runs, so a change in the machine's load skews each ratio as little as possible.
-  const bareRun = await measureSteady(`${dialect} bare`, bare.url, nodes, undefined);
+  const bareRun = await measureSteady(`${dialect} ${build} bare`, bare.url, nodes, undefined, bearer);
   const regenerated = await measureRegenerated(
-    `${dialect} regenerated`,
+    `${dialect} ${build} regenerated`,
     api.base,
     nodes,
     api.pid,
     db,
     assignments,
+    credentials(),
   );
   const signing = await signingCost(db, nodes[0].id);
   const died = api.died();
@@ -474,6 +572,7 @@ async function measureDialect(dialect, where, api, local) {
   const cpuProfile = profiling ? await api.stopForProfile() : undefined;
   return {
     dialect,
+    mode,
     where,
     bodyBytes: body.length,
     floor,
@@ -517,14 +616,14 @@ async function signingCost(db, nodeId) {
 }
 
 /** One poll per node, 16 at a time, with fetch; counts failures. */
-async function pollEach(base, nodes) {
+async function pollEach(base, nodes, credentials) {
   let next = 0;
   let failed;
   await Promise.all(
     Array.from({ length: 16 }, async () => {
       while (next < nodes.length && !failed) {
         const node = nodes[next++];
-        const res = await fetch(base + node.path, { headers: node.headers });
+        const res = await fetch(base + node.path, { headers: credentials.headers(node, node.path) });
         const text = await res.text();
         if (res.status !== 200) failed = `HTTP ${res.status} ${text.slice(0, 300)}`;
       }
@@ -730,14 +829,80 @@ function printDialect(r) {
   process.stdout.write(out.join('\n'));
 }
 
+/** After/before of one database: each run's requests/s and api CPU per request, and their ratios. */
+function printBinding(before, after) {
+  const rows = [
+    [
+      'run',
+      'before req/s',
+      'after req/s',
+      'after/before',
+      'before CPU ms/req',
+      'after CPU ms/req',
+      'CPU after/before',
+    ],
+  ];
+  const costs = [];
+  for (const key of ['unchanged', 'regenerated']) {
+    const b = before[key];
+    const a = after[key];
+    const cpu = a.cpuMsPerRequest / b.cpuMsPerRequest;
+    costs.push([key, a.rps / b.rps, cpu]);
+    rows.push([
+      `${after.dialect} ${key}`,
+      int(b.rps),
+      int(a.rps),
+      fixed(a.rps / b.rps),
+      fixed(b.cpuMsPerRequest, 3),
+      fixed(a.cpuMsPerRequest, 3),
+      fixed(cpu),
+    ]);
+  }
+  const live = after.unchanged.liveProofs;
+  return [
+    '',
+    `${after.dialect}: binding device tokens (${after.label}: ${after.mode === 'dpop' ? 'DPoP' : after.mode}; ` +
+      `before: ${before.mode} tokens), same run, before first:`,
+    '',
+    ...table(rows),
+    ...costs.map(
+      ([key, rps, cpu]) =>
+        `binding cost, director poll ${after.dialect} ${key}, ${after.label}: requests/s after/before ${fixed(rps)}, api CPU per poll ` +
+        `after/before ${fixed(cpu)} (aim: at most +10%: ${cpu <= 1.1 && rps >= 1 / 1.1 ? 'met' : 'NOT met'})`,
+    ),
+    live > 0
+      ? `(${int(live)} proofs of the unchanged run were signed in the request loop: the pool ran out)`
+      : '',
+  ];
+}
+
 async function main() {
   warnIfBusy(log, 'the ratios');
   const redisUrl = await ensureRedis(infra, {
     REDIS_URL: process.env.REDIS_URL ?? process.env.OTTER_TEST_REDIS_URL,
   });
   cleanups.push(() => infra.stop());
+  const beforeDir = beforeBuildDir(root, log);
   const results = [];
-  for (const dialect of dialects) results.push(await runDialect(dialect, redisUrl));
+  const comparisons = [];
+  for (const dialect of dialects) {
+    const before = beforeDir ? await runDialect(dialect, redisUrl, beforeDir, 'before', 20_000) : undefined;
+    const after = await runDialect(
+      dialect,
+      redisUrl,
+      buildDir,
+      'after',
+      Math.max(before?.unchanged.rps ?? 20_000, 5_000),
+    );
+    // The same build with OTTER_DPOP_CONNECTION_BINDING: a proof checked once per connection and key.
+    const perConnection = before
+      ? await runDialect(dialect, redisUrl, buildDir, 'after-per-connection', before.unchanged.rps, {
+          OTTER_DPOP_CONNECTION_BINDING: 'true',
+        })
+      : undefined;
+    results.push(...(before ? [before, after, perConnection] : [after]));
+    if (before) comparisons.push(...printBinding(before, after), ...printBinding(before, perConnection));
+  }
   process.stdout.write(
     `\nDirector polls: GET /tuf/director/<node>/metadata/timestamp.json with the node's access token, next to` +
       ` a bare node:http server with the same body (${availableParallelism()} cores` +
@@ -754,6 +919,8 @@ async function main() {
           }),
         )
         .join('\n') +
+      '\n' +
+      comparisons.join('\n') +
       '\n',
   );
 }

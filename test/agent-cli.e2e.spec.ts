@@ -323,6 +323,32 @@ describe('otter-agent enroll/boot/attest/report, operated with otter node', () =
     expect(await listedNode(nodeId)).toMatchObject({ state: 'revoked' });
   });
 
+  it('refuses an http:// server that is not loopback; --insecure-http lets it through, warning on every run', async () => {
+    // 0.0.0.0 reaches this host's api, but by its name it is not loopback: the rule sees a remote server.
+    const remote = api.url.replace('127.0.0.1', '0.0.0.0');
+    const root = join(work, 'fetch-root.json');
+    writeFileSync(root, await (await fetch(`${api.url}/tuf/image/metadata/1.root.json`)).text());
+    const fetchTo = (out: string): string[] => [
+      'fetch',
+      ...['--server', remote, '--root', root, '--target', 'images/board/1.0.0'],
+      ...['--out', join(work, out), '--state-dir', join(work, `state-${out}`)],
+    ];
+    const refused = await otterAgent(fetchTo('refused.img'));
+    expect(refused).toMatchObject({ code: 1, stdout: '' });
+    expect(refused.stderr).toMatch(
+      /^otter-agent: INSECURE_SERVER: refusing http:\/\/0\.0\.0\.0:\d+: tokens would cross the network in clear.*--insecure-http/,
+    );
+    expect(existsSync(join(work, 'refused.img'))).toBe(false);
+    for (const out of ['lab-1.img', 'lab-2.img']) {
+      const lab = await otterAgent(['--insecure-http', ...fetchTo(out)]);
+      expect(lab.code, lab.stderr).toBe(0);
+      expect(lab.stderr).toMatch(
+        /^otter-agent: WARNING: --insecure-http: talking to http:\/\/0\.0\.0\.0:\d+ over plain HTTP/,
+      );
+      expect(readFileSync(join(work, out)).equals(imageA)).toBe(true);
+    }
+  });
+
   it('usage errors and a state dir with no enrollment exit 1 with a clear line; help says boot stands in for firmware', async () => {
     const empty = mkdtempSync(join(work, 'empty-'));
     const none = await otterAgent(['attest', '--state-dir', empty]);

@@ -234,10 +234,10 @@ describe('refusals: each a clear 4xx that changes nothing', () => {
     expect(body.code).toMatch(code);
   }
 
-  const post = (path: string, body: unknown, token?: string): Promise<Response> =>
+  const post = (path: string, body: unknown): Promise<Response> =>
     fetch(`${api.url}${path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
 
@@ -403,33 +403,12 @@ describe('refusals: each a clear 4xx that changes nothing', () => {
     });
 
     it("a node cannot read another node's record", async () => {
+      // As the agent makes every device request: its bound token and a TPM-signed DPoP proof.
       const access = await agent.authenticatedApi();
-      void access;
-      const token = (
-        (await (
-          await tokenFor(
-            await agent.tpmTools.signJwt(
-              { typ: 'JWT' },
-              {
-                iss: agent.nodeId,
-                sub: agent.nodeId,
-                aud: 'otter:device-auth',
-                iat: Math.floor(Date.now() / 1000),
-                exp: Math.floor(Date.now() / 1000) + 60,
-                jti: randomUUID(),
-              },
-            ),
-          )
-        ).json()) as { accessToken: string }
-      ).accessToken;
-      const own = await fetch(`${api.url}/api/v1/devices/${agent.nodeId}`, {
-        headers: { authorization: `Bearer ${token}` },
-      });
-      expect(own.status).toBe(200);
-      const other = await fetch(`${api.url}/api/v1/devices/${randomUUID()}`, {
-        headers: { authorization: `Bearer ${token}` },
-      });
-      expect(other.status).toBe(403);
+      const get = async (url: string): Promise<Response> =>
+        fetch(url, { headers: await access.authorize('GET', url) });
+      expect((await get(`${api.url}/api/v1/devices/${agent.nodeId}`)).status).toBe(200);
+      expect((await get(`${api.url}/api/v1/devices/${randomUUID()}`)).status).toBe(403);
     });
 
     it('a revoked node: its access token and its assertions stop working at once', async () => {

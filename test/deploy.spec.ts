@@ -77,7 +77,7 @@ describe('deploy/compose.yaml', () => {
     expect(services['minio-init'].image).toMatch(/minio\/mc/);
     expect(services['minio-init'].command?.join(' ')).toMatch(/mc mb --ignore-existing/);
     expect(services.api.command).toEqual(['node', 'dist/apps/api/src/main.js']);
-    expect(services.api.ports).toContain('8080:8080');
+    expect(services.api.ports).toContain('8443:8443');
     for (const app of OTTER_APPS) {
       expect(services[app].command).toEqual(['node', `dist/apps/${app}/src/main.js`]);
     }
@@ -137,8 +137,11 @@ describe('deploy/compose.yaml', () => {
   it('passes the production rules of the config schema once deploy/.env.example is filled in', () => {
     const vars = exampleEnvFile();
     for (const app of OTTER_APPS) {
+      // As loadConfig reads them: a variable set to '' is unset.
       const env = Object.fromEntries(
-        Object.entries(services[app].environment ?? {}).map(([k, v]) => [k, interpolate(String(v), vars)]),
+        Object.entries(services[app].environment ?? {})
+          .map(([k, v]) => [k, interpolate(String(v), vars)])
+          .filter(([, v]) => v !== ''),
       );
       const parsed = configSchema.safeParse(env);
       expect(parsed.success ? [] : parsed.error.issues, app).toEqual([]);
@@ -176,7 +179,31 @@ describe('deploy/compose.yaml', () => {
 
   it('health-checks the api on GET /health', () => {
     const test = services.api.healthcheck?.test.join(' ') ?? '';
-    expect(test).toContain('http://127.0.0.1:8080/health');
+    expect(test).toMatch(
+      /require\('node:https'\)\.get\(\{ host: '127\.0\.0\.1', port: 8443, path: '\/health'/,
+    );
+  });
+
+  it('terminates TLS in the api, with the certificate and key mounted read-only and never in git', () => {
+    const env = services.api.environment ?? {};
+    expect(env).toMatchObject({
+      OTTER_PORT: '8443',
+      OTTER_TLS_CERT: '/etc/otter/tls/tls.crt',
+      OTTER_TLS_KEY: '/etc/otter/tls/tls.key',
+    });
+    expect(services.api.volumes).toContain('./tls:/etc/otter/tls:ro');
+    // Agents reach this api directly, so a device's DPoP proof is checked once per connection by default.
+    expect(interpolate(String(env.OTTER_DPOP_CONNECTION_BINDING), {})).toBe('true');
+    expect(read('deploy', '.gitignore')).toMatch(/^tls\/$/m);
+    // What the api then loads: the schema takes the pair (and refuses half of it).
+    const vars = exampleEnvFile();
+    const resolved = Object.fromEntries(
+      Object.entries(env)
+        .map(([k, v]) => [k, interpolate(String(v), vars)])
+        .filter(([, v]) => v !== ''),
+    );
+    expect(configSchema.safeParse(resolved).success).toBe(true);
+    expect(configSchema.safeParse({ ...resolved, OTTER_TLS_KEY: undefined }).success).toBe(false);
   });
 });
 
@@ -245,6 +272,23 @@ describe('deploy/helm/otter', () => {
       );
     }
     expect(allTemplates).toMatch(/required "secrets\.existingSecret is required/);
+  });
+
+  it('serves the api over TLS from a kubernetes.io/tls Secret, probed over HTTPS, unless told otherwise', () => {
+    const api = templates['api-deployment.yaml'];
+    expect(values).toMatchObject({ tls: { enabled: true, existingSecret: '' }, api: { port: 8443 } });
+    expect(api).toMatch(
+      /- name: OTTER_TLS_CERT\n\s+value: \{\{ printf "%s\/tls\.crt" \.Values\.tls\.mountPath/,
+    );
+    expect(api).toMatch(
+      /- name: OTTER_TLS_KEY\n\s+value: \{\{ printf "%s\/tls\.key" \.Values\.tls\.mountPath/,
+    );
+    expect(api).toMatch(/required "tls\.existingSecret is required while tls\.enabled/);
+    expect(api).toContain('scheme: {{ ternary "HTTPS" "HTTP" .Values.tls.enabled }}');
+    expect(api).toMatch(/- name: OTTER_PUBLIC_URL\n\s+value: \{\{ \. \| quote \}\}/);
+    expect(templates['NOTES.txt']).toMatch(/WARNING: tls\.enabled is false/);
+    // Behind an ingress that pools connections, proofs must be checked per request: off unless set.
+    expect(values).toMatchObject({ dpopConnectionBinding: false });
   });
 
   it('runs the three apps from one image, the api with replicas from values and probes on /health', () => {
@@ -344,6 +388,13 @@ describe('deploy/systemd/otter-agent.service', () => {
     expect(execStart).not.toContain('--simulate');
     expect(unit.Service.Restart).toEqual(['always']);
     expect(unit.Install.WantedBy).toEqual(['multi-user.target']);
+  });
+
+  it('talks to the server over TLS only: never --insecure-http, a private CA from an optional env file', () => {
+    const unit = readFileSync(unitFile, 'utf8');
+    expect(unit).not.toMatch(/--insecure-http|OTTER_INSECURE_HTTP=/);
+    expect(unit).toMatch(/^EnvironmentFile=-\/etc\/otter-agent\/agent\.env$/m);
+    expect(unit).toMatch(/OTTER_CA_FILE=/);
   });
 
   it('is hardened, with only the state dir writable', () => {

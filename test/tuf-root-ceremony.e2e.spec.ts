@@ -277,7 +277,10 @@ describe('otter tuf: root rotation from the dev root, then an online key rotatio
   });
 });
 
-/** A node's director client: a stock tuf-js Updater with the node's access token; returns the target's custom. */
+/**
+ * A node's director client: a stock tuf-js Updater with the node's access token and DPoP proofs; returns the
+ * target's custom.
+ */
 async function directorPoll(
   api: ApiHarness,
   node: TestNode,
@@ -287,7 +290,7 @@ async function directorPoll(
   const updater = new Updater({
     metadataDir: dir,
     metadataBaseUrl: `${api.url}/tuf/director/${node.id}/metadata`,
-    fetcher: new ResumableFetcher({ headers: { authorization: `Bearer ${node.token}` } }),
+    fetcher: new ResumableFetcher({ requestHeaders: (url) => node.headers('GET', url) }),
   });
   await updater.refresh();
   const info = await updater.getTargetInfo(target);
@@ -334,9 +337,8 @@ describe('otter tuf --repository director: the director root ceremony, each root
     await ok(work, env, ['tuf', 'root', 'get', ...director, '--out', join(device, 'root.json')]);
     await ok(work, env, ['tuf', 'root', 'get', '--out', 'image-root-v1.json']);
     await ok(work, env, ['tuf', 'root', 'get', ...director, '--out', 'director-root-v1.json']);
-    const served = await fetch(`${api.url}/tuf/director/${node.id}/metadata/1.root.json`, {
-      headers: { authorization: `Bearer ${node.token}` },
-    });
+    const rootUrl = `${api.url}/tuf/director/${node.id}/metadata/1.root.json`;
+    const served = await fetch(rootUrl, { headers: await node.headers('GET', rootUrl) });
     expect(readJson(join(device, 'root.json'))).toEqual(await served.json());
     const imageV1 = readJson<SignedEnvelope<RootSigned>>(join(work, 'image-root-v1.json')).signed;
     const directorV1 = readJson<SignedEnvelope<RootSigned>>(join(work, 'director-root-v1.json')).signed;

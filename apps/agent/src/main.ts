@@ -4,6 +4,7 @@ import { EXIT_VERDICT_FAILED, registerDeviceCommands } from './commands/device.c
 import { registerFetchCommand } from './commands/fetch.command.js';
 import { registerInstallCommand } from './commands/install.command.js';
 import { registerRunCommand } from './commands/run.command.js';
+import { addTransportOptions } from './commands/transport.js';
 
 const program = new Command('otter-agent')
   .description('Otter update agent')
@@ -13,6 +14,7 @@ const program = new Command('otter-agent')
       'verdict failed.',
   );
 
+addTransportOptions(program);
 registerFetchCommand(program);
 registerInstallCommand(program);
 registerDeviceCommands(program);

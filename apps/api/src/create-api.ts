@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { NestFactory } from '@nestjs/core';
 import { ShutdownSignal } from '@nestjs/common';
 import multipart from '@fastify/multipart';
@@ -19,6 +20,7 @@ export async function createApi(config: OtterConfig): Promise<NestFastifyApplica
       // X-Forwarded-For is believed only from the named proxies: from anyone else it could pick the address
       // the rate limits count and the logs name.
       trustProxy: config.http.trustedProxies.length > 0 ? config.http.trustedProxies : false,
+      ...tlsOptions(config),
     }),
     // Nest's own JSON and form parsers are replaced by registerDeferredBodyParsers.
     { bufferLogs: true, abortOnError: false, bodyParser: false },
@@ -42,4 +44,21 @@ export async function createApi(config: OtterConfig): Promise<NestFastifyApplica
   // SIGHUP reloads the trusted TPM manufacturer CAs (TrustedTpmCas); every other signal Nest knows stops.
   app.enableShutdownHooks(Object.values(ShutdownSignal).filter((s) => s !== ShutdownSignal.SIGHUP));
   return app;
+}
+
+/**
+ * TLS terminated by the api itself (OTTER_TLS_CERT and OTTER_TLS_KEY): device tokens and DPoP proofs, and
+ * every management token, then never cross a network in clear even without a proxy in front.
+ */
+function tlsOptions(config: OtterConfig): {
+  https?: { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' };
+} {
+  if (!config.tls) return {};
+  return {
+    https: {
+      cert: readFileSync(config.tls.certFile),
+      key: readFileSync(config.tls.keyFile),
+      minVersion: 'TLSv1.2',
+    },
+  };
 }

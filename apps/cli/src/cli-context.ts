@@ -1,4 +1,9 @@
-import { OtterApiClient, resolveClientSettings } from '#otter/api-client';
+import {
+  OtterApiClient,
+  resolveClientSettings,
+  transportSettings,
+  type TransportSettings,
+} from '#otter/api-client';
 import { terminalSafeStream } from './terminal-text.js';
 
 /** What a command may touch of the outside world; tests pass their own. */
@@ -9,6 +14,8 @@ export interface CliContext {
   stdout: NodeJS.WritableStream;
   /** Progress, notices and errors. A progress bar is drawn only when this is a TTY. */
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  /** --insecure-http and --ca-file (or their env variables), set before a command runs. */
+  transport?: TransportSettings;
 }
 
 export function processCliContext(): CliContext {
@@ -22,7 +29,9 @@ export function terminalSafeContext(ctx: CliContext): CliContext {
 
 /** Resolved per command, so `otter --help` and local validation work without a token. */
 export function apiClient(ctx: CliContext): OtterApiClient {
-  return new OtterApiClient(resolveClientSettings(ctx.env, ctx.cwd));
+  return new OtterApiClient(
+    resolveClientSettings(ctx.env, ctx.cwd, ctx.transport ?? transportSettings({}, ctx.env)),
+  );
 }
 
 /** A failure the user can fix, reported as `error: <message>` and exit code 1. */

@@ -391,6 +391,39 @@ describe('otter CLI', () => {
     expect(help.stdout).toContain('--measurements <file>');
   });
 
+  it('refuses an http:// server that is not loopback before any request, saying how to fix it', async () => {
+    // 0.0.0.0 reaches this host's fake api, but by its name it is not loopback: the rule sees a remote server.
+    const remote = api.url.replace('127.0.0.1', '0.0.0.0');
+    const before = api.requests.length;
+    const run = await otter(['token', 'list'], { env: { OTTER_SERVER: remote, OTTER_TOKEN: TOKEN } });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /^error: refusing http:\/\/0\.0\.0\.0:\d+: tokens would cross the network in clear/,
+    );
+    expect(run.stderr).toMatch(/--insecure-http/);
+    expect(api.requests.length).toBe(before);
+    // Loopback by any of its names is fine.
+    const local = await otter(['token', 'list'], {
+      env: { OTTER_SERVER: api.url.replace('127.0.0.1', 'localhost'), OTTER_TOKEN: TOKEN },
+    });
+    expect([local.code, local.stderr]).toEqual([0, '']);
+  });
+
+  it('--insecure-http (or OTTER_INSECURE_HTTP=1) lets it through, with a warning on every run', async () => {
+    const remote = api.url.replace('127.0.0.1', '0.0.0.0');
+    for (const [args, extra] of [
+      [['--insecure-http', 'token', 'list'], {}],
+      [['--insecure-http', 'token', 'list'], {}],
+      [['token', 'list'], { OTTER_INSECURE_HTTP: '1' }],
+    ] as const) {
+      const run = await otter([...args], { env: { OTTER_SERVER: remote, OTTER_TOKEN: TOKEN, ...extra } });
+      expect(run.code).toBe(0);
+      expect(run.stderr).toMatch(
+        /^WARNING: --insecure-http: talking to http:\/\/0\.0\.0\.0:\d+ over plain HTTP/,
+      );
+    }
+  });
+
   it('reports an unreachable server clearly', async () => {
     // A port that was just free: nothing listens there.
     const probe = createServer();

@@ -1,7 +1,15 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { ApiError } from '#otter/api-client';
+import {
+  ApiError,
+  CA_FILE_ENV,
+  checkServerTransport,
+  DEFAULT_SERVER,
+  INSECURE_HTTP_ENV,
+  transportSettings,
+  trustCaFile,
+} from '#otter/api-client';
 import { processCliContext, terminalSafeContext, type CliContext } from './cli-context.js';
 import { registerDeltaCommands } from './commands/delta.command.js';
 import { registerNodeCommands } from './commands/node.command.js';
@@ -22,7 +30,13 @@ export function createProgram(raw: CliContext = processCliContext()): Command {
     // Errors come back to runCli instead of exiting, so it owns the exit code; set before adding commands
     // so every subcommand inherits both.
     .exitOverride()
-    .configureOutput({ writeOut: (s) => ctx.stdout.write(s), writeErr: (s) => ctx.stderr.write(s) });
+    .configureOutput({ writeOut: (s) => ctx.stdout.write(s), writeErr: (s) => ctx.stderr.write(s) })
+    .option(
+      '--insecure-http',
+      `allow an http:// server that is not loopback (labs only: warns on every run; or ${INSECURE_HTTP_ENV}=1)`,
+    )
+    .option('--ca-file <file>', `PEM bundle of CAs to trust for an https:// server (or ${CA_FILE_ENV})`)
+    .hook('preAction', () => applyTransport(program, ctx));
 
   registerReleaseCommands(program, ctx);
   registerTokenCommands(program, ctx);
@@ -31,6 +45,25 @@ export function createProgram(raw: CliContext = processCliContext()): Command {
   registerDeltaCommands(program, ctx);
   registerRolloutCommands(program, ctx);
   return program;
+}
+
+/** The transport flags, before any command talks to the server: trusted CAs, and the --insecure-http warning. */
+function applyTransport(program: Command, ctx: CliContext): void {
+  const transport = transportSettings(program.opts<{ insecureHttp?: boolean; caFile?: string }>(), ctx.env);
+  ctx.transport = transport;
+  if (transport.caFile) trustCaFile(transport.caFile);
+  if (transport.insecureHttp) {
+    const server = ctx.env.OTTER_SERVER?.trim() || DEFAULT_SERVER;
+    let warning: string | undefined;
+    try {
+      ({ warning } = checkServerTransport(server, transport, 'OTTER_SERVER'));
+    } catch {
+      // A server that is not a URL at all is reported by the command itself.
+    }
+    ctx.stderr.write(
+      `${warning ?? `WARNING: --insecure-http is set (labs only); ${server} needs no exception`}\n`,
+    );
+  }
 }
 
 /** Runs one command line (without node and script) and returns the exit code. */

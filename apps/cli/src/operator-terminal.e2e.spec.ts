@@ -11,6 +11,10 @@ import { DeviceTokenService } from '#otter/identity';
 import { RolloutTicker } from '#otter/rollouts';
 import { RolloutFixtures } from '../../api/src/rollouts/testing/rollout-fixtures.js';
 import { startApi, type ApiHarness } from '../../api/src/testing/api-harness.js';
+import {
+  deviceCredentialsFor,
+  type DeviceCredentialsForTest,
+} from '../../api/src/testing/software-device-key.js';
 import { RAW_TERMINAL_CONTROL, runOtter, type CliRun } from './testing/cli-run.js';
 
 // Issue 9 item 6, by attack: a node (real api, its own device token) puts terminal escape sequences in what it
@@ -43,18 +47,20 @@ describe.each(dbs)('device text an operator reads, on $name', ({ config: databas
 
   const otter = (...args: string[]): Promise<CliRun> => runOtter(args, api.url, admin, cwd);
 
-  /** An active node of its own hardware id, and the access token it holds. */
-  async function node(): Promise<{ id: string; hw: string; token: string }> {
+  /** An active node of its own hardware id, and the credentials it holds: a device key and a token bound to it. */
+  async function node(): Promise<{ id: string; hw: string; device: DeviceCredentialsForTest }> {
     const hw = `term-${database.dialect}-${++counter}`;
     const id = await fixtures.node(hw, '1.0.0');
-    const token = (await api.app.get(DeviceTokenService).issueAccessToken(id)).token;
-    return { id, hw, token };
+    const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), id);
+    return { id, hw, device };
   }
 
-  function send(token: string, path: string, body: unknown): Promise<Response> {
-    return fetch(`${api.url}/api/v1/devices/me/${path}`, {
+  /** A POST as the node: its bound token and a fresh DPoP proof. */
+  async function send(device: DeviceCredentialsForTest, path: string, body: unknown): Promise<Response> {
+    const url = `${api.url}/api/v1/devices/me/${path}`;
+    return fetch(url, {
       method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      headers: { ...(await device.headers('POST', url)), 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
   }
@@ -78,11 +84,11 @@ describe.each(dbs)('device text an operator reads, on $name', ({ config: databas
   }
 
   it('stores a report with escape sequences as sent; node list prints them escaped, --json keeps the value', async () => {
-    const { id, token } = await node();
+    const { id, device } = await node();
     const at = new Date().toISOString();
-    const health = await send(token, 'reports', { kind: 'health', ok: true, event: HOSTILE, at });
+    const health = await send(device, 'reports', { kind: 'health', ok: true, event: HOSTILE, at });
     expect(health.status).toBe(202);
-    const integrity = await send(token, 'reports', {
+    const integrity = await send(device, 'reports', {
       kind: 'integrity',
       ok: false,
       event: `ima\x1b[1A\x1b[2K`,
@@ -116,7 +122,7 @@ describe.each(dbs)('device text an operator reads, on $name', ({ config: databas
   });
 
   it('rollout nodes prints the reason a failing node gave, escaped; --json keeps the value', async () => {
-    const { id, hw, token } = await node();
+    const { id, hw, device } = await node();
     await fixtures.release(hw, '1.0.0');
     await fixtures.release(hw, '2.0.0');
     await fixtures.verdict(id, true, new Date());
@@ -133,7 +139,7 @@ describe.each(dbs)('device text an operator reads, on $name', ({ config: databas
     await api.admin('POST', `/api/v1/rollouts/${rollout.id}/start`);
     await api.app.get(RolloutTicker).tickRollout(rollout.id);
     const detail = `${HOSTILE}\n${randomUUID()}  1  succeeded`;
-    const failed = await send(token, 'updates', {
+    const failed = await send(device, 'updates', {
       step: 'failed',
       version: '2.0.0',
       rolloutId: rollout.id,
@@ -191,9 +197,9 @@ describe.each(dbs)('device text an operator reads, on $name', ({ config: databas
   ])(
     'refuses a %s %s that is too long or holds a NUL: 400 naming it, nothing stored',
     async (path, field, body, reason) => {
-      const { id, token } = await node();
+      const { id, device } = await node();
       const before = await stored(id);
-      const res = await send(token, path, { at: new Date().toISOString(), ...body });
+      const res = await send(device, path, { at: new Date().toISOString(), ...body });
       expect(res.status).toBe(400);
       const answer = (await res.json()) as { code: string; message: string; details: { field: string } };
       expect(answer.code).toBe('VALIDATION_FAILED');
@@ -204,11 +210,11 @@ describe.each(dbs)('device text an operator reads, on $name', ({ config: databas
   );
 
   it('takes text exactly at the limits', async () => {
-    const { token } = await node();
+    const { device } = await node();
     const at = new Date().toISOString();
     expect(
       (
-        await send(token, 'reports', {
+        await send(device, 'reports', {
           kind: 'health',
           ok: true,
           event: 'e'.repeat(200),
@@ -219,7 +225,7 @@ describe.each(dbs)('device text an operator reads, on $name', ({ config: databas
     ).toBe(202);
     expect(
       (
-        await send(token, 'updates', {
+        await send(device, 'updates', {
           step: 'installed',
           version: 'v'.repeat(64),
           slot: 's'.repeat(16),

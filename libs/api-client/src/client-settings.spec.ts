@@ -74,3 +74,39 @@ describe('resolveClientSettings', () => {
     expect(() => resolveClientSettings({ OTTER_SERVER: 'ftp://host', OTTER_TOKEN: 't' })).toThrow(/http/);
   });
 });
+
+describe('resolveClientSettings: tokens never cross a network in clear', () => {
+  const env = (server: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+    OTTER_SERVER: server,
+    OTTER_TOKEN: 't',
+    ...extra,
+  });
+
+  it('refuses an http:// server that is not loopback, saying how to fix it', () => {
+    for (const server of ['http://otter.example', 'http://10.0.0.5:8080', 'http://[fd00::1]:8080']) {
+      expect(() => resolveClientSettings(env(server))).toThrow(ClientSettingsError);
+      expect(() => resolveClientSettings(env(server))).toThrow(/in clear.*https:\/\/.*--insecure-http/s);
+    }
+  });
+
+  it('allows http:// to loopback (127.0.0.0/8, ::1, localhost) and https:// anywhere', () => {
+    for (const server of [
+      'http://127.0.0.1:8080',
+      'http://127.1.2.3',
+      'http://[::1]:8080',
+      'http://localhost:8080',
+      'https://otter.example',
+    ]) {
+      expect(resolveClientSettings(env(server)).server).toBe(server);
+    }
+  });
+
+  it('lets an http:// server through with --insecure-http or OTTER_INSECURE_HTTP=1', () => {
+    expect(resolveClientSettings(env('http://otter.example'), '/', { insecureHttp: true }).server).toBe(
+      'http://otter.example',
+    );
+    expect(resolveClientSettings(env('http://otter.example', { OTTER_INSECURE_HTTP: '1' })).server).toBe(
+      'http://otter.example',
+    );
+  });
+});

@@ -1,5 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import {
+  checkServerTransport,
+  transportSettings,
+  TransportSecurityError,
+  type TransportSettings,
+} from './transport-security.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 export const DEFAULT_DATA_DIR = '.otter';
@@ -21,11 +27,14 @@ export class ClientSettingsError extends Error {
 
 /**
  * Server from OTTER_SERVER; token from OTTER_TOKEN, else `$OTTER_DATA_DIR/admin-token` (the token a dev install
- * hands its first admin). Relative data dirs resolve against `cwd`, as the api resolves its own.
+ * hands its first admin). Relative data dirs resolve against `cwd`, as the api resolves its own. The token is
+ * never sent in clear: an `http://` server is refused unless it is loopback or `insecureHttp` (--insecure-http,
+ * OTTER_INSECURE_HTTP) is set.
  */
 export function resolveClientSettings(
   env: NodeJS.ProcessEnv = process.env,
   cwd: string = process.cwd(),
+  transport: Pick<TransportSettings, 'insecureHttp'> = transportSettings({}, env),
 ): ClientSettings {
   const server = nonEmpty(env.OTTER_SERVER) ?? DEFAULT_SERVER;
   let url: URL;
@@ -38,6 +47,12 @@ export function resolveClientSettings(
     throw new ClientSettingsError(
       `OTTER_SERVER must be an http:// or https:// URL, got ${JSON.stringify(server)}`,
     );
+  }
+  try {
+    checkServerTransport(server, transport, 'OTTER_SERVER');
+  } catch (e) {
+    if (e instanceof TransportSecurityError) throw new ClientSettingsError(e.message);
+    throw e;
   }
 
   const envToken = nonEmpty(env.OTTER_TOKEN);

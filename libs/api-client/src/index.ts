@@ -17,3 +17,15 @@ export type { TufRepositoryName } from './tuf-admin-client.js';
 export { NodesClient } from './nodes-client.js';
 export { DeltasClient } from './deltas-client.js';
 export { RolloutsClient } from './rollouts-client.js';
+export { dpopProof, dpopHeaders } from './dpop-proof.js';
+export type { DpopKey } from './dpop-proof.js';
+export {
+  CA_FILE_ENV,
+  INSECURE_HTTP_ENV,
+  TransportSecurityError,
+  checkServerTransport,
+  isLoopbackHost,
+  transportSettings,
+  trustCaFile,
+} from './transport-security.js';
+export type { TransportSettings } from './transport-security.js';

@@ -25,6 +25,17 @@ export const configSchema = z
     OTTER_HOST: z.string().min(1).default('127.0.0.1'),
     OTTER_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
     OTTER_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // TLS terminated by the api itself: both or neither.
+    OTTER_TLS_CERT: z.string().min(1).optional(),
+    OTTER_TLS_KEY: z.string().min(1).optional(),
+    // The URL devices address the api by (behind a proxy: the proxy's); DPoP proofs must name it.
+    OTTER_PUBLIC_URL: z
+      .url()
+      .regex(/^https?:\/\/[^?#]*$/, 'an http:// or https:// URL without query or fragment')
+      .optional(),
+    // Verify a device's DPoP proof once per connection instead of per request: only where agents connect
+    // directly (never through a proxy that pools connections). See docs/attestation.md.
+    OTTER_DPOP_CONNECTION_BINDING: bool.default(false),
     DATABASE_URL: z
       .string()
       .regex(/^(postgres(ql)?:\/\/|sqlite:)/, 'must start with postgres://, postgresql:// or sqlite:')
@@ -127,6 +138,13 @@ export const configSchema = z
         path: ['OTTER_DEVICE_CA_TTL'],
         message:
           'must be at least 3 × OTTER_DEVICE_CERT_TTL (a device CA issues during the first two thirds of its life)',
+      });
+    }
+    if (!env.OTTER_TLS_CERT !== !env.OTTER_TLS_KEY) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [env.OTTER_TLS_CERT ? 'OTTER_TLS_KEY' : 'OTTER_TLS_CERT'],
+        message: 'OTTER_TLS_CERT and OTTER_TLS_KEY go together',
       });
     }
     if (env.OTTER_ENV === 'production' && !env.OTTER_KEY_PASSPHRASE) {

@@ -48,6 +48,22 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ OTTER_DEVICE_CA_TTL: '0' })).toThrow(/OTTER_DEVICE_CA_TTL/);
   });
 
+  it('terminates TLS only with both a certificate and a key, and takes a public URL without query', () => {
+    expect(loadConfig({}).tls).toBeUndefined();
+    expect(loadConfig({ OTTER_TLS_CERT: '/etc/tls/c.pem', OTTER_TLS_KEY: '/etc/tls/k.pem' }).tls).toEqual({
+      certFile: '/etc/tls/c.pem',
+      keyFile: '/etc/tls/k.pem',
+    });
+    expect(() => loadConfig({ OTTER_TLS_CERT: '/etc/tls/c.pem' })).toThrow(/OTTER_TLS_KEY: .*go together/);
+    expect(() => loadConfig({ OTTER_TLS_KEY: '/etc/tls/k.pem' })).toThrow(/OTTER_TLS_CERT: .*go together/);
+    expect(loadConfig({ OTTER_PUBLIC_URL: 'https://otter.example/base/' }).publicUrl).toBe(
+      'https://otter.example/base',
+    );
+    expect(() => loadConfig({ OTTER_PUBLIC_URL: 'https://otter.example/?x=1' })).toThrow(/OTTER_PUBLIC_URL/);
+    expect(loadConfig({}).dpopConnectionBinding).toBe(false);
+    expect(loadConfig({ OTTER_DPOP_CONNECTION_BINDING: 'true' }).dpopConnectionBinding).toBe(true);
+  });
+
   it('refuses a port that is not a number', () => {
     expect(() => loadConfig({ OTTER_PORT: 'eighty' })).toThrow(/OTTER_PORT/);
   });

@@ -33,6 +33,12 @@ export interface OtterConfig {
   host: string;
   port: number;
   logLevel: string;
+  /** Certificate chain and key files (PEM) when the api terminates TLS itself. */
+  tls?: { certFile: string; keyFile: string };
+  /** Base URL devices address the api by, without a trailing slash; unset: the request's own origin. */
+  publicUrl?: string;
+  /** A connection that proved possession of a device key is bound to it (agents connect directly). */
+  dpopConnectionBinding: boolean;
   database: DatabaseConfig;
   redisUrl: string;
   /** Key prefix of every BullMQ queue, so deployments (and parallel test runs) can share one Redis. */
@@ -147,6 +153,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
     host: e.OTTER_HOST,
     port: e.OTTER_PORT,
     logLevel: e.OTTER_LOG_LEVEL,
+    tls:
+      e.OTTER_TLS_CERT && e.OTTER_TLS_KEY
+        ? { certFile: resolve(e.OTTER_TLS_CERT), keyFile: resolve(e.OTTER_TLS_KEY) }
+        : undefined,
+    publicUrl: e.OTTER_PUBLIC_URL?.replace(/\/+$/, ''),
+    dpopConnectionBinding: e.OTTER_DPOP_CONNECTION_BINDING,
     database:
       dbUrl && !dbUrl.startsWith('sqlite:')
         ? { dialect: 'postgres', url: dbUrl }

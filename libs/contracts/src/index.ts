@@ -64,3 +64,5 @@ export type {
 } from './rollouts.js';
 export { WINDOW_TIME_PATTERN, maintenanceWindowProblem, UPDATE_REPORT_LIMITS } from './rollouts.js';
 export { parseUntrustedJson, UntrustedJsonError } from './untrusted-json.js';
+export { DPOP_PROOF_TYP, DPOP_AUTH_SCHEME, DPOP_HEADER, accessTokenHash, dpopTargetUri } from './dpop.js';
+export type { DpopProofClaims } from './dpop.js';

@@ -41,6 +41,9 @@ function newNode(): Node {
 
 const now = (): number => Math.floor(Date.now() / 1000);
 
+/** A device key thumbprint (RFC 7638) that access tokens are bound to. */
+const JKT = 'x'.repeat(43);
+
 /** A device assertion as the agent builds it, with any claim overridden or (undefined) left out. */
 async function assertion(
   node: Node,
@@ -337,18 +340,18 @@ describe('DeviceTokenService: access tokens', () => {
     const tokens = service();
     const nodeId = randomUUID();
     const before = now();
-    const { token, expiresAt } = await tokens.issueAccessToken(nodeId);
-    expect(await tokens.verifyAccessToken(token)).toBe(nodeId);
+    const { token, expiresAt } = await tokens.issueAccessToken(nodeId, JKT);
+    expect(await tokens.verifyAccessToken(token)).toEqual({ nodeId, jkt: JKT });
     expect(decodeProtectedHeader(token)).toEqual({ alg: 'ES256', typ: 'at+jwt', kid: serverKey.kid });
     const payload = decodeJwt(token);
-    expect(payload).toMatchObject({ iss: 'otter', sub: nodeId, aud: 'otter:device-api' });
+    expect(payload).toMatchObject({ iss: 'otter', sub: nodeId, aud: 'otter:device-api', cnf: { jkt: JKT } });
     expect(payload.exp! - payload.iat!).toBe(600);
     expect(payload.iat).toBeGreaterThanOrEqual(before);
     expect(expiresAt.getTime()).toBe(payload.exp! * 1000);
     expect(payload.jti).toMatch(/^[A-Za-z0-9_-]{22}$/);
-    expect(decodeJwt((await tokens.issueAccessToken(nodeId)).token).jti).not.toBe(payload.jti);
+    expect(decodeJwt((await tokens.issueAccessToken(nodeId, JKT)).token).jti).not.toBe(payload.jti);
     // Another replica holding the same key accepts it.
-    expect(await service().verifyAccessToken(token)).toBe(nodeId);
+    expect(await service().verifyAccessToken(token)).toEqual({ nodeId, jkt: JKT });
   });
 
   it('refuses an expired access token', async () => {
@@ -356,16 +359,16 @@ describe('DeviceTokenService: access tokens', () => {
     let clock = start;
     const tokens = service({ accessTokenLifetimeSeconds: 30, now: () => new Date(clock) });
     const nodeId = randomUUID();
-    const { token, expiresAt } = await tokens.issueAccessToken(nodeId);
+    const { token, expiresAt } = await tokens.issueAccessToken(nodeId, JKT);
     clock = expiresAt.getTime() - 1000;
-    expect(await tokens.verifyAccessToken(token)).toBe(nodeId);
+    expect(await tokens.verifyAccessToken(token)).toEqual({ nodeId, jkt: JKT });
     clock = expiresAt.getTime();
     expect(await rejection(tokens.verifyAccessToken(token))).toBe('expired');
   });
 
   it('refuses a token whose payload was tampered with, also after the genuine one was verified (and held)', async () => {
     const tokens = service();
-    const { token } = await tokens.issueAccessToken(randomUUID());
+    const { token } = await tokens.issueAccessToken(randomUUID(), JKT);
     await tokens.verifyAccessToken(token);
     const [header, payload, signature] = token.split('.');
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as JWTPayload;
@@ -373,6 +376,28 @@ describe('DeviceTokenService: access tokens', () => {
       const tampered = `${header}.${b64url({ ...claims, ...change })}.${signature}`;
       expect(await rejection(tokens.verifyAccessToken(tampered))).toBe('bad_signature');
     }
+  });
+
+  it('refuses a token of ours that is bound to no device key, and will not issue one', async () => {
+    const tokens = service();
+    const t = now();
+    const claims = {
+      iss: 'otter',
+      sub: randomUUID(),
+      aud: 'otter:device-api',
+      iat: t,
+      exp: t + 60,
+      jti: 'j',
+    };
+    for (const cnf of [undefined, {}, { jkt: 'short' }, { 'x5t#S256': JKT }]) {
+      const jwt = await new SignJWT({ ...claims, ...(cnf ? { cnf } : {}) })
+        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt' })
+        .sign(serverKey.privateKey);
+      expect(await rejection(tokens.verifyAccessToken(jwt))).toBe('not_bound');
+    }
+    await expect(tokens.issueAccessToken(randomUUID(), 'short')).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
   });
 
   it('refuses a device assertion presented as an access token', async () => {
@@ -417,7 +442,7 @@ describe('DeviceTokenService: access tokens', () => {
     const otherServer = service({
       signingKey: await tokenSigningKeyFrom(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey),
     });
-    const { token } = await otherServer.issueAccessToken(nodeId);
+    const { token } = await otherServer.issueAccessToken(nodeId, JKT);
     expect(await rejection(tokens.verifyAccessToken(token))).toBe('bad_signature');
   });
 

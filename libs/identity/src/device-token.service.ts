@@ -8,6 +8,8 @@ import {
   DEVICE_AUTH_AUDIENCE,
   isNodeId,
 } from './identity-names.js';
+import { DpopProofVerifier, isJwkThumbprint, type DpopRequest } from './dpop-proof.js';
+import { DpopReplayCache } from './dpop-replay-cache.js';
 import { isP256PublicKey } from './p256.js';
 import type { TokenSigningKey } from './token-signing-key.js';
 
@@ -57,9 +59,18 @@ export interface IssuedAccessToken {
   expiresAt: Date;
 }
 
+/** What a verified access token says: its node, and the thumbprint of the device key it is bound to. */
+export interface AccessTokenClaims {
+  nodeId: string;
+  /** `cnf.jkt` (RFC 9449): only DPoP proofs signed by this key make the token usable. */
+  jkt: string;
+}
+
 /**
  * Device authentication for the device API. A node proves possession of its TPM device key with a short-lived,
- * single-use ES256 assertion; in exchange Otter issues an ES256 access token signed with its own key.
+ * single-use ES256 assertion; in exchange Otter issues an ES256 access token signed with its own key, bound to
+ * that device key (`cnf.jkt`). The token is reusable until it expires, so it is never enough alone: every
+ * request must also carry a DPoP proof (RFC 9449) signed by the device key (verifyBoundRequest).
  *
  * Every refusal is OtterError('UNAUTHENTICATED') with the same message per kind of token and a short reason
  * code in `details.reason` (the exception filter sends details to the client: the reason names only what the
@@ -73,8 +84,9 @@ export class DeviceTokenService {
   private readonly accessTokenLifetime: number;
   private readonly keyPrefix: string;
   private readonly now: () => Date;
-  /** Access tokens verified by this process: sha256(token) → node and expiry, oldest first. */
-  private readonly verified = new Map<string, { nodeId: string; expiresAtMs: number }>();
+  /** Access tokens verified by this process: sha256(token) → node, key binding and expiry, oldest first. */
+  private readonly verified = new Map<string, AccessTokenClaims & { expiresAtMs: number }>();
+  private readonly proofs: DpopProofVerifier;
   /** Nodes revoked through this process: refused at once even by paths that hold answers for a moment. */
   private readonly revokedHere = new Set<string>();
 
@@ -92,6 +104,12 @@ export class DeviceTokenService {
     if (this.deviceAuthAudience === this.accessTokenAudience) {
       throw new Error('device assertions and access tokens need different audiences');
     }
+    const replays = new DpopReplayCache(redis, this.keyPrefix);
+    this.proofs = new DpopProofVerifier({
+      consumeJti: (jkt, jti, ttl) => replays.consume(jkt, jti, ttl),
+      clockSkewSeconds: this.skew,
+      now: this.now,
+    });
   }
 
   /**
@@ -140,11 +158,13 @@ export class DeviceTokenService {
     return { nodeId, jti, issuedAt: new Date(iat * 1000), expiresAt: new Date(exp * 1000) };
   }
 
-  async issueAccessToken(nodeId: string): Promise<IssuedAccessToken> {
+  /** An access token for `nodeId`, bound to the device key whose RFC 7638 thumbprint is `jkt`. */
+  async issueAccessToken(nodeId: string, jkt: string): Promise<IssuedAccessToken> {
     if (!isNodeId(nodeId)) throw new OtterError('VALIDATION_FAILED', 'invalid node id', { nodeId });
+    if (!isJwkThumbprint(jkt)) throw new OtterError('VALIDATION_FAILED', 'invalid key thumbprint', { jkt });
     const iat = Math.floor(this.now().getTime() / 1000);
     const exp = iat + this.accessTokenLifetime;
-    const token = await new SignJWT({})
+    const token = await new SignJWT({ cnf: { jkt } })
       .setProtectedHeader({ alg: 'ES256', typ: ACCESS_TOKEN_TYP, kid: this.options.signingKey.kid })
       .setIssuer(ACCESS_TOKEN_ISSUER)
       .setSubject(nodeId)
@@ -157,11 +177,22 @@ export class DeviceTokenService {
   }
 
   /**
-   * Returns the node id of a valid access token: ES256, signed by Otter's key, typ at+jwt, aud = the device-API
-   * audience, not expired. Not checked here: whether the node is still allowed — the caller reads the node's
+   * The node a device request speaks for: a valid access token (verifyAccessToken) presented with a valid DPoP
+   * proof by the device key it is bound to. Not checked here: whether the node is still allowed.
+   */
+  async verifyBoundRequest(token: string, request: DpopRequest): Promise<string> {
+    const { nodeId, jkt } = await this.verifyAccessToken(token);
+    await this.proofs.verify(request, token, jkt);
+    return nodeId;
+  }
+
+  /**
+   * The claims of a valid access token: ES256, signed by Otter's key, typ at+jwt, aud = the device-API
+   * audience, not expired, bound to a device key. The token alone proves nothing about its presenter: use
+   * verifyBoundRequest. Not checked here: whether the node is still allowed — the caller reads the node's
    * state in the database (authoritative) and may consult isRevoked() first.
    */
-  async verifyAccessToken(token: string): Promise<string> {
+  async verifyAccessToken(token: string): Promise<AccessTokenClaims> {
     if (typeof token !== 'string' || token.length > MAX_JWT_CHARS) throw accessTokenRejected('malformed');
     // A token this process verified before needs no second signature check (the costliest part of a device
     // poll); only its expiry can change its answer. Keyed by the token's hash, so a forged token never hits.
@@ -172,7 +203,7 @@ export class DeviceTokenService {
         this.verified.delete(key);
         throw accessTokenRejected('expired');
       }
-      return known.nodeId;
+      return { nodeId: known.nodeId, jkt: known.jkt };
     }
     let payload: JWTPayload;
     try {
@@ -190,9 +221,11 @@ export class DeviceTokenService {
       throw accessTokenRejected(joseReason(e));
     }
     if (!isNodeId(payload.sub)) throw accessTokenRejected('invalid_sub');
+    const jkt = (payload.cnf as { jkt?: unknown } | undefined)?.jkt;
+    if (!isJwkThumbprint(jkt)) throw accessTokenRejected('not_bound');
     if (this.verified.size >= VERIFIED_TOKENS_HELD) this.verified.delete(this.verified.keys().next().value!);
-    this.verified.set(key, { nodeId: payload.sub, expiresAtMs: payload.exp! * 1000 });
-    return payload.sub;
+    this.verified.set(key, { nodeId: payload.sub, jkt, expiresAtMs: payload.exp! * 1000 });
+    return { nodeId: payload.sub, jkt };
   }
 
   /**

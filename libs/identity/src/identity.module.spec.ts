@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigModule, loadConfig } from '#otter/config';
 import { DeviceCertificateAuthority } from './device-certificate-authority.js';
 import { DeviceTokenService } from './device-token.service.js';
+import { jwkThumbprint } from './dpop-proof.js';
 import { IDENTITY_REDIS, IdentityModule } from './identity.module.js';
 
 const redisUrl = process.env.OTTER_TEST_REDIS_URL as string;
@@ -92,9 +93,10 @@ describe('IdentityModule', () => {
     const redis = one.get<Redis>(IDENTITY_REDIS);
     expect(await redis.exists(`${queuePrefix}:jti:${node.nodeId}:module-jti`)).toBe(1);
 
-    const { token, expiresAt } = await tokensOne.issueAccessToken(node.nodeId);
+    const jkt = 'k'.repeat(43);
+    const { token, expiresAt } = await tokensOne.issueAccessToken(node.nodeId, jkt);
     expect(expiresAt.getTime() - Date.now()).toBeLessThanOrEqual(120_000);
-    expect(await tokensTwo.verifyAccessToken(token)).toBe(node.nodeId);
+    expect(await tokensTwo.verifyAccessToken(token)).toEqual({ nodeId: node.nodeId, jkt });
     await tokensOne.revokeNode(node.nodeId);
     expect(await tokensTwo.isRevoked(node.nodeId)).toBe(true);
 
@@ -148,8 +150,9 @@ describe('IdentityModule', () => {
       .setLogger(capture)
       .compile();
     const app = await moduleRef.init();
+    const jkt = jwkThumbprint(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey);
     const before = Date.now();
-    const { token, expiresAt } = await app.get(DeviceTokenService).issueAccessToken(randomUUID());
+    const { token, expiresAt } = await app.get(DeviceTokenService).issueAccessToken(randomUUID(), jkt);
     const claims = decodeJwt(token);
     expect(claims.exp! - claims.iat!).toBe(1234);
     expect(expiresAt.getTime() - before).toBeGreaterThanOrEqual(1233_000);

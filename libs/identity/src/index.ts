@@ -19,7 +19,10 @@ export type {
   DeviceIdentityClaim,
   VerifiedDeviceAssertion,
   IssuedAccessToken,
+  AccessTokenClaims,
 } from './device-token.service.js';
+export { DpopProofVerifier, jwkThumbprint } from './dpop-proof.js';
+export type { DpopRequest, DpopProofVerifierOptions } from './dpop-proof.js';
 export {
   loadOrCreateTokenSigningKey,
   tokenSigningKeyFrom,

@@ -8,7 +8,13 @@ import {
   type IdentityRequest,
   type IdentityResult,
 } from '#otter/contracts';
-import { DeviceCertificateAuthority, DeviceTokenService, isNodeId } from '#otter/identity';
+import {
+  DeviceCertificateAuthority,
+  DeviceTokenService,
+  isNodeId,
+  jwkThumbprint,
+  type DpopRequest,
+} from '#otter/identity';
 import { NodeError } from './node.errors.js';
 import { NodeRepository, type NodeRecord } from './node.repository.js';
 import { NODE_TRANSITIONS } from './node-transitions.js';
@@ -96,20 +102,21 @@ export class DeviceIdentityService {
         reason: DEVICE_CERTIFICATE_EXPIRED,
       });
     }
-    await this.tokens.verifyDeviceAssertion(assertion, {
-      nodeId,
-      devicePublicKey: publicKeyObject(parseTpm2bPublic(node.devicePublic)),
-    });
-    const issued = await this.tokens.issueAccessToken(nodeId);
+    const devicePublicKey = publicKeyObject(parseTpm2bPublic(node.devicePublic));
+    await this.tokens.verifyDeviceAssertion(assertion, { nodeId, devicePublicKey });
+    // The assertion just proved possession of the device key: the token is bound to that key (RFC 9449 cnf.jkt),
+    // so every request made with it must carry a DPoP proof signed inside the node's TPM.
+    const issued = await this.tokens.issueAccessToken(nodeId, jwkThumbprint(devicePublicKey));
     return { accessToken: issued.token, expiresAt: issued.expiresAt.toISOString() };
   }
 
   /**
-   * The node id an access token speaks for, checking only the token (cached per process after its first
-   * verification): with allowedAmong(), for paths that confirm many nodes' standing in one read.
+   * The node id a device request speaks for, checking only its access token (cached per process after its
+   * first verification) and DPoP proof: with allowedAmong(), for paths that confirm many nodes' standing in one
+   * read.
    */
-  tokenNode(accessToken: string): Promise<string> {
-    return this.tokens.verifyAccessToken(accessToken);
+  tokenNode(accessToken: string, request: DpopRequest): Promise<string> {
+    return this.tokens.verifyBoundRequest(accessToken, request);
   }
 
   /** Whether the node was revoked through this process: known at once, with no I/O. */
@@ -126,9 +133,19 @@ export class DeviceIdentityService {
     return new Set([...active].filter((id) => !revoked.has(id)));
   }
 
-  /** The node an access token speaks for, refused if revoked or no longer active. */
-  async authenticate(accessToken: string): Promise<NodeRecord> {
-    const nodeId = await this.tokens.verifyAccessToken(accessToken);
+  /**
+   * The node a device request speaks for (its access token and the DPoP proof that must come with it), refused
+   * if revoked or no longer active.
+   */
+  async authenticate(accessToken: string, request: DpopRequest): Promise<NodeRecord> {
+    return this.allowedNode(await this.tokens.verifyBoundRequest(accessToken, request));
+  }
+
+  /**
+   * The node of a request already authenticated by tokenNode() (whose proof is spent), refused if revoked or
+   * no longer active.
+   */
+  async allowedNode(nodeId: string): Promise<NodeRecord> {
     if (await this.tokens.isRevoked(nodeId)) throw new NodeError('UNAUTHENTICATED', 'node revoked');
     const node = await this.nodes.get(nodeId);
     if (!node || node.state !== 'active') throw new NodeError('UNAUTHENTICATED', 'node not active');

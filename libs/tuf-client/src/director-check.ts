@@ -11,8 +11,11 @@ export interface DirectorCheckOptions {
   /** This node, as its device identity names it. */
   nodeId: string;
   hardwareId: string;
-  /** A current device access token (`POST /api/v1/devices/token`). */
-  accessToken: string;
+  /**
+   * Headers for one GET of `url` as this node: a current device access token (`POST /api/v1/devices/token`)
+   * and a DPoP proof signed by the device key.
+   */
+  authorize: (url: string) => Promise<Record<string, string>>;
   /** The image repository root this device was provisioned with. */
   imageTrustedRootPath: string;
   /** The director root this device was provisioned with. */
@@ -56,7 +59,7 @@ export async function checkDirectorAssignment(options: DirectorCheckOptions): Pr
   const director = await DirectorSession.open({
     serverUrl,
     nodeId: options.nodeId,
-    accessToken: options.accessToken,
+    authorize: options.authorize,
     trustedRootPath: options.directorTrustedRootPath,
     stateDir: options.stateDir,
     fetcher: options.fetcher,

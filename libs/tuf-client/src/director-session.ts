@@ -10,8 +10,11 @@ export interface DirectorSessionOptions {
   /** Otter server base URL (already validated). */
   serverUrl: string;
   nodeId: string;
-  /** The device access token: the director serves a node its own metadata only. */
-  accessToken: string;
+  /**
+   * The device's credentials for one GET of `url`: its access token and a DPoP proof for that URL. The
+   * director serves a node its own metadata only.
+   */
+  authorize: (url: string) => Promise<Record<string, string>>;
   /** The director root this device was provisioned with; rotated in the state dir by TUF. */
   trustedRootPath: string;
   stateDir: string;
@@ -41,10 +44,7 @@ export class DirectorSession {
     const metadataDir = join(resolve(options.stateDir), 'director', 'metadata');
     await seedTrustedRoot(options.trustedRootPath, metadataDir);
     const metadataBaseUrl = `${options.serverUrl}/tuf/director/${encodeURIComponent(options.nodeId)}/metadata`;
-    const fetcher = new ResumableFetcher({
-      ...options.fetcher,
-      headers: { ...options.fetcher?.headers, Authorization: `Bearer ${options.accessToken}` },
-    });
+    const fetcher = new ResumableFetcher({ ...options.fetcher, requestHeaders: options.authorize });
     let updater: Updater;
     try {
       updater = new Updater({ metadataDir, metadataBaseUrl, fetcher });

@@ -15,8 +15,13 @@ export interface ResumableFetcherOptions {
   idleTimeoutMs?: number;
   /** Sent as User-Agent. */
   userAgent?: string;
-  /** Sent with every request (for example an Authorization header). */
+  /** Sent with every request. */
   headers?: Record<string, string>;
+  /**
+   * Headers made for each request (all are GETs) of `url`: a device's access token with a DPoP proof, which
+   * names the URL and is good for one request only.
+   */
+  requestHeaders?: (url: string) => Promise<Record<string, string>>;
 }
 
 export interface ResumableDownloadRequest {
@@ -47,9 +52,11 @@ export class ResumableFetcher extends BaseFetcher {
   private readonly responseTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly headers: Record<string, string>;
+  private readonly requestHeaders: ((url: string) => Promise<Record<string, string>>) | undefined;
 
   constructor(options: ResumableFetcherOptions = {}) {
     super();
+    this.requestHeaders = options.requestHeaders;
     this.responseTimeoutMs = options.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.headers = { ...options.headers };
@@ -192,12 +199,13 @@ export class ResumableFetcher extends BaseFetcher {
     url: string,
     extraHeaders: Record<string, string>,
   ): Promise<{ response: Response; guard: StallGuard }> {
+    const perRequest = this.requestHeaders ? await this.requestHeaders(url) : {};
     const guard = new StallGuard();
     guard.arm(this.responseTimeoutMs, `no response from ${url} within ${this.responseTimeoutMs} ms`);
     try {
       const response = await fetch(url, {
         // identity: a decoded body would not match byte ranges or the signed length.
-        headers: { ...this.headers, 'Accept-Encoding': 'identity', ...extraHeaders },
+        headers: { ...this.headers, ...perRequest, 'Accept-Encoding': 'identity', ...extraHeaders },
         signal: guard.signal,
       });
       return { response, guard };

@@ -105,7 +105,7 @@ export class UpdateDaemon {
       serverUrl: this.agent.server,
       nodeId: this.agent.nodeId!,
       hardwareId: this.agent.hardwareId,
-      accessToken: api.bearerToken!,
+      authorize: (url) => api.authorize('GET', url),
       imageTrustedRootPath: this.options.imageRootPath,
       directorTrustedRootPath: this.options.directorRootPath,
       stateDir: this.options.stateDir,

@@ -9,4 +9,4 @@ export class AgentError extends Error {
   }
 }
 
-export type AgentErrorCode = 'NOT_ENROLLED' | 'NO_IDENTITY' | 'INVALID_ARGUMENT';
+export type AgentErrorCode = 'NOT_ENROLLED' | 'NO_IDENTITY' | 'INVALID_ARGUMENT' | 'INSECURE_SERVER';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import type { DpopKey } from '#otter/api-client';
 import {
   DEVICE_CERTIFICATE_EXPIRED,
   type ActivationResult,
@@ -8,6 +9,7 @@ import {
   type VerdictDto,
 } from '#otter/contracts';
 import { Tpm2Tools, type EkKind } from '#otter/tpm';
+import { parseTpm2bPublic, publicKeyObject } from '#otter/tpm-wire';
 import { BOOTED_SLOT_PCR, SimulatedMeasuredBoot } from '../platform/measured-boot.js';
 import { AgentError } from './agent-error.js';
 import { DeviceApi, DeviceApiError } from './device-api.js';
@@ -38,6 +40,7 @@ const DEVICE_AUTH_AUDIENCE = 'otter:device-auth';
 export class DeviceAgent {
   private renewing?: Promise<DeviceCertificateInfo>;
   private events: (event: Record<string, unknown>) => void = () => undefined;
+  private deviceKey: DpopKey | undefined;
 
   private constructor(
     private readonly stateDir: string,
@@ -268,7 +271,10 @@ export class DeviceAgent {
     return this.state.runningVersion;
   }
 
-  /** The device API with a fresh access token (from a new TPM-signed assertion). */
+  /**
+   * The device API with a fresh access token (from a new TPM-signed assertion). The token is bound to the
+   * device key: each request made with it carries a DPoP proof signed inside the TPM.
+   */
   async authenticatedApi(): Promise<DeviceApi> {
     if (!this.state.certificate)
       throw new AgentError(
@@ -286,7 +292,20 @@ export class DeviceAgent {
       await this.renewIdentity('expired');
       ({ accessToken } = await this.api().token(await this.assertion()));
     }
-    return this.api().withAccessToken(accessToken);
+    return this.api().withCredentials({ accessToken, key: await this.dpopKey() });
+  }
+
+  /** The TPM device key as DPoP signs with it: its public JWK, and ES256 signatures made in the TPM. */
+  private async dpopKey(): Promise<DpopKey> {
+    if (!this.deviceKey) {
+      const device = await this.tpm.createDeviceKey();
+      const tpm = this.tpm;
+      this.deviceKey = {
+        publicJwk: publicKeyObject(parseTpm2bPublic(device.public)).export({ format: 'jwk' }),
+        sign: (data) => tpm.signWithDeviceKey(data),
+      };
+    }
+    return this.deviceKey;
   }
 
   /** A single-use ES256 assertion signed inside the TPM with the device key. */

@@ -14,20 +14,36 @@ import type {
   UpdateReport,
   VerdictDto,
 } from '#otter/contracts';
-import { ApiError, ApiUnreachableError } from '#otter/api-client';
+import { ApiError, ApiUnreachableError, dpopHeaders, type DpopKey } from '#otter/api-client';
 
 /** Otter's answer to a refused device request: HTTP status, Otter's error code, message and details. */
 export { ApiError as DeviceApiError };
 
-/** The device side of Otter's HTTP API: JSON in, JSON out, errors as DeviceApiError with Otter's code. */
+/** An access token and the device key it is bound to. */
+export interface DeviceCredentials {
+  accessToken: string;
+  key: DpopKey;
+}
+
+/**
+ * The device side of Otter's HTTP API: JSON in, JSON out, errors as DeviceApiError with Otter's code. With
+ * credentials, every request carries the access token and a DPoP proof for that request signed by the device
+ * key (RFC 9449): the token alone is refused.
+ */
 export class DeviceApi {
   constructor(
     private readonly server: string,
-    private accessToken?: string,
+    private readonly credentials?: DeviceCredentials,
   ) {}
 
-  withAccessToken(token: string): DeviceApi {
-    return new DeviceApi(this.server, token);
+  withCredentials(credentials: DeviceCredentials): DeviceApi {
+    return new DeviceApi(this.server, credentials);
+  }
+
+  /** The headers of one request to `url` as this node: its token and a fresh proof. */
+  authorize(method: string, url: string): Promise<Record<string, string>> {
+    if (!this.credentials) throw new Error('this DeviceApi has no access token');
+    return dpopHeaders(this.credentials.key, method, url, this.credentials.accessToken);
   }
 
   startEnrollment(body: EnrollmentRequest): Promise<EnrollmentChallenge> {
@@ -70,19 +86,14 @@ export class DeviceApi {
     return this.request('GET', 'api/v1/devices/me/instructions');
   }
 
-  get bearerToken(): string | undefined {
-    return this.accessToken;
-  }
-
   private post<T>(path: string, body: unknown): Promise<T> {
     return this.request('POST', path, body);
   }
 
   private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = {};
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (this.accessToken) headers.authorization = `Bearer ${this.accessToken}`;
     const url = new URL(path, this.server.endsWith('/') ? this.server : `${this.server}/`);
+    const headers: Record<string, string> = this.credentials ? await this.authorize(method, url.href) : {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
       res = await fetch(url, {

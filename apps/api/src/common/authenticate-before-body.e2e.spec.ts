@@ -6,35 +6,44 @@ import { seedNodeRow } from '#otter/db';
 import { DeviceTokenService } from '#otter/identity';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 import { rawMultipart } from '../testing/raw-multipart.js';
+import { deviceCredentialsFor, type DeviceCredentialsForTest } from '../testing/software-device-key.js';
 
 // Issue 9 item 7, by attack against a real api: one reading of `Authorization` on every route (the scheme is
-// case-insensitive, RFC 7235), and a body is judged only once its sender is known: an unauthenticated request
-// is a 401 whatever its body, never a 400 or 415 that tells a stranger how the body was read.
+// case-insensitive, RFC 7235: `Bearer` on management routes, `DPoP` with its proof on device routes, RFC 9449),
+// and a body is judged only once its sender is known: an unauthenticated request is a 401 whatever its body,
+// never a 400 or 415 that tells a stranger how the body was read.
 
 let api: ApiHarness;
 let admin: string;
 let nodeId: string;
-let deviceToken: string;
+/** The node's device key and an access token bound to it. */
+let device: DeviceCredentialsForTest;
 
 beforeAll(async () => {
   api = await startApi();
   admin = readFileSync(join(api.config.dataDir, 'admin-token'), 'utf8').trim();
   nodeId = await seedNodeRow(api.db, { hardwareId: 'rpi4', labels: { site: 'north' } });
-  deviceToken = (await api.app.get(DeviceTokenService).issueAccessToken(nodeId)).token;
+  device = await deviceCredentialsFor(api.app.get(DeviceTokenService), nodeId);
 });
 afterAll(async () => api?.close());
 
+/** `credentials` are the request's auth headers: `authorization`, and a device request's `dpop` proof. */
 function send(
   method: string,
   path: string,
-  authorization: string | undefined,
+  credentials: Record<string, string>,
   body?: string | Buffer,
   type?: string,
 ): Promise<Response> {
-  const headers: Record<string, string> = {};
-  if (authorization !== undefined) headers.authorization = authorization;
+  const headers: Record<string, string> = { ...credentials };
   if (type !== undefined) headers['content-type'] = type;
   return fetch(`${api.url}${path}`, { method, headers, body });
+}
+
+/** The node's headers for one request to `path`: its token under `scheme`, and a fresh DPoP proof. */
+async function asDevice(method: string, path: string, scheme = 'DPoP'): Promise<Record<string, string>> {
+  const headers = await device.headers(method, `${api.url}${path}`);
+  return { ...headers, authorization: `${scheme} ${device.token}` };
 }
 
 /** What a refused request must leave as it was: tokens, rollouts, the node's labels, reports. */
@@ -84,8 +93,13 @@ describe('an unauthenticated request is a 401 whatever its body', () => {
   it.each(cases)('%s route, %s', async (_kind, _name, method, path, body, type) => {
     const before = await stored();
     const url = path.replace(':node', nodeId);
-    for (const authorization of [undefined, 'Bearer otr_forged', 'Basic YWRtaW46YWRtaW4=']) {
-      const res = await send(method, url, authorization, body, type);
+    for (const authorization of [
+      undefined,
+      'Bearer otr_forged',
+      'DPoP otr_forged',
+      'Basic YWRtaW46YWRtaW4=',
+    ]) {
+      const res = await send(method, url, authorization === undefined ? {} : { authorization }, body, type);
       expect(res.status, `${authorization}`).toBe(401);
       expect(((await res.json()) as { code: string }).code).toBe('UNAUTHENTICATED');
     }
@@ -94,9 +108,10 @@ describe('an unauthenticated request is a 401 whatever its body', () => {
 });
 
 describe('an authenticated request with a body that cannot be used gets the reason', () => {
-  const manage = (): string => `Bearer ${admin}`;
-  const device = (): string => `Bearer ${deviceToken}`;
-  const refusals: Array<[string, string, string, () => string, string, string, number, RegExp]> = [
+  type Credentials = (method: string, path: string) => Promise<Record<string, string>>;
+  const manage: Credentials = () => Promise.resolve({ authorization: `Bearer ${admin}` });
+  const node: Credentials = (method, path) => asDevice(method, path);
+  const refusals: Array<[string, string, string, Credentials, string, string, number, RegExp]> = [
     [
       'malformed JSON',
       'POST',
@@ -143,7 +158,7 @@ describe('an authenticated request with a body that cannot be used gets the reas
       'a device report with a __proto__ key',
       'POST',
       '/api/v1/devices/me/reports',
-      device,
+      node,
       '{"kind":"health","ok":true,"event":"e","at":"2026-01-01T00:00:00Z","__proto__":{"x":1}}',
       'application/json',
       400,
@@ -153,7 +168,7 @@ describe('an authenticated request with a body that cannot be used gets the reas
       'a device report as text',
       'POST',
       '/api/v1/devices/me/reports',
-      device,
+      node,
       'health ok',
       'text/plain',
       415,
@@ -163,38 +178,55 @@ describe('an authenticated request with a body that cannot be used gets the reas
 
   it.each(refusals)('%s: %s %s', async (_name, method, path, auth, body, type, status, reason) => {
     const before = await stored();
-    const res = await send(method, path.replace(':node', nodeId), auth(), body, type);
+    const url = path.replace(':node', nodeId);
+    const res = await send(method, url, await auth(method, url), body, type);
     expect(res.status).toBe(status);
     expect(((await res.json()) as { message: string }).message).toMatch(reason);
     expect(await stored()).toBe(before);
   });
 });
 
-describe('the Bearer scheme is read the same on every route, in any case (RFC 7235)', () => {
-  it.each(['Bearer', 'bearer', 'BEARER'])(
-    '%s works for a management token and for a device token',
-    async (scheme) => {
-      expect((await send('GET', '/api/v1/nodes', `${scheme} ${admin}`)).status).toBe(200);
-      expect((await send('GET', `/api/v1/devices/${nodeId}`, `${scheme} ${deviceToken}`)).status).toBe(200);
-      const report = await send(
-        'POST',
-        '/api/v1/devices/me/reports',
-        `${scheme} ${deviceToken}`,
-        JSON.stringify({ kind: 'health', ok: true, event: `scheme ${scheme}`, at: new Date().toISOString() }),
-        'application/json',
-      );
-      expect(report.status).toBe(202);
-    },
-  );
+describe('each scheme is read the same on every route, in any case (RFC 7235): Bearer for management, DPoP for devices', () => {
+  it.each([
+    ['Bearer', 'DPoP'],
+    ['bearer', 'dpop'],
+    ['BEARER', 'DPOP'],
+  ])('%s works for a management token and %s for a device token', async (bearer, dpop) => {
+    expect((await send('GET', '/api/v1/nodes', { authorization: `${bearer} ${admin}` })).status).toBe(200);
+    const own = `/api/v1/devices/${nodeId}`;
+    expect((await send('GET', own, await asDevice('GET', own, dpop))).status).toBe(200);
+    const reports = '/api/v1/devices/me/reports';
+    const report = await send(
+      'POST',
+      reports,
+      await asDevice('POST', reports, dpop),
+      JSON.stringify({ kind: 'health', ok: true, event: `scheme ${dpop}`, at: new Date().toISOString() }),
+      'application/json',
+    );
+    expect(report.status).toBe(202);
+
+    // Each route reads the other's scheme just as well, and refuses it: a bound device token is never a
+    // bearer token (the reason says so, in whatever case it came), and an api token is not a device token.
+    const asBearer = await send('GET', own, await asDevice('GET', own, bearer));
+    expect(asBearer.status).toBe(401);
+    expect(((await asBearer.json()) as { details?: { reason?: string } }).details?.reason).toBe(
+      'dpop_required',
+    );
+    expect((await send('GET', '/api/v1/nodes', { authorization: `${dpop} ${admin}` })).status).toBe(401);
+  });
 
   it.each([
-    ['no token', 'Bearer'],
-    ['two tokens', `Bearer ${admin} ${admin}`],
-    ['another scheme', `Token ${admin}`],
-    ['no space', `Bearer${admin}`],
+    ['no token', (scheme: string) => scheme],
+    ['two tokens', (scheme: string, token: string) => `${scheme} ${token} ${token}`],
+    ['another scheme', (_scheme: string, token: string) => `Token ${token}`],
+    ['no space', (scheme: string, token: string) => `${scheme}${token}`],
   ])('refuses %s, on management and device routes alike', async (_name, header) => {
-    const deviceHeader = header.replaceAll(admin, deviceToken);
-    expect((await send('GET', '/api/v1/nodes', header)).status).toBe(401);
-    expect((await send('GET', `/api/v1/devices/${nodeId}`, deviceHeader)).status).toBe(401);
+    expect((await send('GET', '/api/v1/nodes', { authorization: header('Bearer', admin) })).status).toBe(401);
+    // The device request carries a valid proof for its token: only its Authorization header is wrong.
+    const own = `/api/v1/devices/${nodeId}`;
+    const proven = await asDevice('GET', own);
+    expect((await send('GET', own, { ...proven, authorization: header('DPoP', device.token) })).status).toBe(
+      401,
+    );
   });
 });

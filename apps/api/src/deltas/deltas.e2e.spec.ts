@@ -10,6 +10,7 @@ import { DeltaBuildRepository, deltaBuildId } from '#otter/delta-builds';
 import { DeviceTokenService } from '#otter/identity';
 import { JOBS, QUEUES, redisOptions } from '#otter/queue';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
+import { deviceCredentialsFor, type DeviceCredentialsForTest } from '../testing/software-device-key.js';
 
 // The delta API against the real api, Redis and both databases, without a worker: requests are recorded and
 // queued, releases queue their builds, nodes report downloads, and viewers read the totals.
@@ -217,12 +218,27 @@ describe.each(dbs)('delta api on $name', ({ config: database }) => {
     const a = await seedNode('rpi4', 'active', '1.0.0');
     const b = await seedNode('rpi4', 'active', '1.0.0');
     const tokens = api.app.get(DeviceTokenService);
-    const tokenA = (await tokens.issueAccessToken(a)).token;
-    const tokenB = (await tokens.issueAccessToken(b)).token;
+    const tokenA = await deviceCredentialsFor(tokens, a);
+    const tokenB = await deviceCredentialsFor(tokens, b);
     const deltaPath = 'deltas/rpi4/1.0.0-2.0.0.delta';
     const id = deltaBuildId('rpi4', sha256(images.v1), sha256(images.v2));
-    const report = (auth: string | undefined, body: unknown): Promise<Response> =>
-      call('POST', '/api/v1/devices/me/downloads', auth, body);
+    /** As a node (its token and a DPoP proof), or with a plain bearer token. */
+    const report = async (
+      auth: DeviceCredentialsForTest | string | undefined,
+      body: unknown,
+    ): Promise<Response> => {
+      if (typeof auth !== 'object') return call('POST', '/api/v1/devices/me/downloads', auth, body);
+      const url = `${api.url}/api/v1/devices/me/downloads`;
+      return fetch(url, {
+        method: 'POST',
+        headers: { ...(await auth.headers('POST', url)), 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    };
+    const forgedA: DeviceCredentialsForTest = {
+      ...tokenA,
+      headers: (method, url) => tokenA.key.headers(method, url, `${tokenA.token.slice(0, -4)}AAAA`),
+    };
     const delta = { targetPath: deltaPath, method: 'delta', bytesDownloaded: 600, fullBytes: 4000 };
 
     // Not published yet: nothing to report against.
@@ -240,10 +256,10 @@ describe.each(dbs)('delta api on $name', ({ config: database }) => {
     const count = async (): Promise<number> =>
       (await api.db.selectFrom('downloads').select('id').execute()).length;
     const recorded = await count();
-    const refused: Array<[string, string | undefined, unknown, number]> = [
+    const refused: Array<[string, DeviceCredentialsForTest | string | undefined, unknown, number]> = [
       ['no token', undefined, delta, 401],
       ['an API token instead of a device token', admin, delta, 401],
-      ['a forged device token', `${tokenA.slice(0, -4)}AAAA`, delta, 401],
+      ['a forged device token', forgedA, delta, 401],
       ['another hardware id', tokenA, { ...full, targetPath: 'images/other/3.0.0', fullBytes: 1000 }, 403],
       ['a wrong full size', tokenA, { ...delta, fullBytes: 1 }, 400],
       ['an unknown image', tokenA, { ...full, targetPath: 'images/rpi4/7.7.7' }, 404],
@@ -282,7 +298,16 @@ describe.each(dbs)('delta api on $name', ({ config: database }) => {
 
   it('refuses bytesDownloaded above the full image, near 2^53 and past it: 400 with the reason, nothing stored', async () => {
     const node = await seedNode('rpi4', 'active', '1.0.0');
-    const token = (await api.app.get(DeviceTokenService).issueAccessToken(node)).token;
+    const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), node);
+    /** A download report as the node (its bound token and a fresh DPoP proof); a string body is sent as is. */
+    const report = async (body: unknown): Promise<Response> => {
+      const url = `${api.url}/api/v1/devices/me/downloads`;
+      return fetch(url, {
+        method: 'POST',
+        headers: { ...(await device.headers('POST', url)), 'content-type': 'application/json' },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+    };
     const full = { targetPath: 'images/rpi4/2.0.0', method: 'full', bytesDownloaded: 4000, fullBytes: 4000 };
     const deltaPath = 'deltas/rpi4/1.0.0-2.0.0.delta';
     await api.app
@@ -318,19 +343,19 @@ describe.each(dbs)('delta api on $name', ({ config: database }) => {
       ],
     ];
     for (const [what, body, reason] of attacks) {
-      const res = await call('POST', '/api/v1/devices/me/downloads', token, body);
+      const res = await report(body);
       expect(res.status, what).toBe(400);
       expect(((await res.json()) as { message: string }).message, what).toMatch(reason);
     }
     // Numbers JSON.stringify cannot send: past a double's range (Infinity once parsed), and 2^53 + 1.
     for (const raw of ['1e400', '9007199254740993']) {
       const body = `{"targetPath":"images/rpi4/2.0.0","method":"full","bytesDownloaded":${raw},"fullBytes":4000}`;
-      expect((await call('POST', '/api/v1/devices/me/downloads', token, body)).status, raw).toBe(400);
+      expect((await report(body)).status, raw).toBe(400);
     }
     expect(await stored()).toEqual(before.rows);
     expect(await totals()).toEqual(before.totals);
 
     // The honest report at the bound is taken.
-    expect((await call('POST', '/api/v1/devices/me/downloads', token, full)).status).toBe(202);
+    expect((await report(full)).status).toBe(202);
   });
 });

@@ -1,21 +1,33 @@
-import { createParamDecorator, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import {
+  createParamDecorator,
+  Inject,
+  Injectable,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { bearerToken } from '#otter/auth';
+import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import { OtterError } from '#otter/errors';
 import { DeviceIdentityService, type NodeRecord } from '#otter/nodes';
+import { deviceCredentials } from './device-credentials.js';
 
 type DeviceRequest = FastifyRequest & { node?: NodeRecord };
 
-/** Device endpoints: a valid access token of an active, unrevoked node. */
+/** Device endpoints: a valid access token with its DPoP proof, of an active, unrevoked node. */
 @Injectable()
 export class DeviceAuthGuard implements CanActivate {
-  constructor(private readonly identity: DeviceIdentityService) {}
+  constructor(
+    private readonly identity: DeviceIdentityService,
+    @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+  ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<DeviceRequest>();
-    const token = bearerToken(request.headers.authorization);
-    if (!token) throw new OtterError('UNAUTHENTICATED', 'a device access token is required');
-    request.node = await this.identity.authenticate(token);
+    const { accessToken, dpop } = deviceCredentials(request, {
+      publicUrl: this.config.publicUrl,
+      connectionBinding: this.config.dpopConnectionBinding,
+    });
+    request.node = await this.identity.authenticate(accessToken, dpop);
     return true;
   }
 }

@@ -120,17 +120,17 @@ describe('a burst on the unauthenticated device routes', () => {
 
     let bursting = true;
     const others: Answer[] = [];
+    const pollPath = `/tuf/director/${node.id}/metadata/timestamp.json`;
     const alongside = (async () => {
       while (bursting) {
+        // The node's poll as it makes it: its bound token and a fresh DPoP proof.
+        const pollHeaders = await node.headers('GET', `${target.url}${pollPath}`);
         const [list, poll] = await Promise.all([
           send(target, '/api/v1/nodes', {
             method: 'GET',
             headers: { authorization: `Bearer ${adminToken(target)}` },
           }),
-          send(target, `/tuf/director/${node.id}/metadata/timestamp.json`, {
-            method: 'GET',
-            headers: { authorization: `Bearer ${node.token}` },
-          }),
+          send(target, pollPath, { method: 'GET', headers: pollHeaders }),
         ]);
         others.push(list, poll);
       }
@@ -261,8 +261,11 @@ describe('a node flooding what it may write', () => {
     await target.publish('images/rpi4/2.0.0', image, { hardware: 'rpi4', version: '2.0.0' });
   });
 
-  const device = (node: TestNode, path: string, body: unknown): Promise<Answer> =>
-    send(target, `/api/v1/devices/me/${path}`, { body, headers: { authorization: `Bearer ${node.token}` } });
+  /** A POST as `node`: its bound token and a fresh DPoP proof. */
+  const device = async (node: TestNode, path: string, body: unknown): Promise<Answer> => {
+    const route = `/api/v1/devices/me/${path}`;
+    return send(target, route, { body, headers: await node.headers('POST', `${target.url}${route}`) });
+  };
 
   /** The node's rows, newest first; at most `cap`, plus any written in the same millisecond as the last kept. */
   async function expectCapped(
@@ -305,9 +308,10 @@ describe('a node flooding what it may write', () => {
         (await device(flooder, 'reports', { kind: 'integrity', ok: false, event: `bad${i}`, at })).status,
       ).toBe(202);
     await expectCapped('attestation_verdicts', flooder, 5);
-    const latest = await send(target, `/api/v1/devices/${flooder.id}`, {
+    const latestPath = `/api/v1/devices/${flooder.id}`;
+    const latest = await send(target, latestPath, {
       method: 'GET',
-      headers: { authorization: `Bearer ${flooder.token}` },
+      headers: await flooder.headers('GET', `${target.url}${latestPath}`),
     });
     expect(latest.body).toMatchObject({
       lastVerdict: { passed: false, reason: expect.stringContaining('bad19') },

@@ -58,7 +58,7 @@ describe.each(dbs)('the agent against a hostile director on $name', ({ config: d
           serverUrl: via === 'api' ? api.url : proxy.url,
           nodeId: node.id,
           hardwareId: node.hardwareId,
-          accessToken: node.token,
+          authorize: (url) => node.headers('GET', url),
           imageTrustedRootPath: device.imageRoot,
           directorTrustedRootPath: device.directorRoot,
           stateDir: device.stateDir,
@@ -149,13 +149,14 @@ describe.each(dbs)('the agent against a hostile director on $name', ({ config: d
     const device = await agent(victim);
     // The other node's valid, signed assignment: the director root is shared, so every signature verifies.
     await fx.assign(other, '2.0.0', signed.v2);
-    proxy.rewrite = (request) =>
-      request.path.startsWith(`/tuf/director/${victim.id}/`)
-        ? {
-            path: request.path.replace(victim.id, other.id),
-            headers: { ...request.headers, authorization: `Bearer ${other.token}` },
-          }
-        : request;
+    proxy.rewrite = async (request) => {
+      if (!request.path.startsWith(`/tuf/director/${victim.id}/`)) return request;
+      const path = request.path.replace(victim.id, other.id);
+      return {
+        path,
+        headers: { ...request.headers, ...(await other.headers('GET', `${proxy.url}${path}`)) },
+      };
+    };
     try {
       await expect(device.check('proxy')).rejects.toMatchObject({
         code: 'ASSIGNMENT_REFUSED',
@@ -165,9 +166,8 @@ describe.each(dbs)('the agent against a hostile director on $name', ({ config: d
       proxy.rewrite = undefined;
     }
     // Asking the api directly for the other node's metadata with its own token is refused outright.
-    const res = await fetch(`${api.url}/tuf/director/${other.id}/metadata/timestamp.json`, {
-      headers: { authorization: `Bearer ${victim.token}` },
-    });
+    const url = `${api.url}/tuf/director/${other.id}/metadata/timestamp.json`;
+    const res = await fetch(url, { headers: await victim.headers('GET', url) });
     expect(res.status).toBe(403);
   });
 
@@ -209,7 +209,7 @@ describe.each(dbs)('the agent against a hostile director on $name', ({ config: d
     const key = await fx.stolenKey('director', 'timestamp');
     const current = await fx.json<SignedEnvelope<TimestampSigned>>(
       `/tuf/director/${node.id}/metadata/timestamp.json`,
-      node.token,
+      node,
     );
     const stale: TimestampSigned = {
       ...current.signed,

@@ -44,10 +44,11 @@ describe.each(dbs)('director poll path on $name', ({ config: database }) => {
     await api?.close();
   });
 
-  const poll = (node: TestNode, token = node.token, path = node.id): Promise<Response> =>
-    fetch(`${api.url}/tuf/director/${path}/metadata/timestamp.json`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
+  /** A poll of `node`'s timestamp.json by `as` (its key and, unless given, its token). */
+  const poll = async (node: TestNode, as: TestNode = node, token = as.token): Promise<Response> => {
+    const url = `${api.url}/tuf/director/${node.id}/metadata/timestamp.json`;
+    return fetch(url, { headers: await as.key.headers('GET', url, token) });
+  };
   const version = async (node: TestNode): Promise<number> => {
     const res = await poll(node);
     expect(res.status, await res.clone().text()).toBe(200);
@@ -154,11 +155,11 @@ describe.each(dbs)('director poll path on $name', ({ config: database }) => {
     const b = await fx.node();
     await version(a);
     await version(b);
-    for (const res of [await poll(a, b.token), await poll(b, a.token)]) {
+    for (const res of [await poll(a, b), await poll(b, a)]) {
       expect(res.status).toBe(403);
       expect(((await res.json()) as { code: string }).code).toBe('DIRECTOR_NODE_MISMATCH');
     }
-    const forged = await poll(a, `${a.token.slice(0, -4)}AAAA`);
+    const forged = await poll(a, a, `${a.token.slice(0, -4)}AAAA`);
     expect(forged.status).toBe(401);
     const none = await fetch(`${api.url}/tuf/director/${a.id}/metadata/timestamp.json`);
     expect(none.status).toBe(401);
@@ -183,9 +184,8 @@ describe('director poll path holding nothing (OTTER_DIRECTOR_HELD_NODES=0)', () 
     const bodies: string[] = [];
     try {
       for (let i = 0; i < 3; i++) {
-        const res = await fetch(`${api.url}/tuf/director/${node.id}/metadata/timestamp.json`, {
-          headers: { authorization: `Bearer ${node.token}` },
-        });
+        const url = `${api.url}/tuf/director/${node.id}/metadata/timestamp.json`;
+        const res = await fetch(url, { headers: await node.headers('GET', url) });
         expect(res.status, await res.clone().text()).toBe(200);
         bodies.push(await res.text());
         if (i === 0) await pastTheHold();

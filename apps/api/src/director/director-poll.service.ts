@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DirectorRepository } from '#otter/director';
+import type { DpopRequest } from '#otter/identity';
 import { DeviceIdentityService } from '#otter/nodes';
 import { KeyedBatch } from './keyed-batch.js';
 import { requireOwnNode } from './own-node.js';
@@ -12,7 +13,7 @@ import { requireOwnNode } from './own-node.js';
  * unchanged): the same bound as the image repository's timestamp.json. Past that, concurrent polls confirm
  * their held answers together, in one query and one Redis call per batch; the same batch tells which nodes
  * may poll at all. A node allowed but with no current answer goes to DirectorRepository.metadata(), which
- * signs anew when needed; a refused node takes the full path (authenticate), which says why. A node revoked
+ * signs anew when needed; a refused node takes the full path (allowedNode), which says why. A node revoked
  * through this process is refused at once; through another replica, within a second.
  */
 @Injectable()
@@ -24,8 +25,9 @@ export class DirectorPollService {
     private readonly director: DirectorRepository,
   ) {}
 
-  async timestamp(accessToken: string, pathNodeId: string): Promise<string> {
-    const nodeId = await this.identity.tokenNode(accessToken);
+  async timestamp(accessToken: string, dpop: DpopRequest, pathNodeId: string): Promise<string> {
+    // The token and its DPoP proof, checked on every poll; only the node's standing may be held for a second.
+    const nodeId = await this.identity.tokenNode(accessToken, dpop);
     if (nodeId === pathNodeId && !this.identity.revokedHere(nodeId)) {
       const held = this.director.heldTimestamp(nodeId);
       if (held !== undefined) return held;
@@ -39,7 +41,7 @@ export class DirectorPollService {
         return (await this.director.metadata(nodeId, 'timestamp.json')).body;
       }
     }
-    const node = await this.identity.authenticate(accessToken);
+    const node = await this.identity.allowedNode(nodeId);
     requireOwnNode(node.id, pathNodeId);
     return (await this.director.metadata(node.id, 'timestamp.json')).body;
   }

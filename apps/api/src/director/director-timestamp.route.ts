@@ -1,7 +1,9 @@
-import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
-import { OtterError, OtterExceptionFilter } from '#otter/errors';
+import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
+import { OtterExceptionFilter } from '#otter/errors';
+import { deviceCredentials } from '../devices/device-credentials.js';
 import { DirectorPollService } from './director-poll.service.js';
 
 export const DIRECTOR_TIMESTAMP_PATH = '/tuf/director/:nodeId/metadata/timestamp.json';
@@ -19,16 +21,18 @@ export class DirectorTimestampRoute implements OnModuleInit {
   constructor(
     private readonly adapterHost: HttpAdapterHost,
     private readonly polls: DirectorPollService,
+    @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
   ) {}
 
   onModuleInit(): void {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     fastify.get<{ Params: { nodeId: string } }>(DIRECTOR_TIMESTAMP_PATH, async (request, reply) => {
       try {
-        const header = request.headers.authorization;
-        const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-        if (!token) throw new OtterError('UNAUTHENTICATED', 'a device access token is required');
-        const body = await this.polls.timestamp(token, request.params.nodeId);
+        const { accessToken, dpop } = deviceCredentials(request, {
+          publicUrl: this.config.publicUrl,
+          connectionBinding: this.config.dpopConnectionBinding,
+        });
+        const body = await this.polls.timestamp(accessToken, dpop, request.params.nodeId);
         return await reply
           .header('content-type', 'application/json')
           .header('cache-control', 'private, no-cache')

@@ -38,7 +38,7 @@ class DirectorClient {
     const updater = new Updater({
       metadataDir: this.dir,
       metadataBaseUrl: `${this.api.url}/tuf/director/${this.node.id}/metadata`,
-      fetcher: new ResumableFetcher({ headers: { authorization: `Bearer ${this.node.token}` } }),
+      fetcher: new ResumableFetcher({ requestHeaders: (url) => this.node.headers('GET', url) }),
     });
     await updater.refresh();
     if (path === undefined) return undefined;
@@ -73,12 +73,16 @@ describe.each(dbs)('director repository on $name', ({ config: database }) => {
     return new DirectorClient(
       api,
       node,
-      await fx.text(`/tuf/director/${node.id}/metadata/1.root.json`, node.token),
+      await fx.text(`/tuf/director/${node.id}/metadata/1.root.json`, node),
     );
   }
 
-  function get(path: string, token?: string): Promise<Response> {
-    return fetch(`${api.url}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  /** GET `path` with `token`: as a node with its DPoP proof when `node` is given, else as a bearer token. */
+  async function get(path: string, token?: string, node?: TestNode): Promise<Response> {
+    const url = `${api.url}${path}`;
+    if (token === undefined) return fetch(url);
+    const headers = node ? await node.key.headers('GET', url, token) : { authorization: `Bearer ${token}` };
+    return fetch(url, { headers });
   }
 
   it('serves a node its own metadata, signed lazily, and nothing of another node’s', async () => {
@@ -88,7 +92,7 @@ describe.each(dbs)('director repository on $name', ({ config: database }) => {
     await agent.poll();
     expect(agent.trusted<SignedEnvelope<TargetsSigned>>('targets').signed.targets).toEqual({});
 
-    const own = await get(`/tuf/director/${a.id}/metadata/timestamp.json`, a.token);
+    const own = await get(`/tuf/director/${a.id}/metadata/timestamp.json`, a.token, a);
     expect(own.status).toBe(200);
     expect(own.headers.get('cache-control')).toBe('private, no-cache');
 
@@ -105,7 +109,7 @@ describe.each(dbs)('director repository on $name', ({ config: database }) => {
       [`/tuf/director/${a.id}/metadata/99.targets.json`, a.token, 404, 'DIRECTOR_METADATA_NOT_FOUND'],
     ];
     for (const [path, token, status, code] of cases) {
-      const res = await get(path, token);
+      const res = await get(path, token, a);
       expect([path, res.status]).toEqual([path, status]);
       const body = (await res.json()) as { code: string; message: string };
       if (code) expect(body.code).toBe(code);
@@ -215,7 +219,7 @@ describe.each(dbs)('director repository on $name', ({ config: database }) => {
     const imageRoot = await fx.json<SignedEnvelope<RootSigned>>('/tuf/image/metadata/1.root.json');
     const directorRoot = await fx.json<SignedEnvelope<RootSigned>>(
       `/tuf/director/${node.id}/metadata/1.root.json`,
-      node.token,
+      node,
     );
     const onlineIds = (r: SignedEnvelope<RootSigned>): string[] =>
       (['targets', 'snapshot', 'timestamp'] as const).flatMap((role) => r.signed.roles[role].keyids);
@@ -251,7 +255,7 @@ describe.each(await testDatabases())('director re-signing on $name', ({ config: 
     const agent = new DirectorClient(
       api,
       node,
-      await fx.text(`/tuf/director/${node.id}/metadata/1.root.json`, node.token),
+      await fx.text(`/tuf/director/${node.id}/metadata/1.root.json`, node),
     );
     await agent.poll();
     const first = agent.trusted<SignedEnvelope<TimestampSigned>>('timestamp').signed;

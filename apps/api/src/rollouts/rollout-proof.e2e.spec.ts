@@ -8,6 +8,7 @@ import { testDatabases } from '#otter/db';
 import { DeviceTokenService } from '#otter/identity';
 import { RolloutTicker } from '#otter/rollouts';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
+import { deviceCredentialsFor, type DeviceCredentialsForTest } from '../testing/software-device-key.js';
 import { TpmNodes } from '../testing/tpm-nodes.js';
 import { RolloutFixtures } from './testing/rollout-fixtures.js';
 
@@ -48,6 +49,24 @@ describe.each(dbs)('proof of a release on $name', ({ config: database }) => {
       method,
       headers: {
         authorization: `Bearer ${token}`,
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  }
+
+  /** A device request: the node's bound token and a fresh DPoP proof. */
+  async function asNode(
+    device: DeviceCredentialsForTest,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<Response> {
+    const url = `${api.url}${path}`;
+    return fetch(url, {
+      method,
+      headers: {
+        ...(await device.headers(method, url)),
         ...(body !== undefined && { 'content-type': 'application/json' }),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -147,7 +166,7 @@ describe.each(dbs)('proof of a release on $name', ({ config: database }) => {
     const hw = `board-${database.dialect}-${++counter}`;
     const release = await fixtures.release(hw, '2.0.0', {});
     const nodeId = await tpm.seed(api.db, { state: 'active', hardwareId: hw, runningVersion: '1.0.0' });
-    const token = (await api.app.get(DeviceTokenService).issueAccessToken(nodeId)).token;
+    const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), nodeId);
     // Started before releases needed measurements: running, the node admitted and reporting committed.
     const rolloutId = await fixtures.rolloutRows({ id: release.id, hardwareId: hw }, [nodeId], {
       state: 'running',
@@ -156,7 +175,7 @@ describe.each(dbs)('proof of a release on $name', ({ config: database }) => {
       nodeDeadlineSeconds: 600,
     });
 
-    const attested = await tpm.attest(api.url, token, { runningVersion: '2.0.0' });
+    const attested = await tpm.attest(api.url, device, { runningVersion: '2.0.0' });
     expect(attested.status).toBe(200);
     expect(attested.verdict).toMatchObject({ passed: true, releaseVersion: '2.0.0', releaseProven: false });
     expect(attested.verdict!.reason).toMatch(
@@ -182,7 +201,7 @@ describe.each(dbs)('proof of a release on $name', ({ config: database }) => {
     await fixtures.release(hw, '2.0.0', { 9: expected });
     const nodeId = await tpm.seed(api.db, { state: 'active', hardwareId: hw, runningVersion: '1.0.0' });
     await fixtures.verdict(nodeId, true, new Date());
-    const token = (await api.app.get(DeviceTokenService).issueAccessToken(nodeId)).token;
+    const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), nodeId);
 
     const created = await call('POST', '/api/v1/rollouts', admin, spec(hw, '2.0.0'));
     expect(created.status).toBe(201);
@@ -198,7 +217,7 @@ describe.each(dbs)('proof of a release on $name', ({ config: database }) => {
       'attested',
       'committed',
     ] as UpdateStep[]) {
-      const res = await call('POST', '/api/v1/devices/me/updates', token, {
+      const res = await asNode(device, 'POST', '/api/v1/devices/me/updates', {
         step,
         version: '2.0.0',
         at: new Date().toISOString(),
@@ -207,7 +226,7 @@ describe.each(dbs)('proof of a release on $name', ({ config: database }) => {
     }
 
     // Quoting only the pinned PCRs: the release's PCR 9 is missing, so the verdict fails.
-    const pinnedOnly = await tpm.attest(api.url, token, {
+    const pinnedOnly = await tpm.attest(api.url, device, {
       runningVersion: '2.0.0',
       pcrs: [0, 1, 2, 3, 4, 5, 6, 7],
     });
@@ -215,7 +234,7 @@ describe.each(dbs)('proof of a release on $name', ({ config: database }) => {
     expect(pinnedOnly.verdict).toMatchObject({ passed: false, releaseProven: false });
     expect(pinnedOnly.message).toMatch(/PCRs 9 not quoted/);
     // PCR 9 quoted, but not the release's value (the node did not boot it).
-    const wrong = await tpm.attest(api.url, token, { runningVersion: '2.0.0' });
+    const wrong = await tpm.attest(api.url, device, { runningVersion: '2.0.0' });
     expect(wrong.status).toBe(422);
     expect(wrong.message).toMatch(/PCR 9 differs from the release reference/);
     expect((await ticker.tickRollout(id)).succeeded).toBe(0);
@@ -223,7 +242,7 @@ describe.each(dbs)('proof of a release on $name', ({ config: database }) => {
 
     // The control: the boot measured as the release says, and the quote proves it.
     await tpm.tools.extendPcr(9, digest);
-    const proven = await tpm.attest(api.url, token, { runningVersion: '2.0.0' });
+    const proven = await tpm.attest(api.url, device, { runningVersion: '2.0.0' });
     expect(proven.status).toBe(200);
     expect(proven.verdict).toMatchObject({ passed: true, releaseProven: true });
     expect(proven.verdict!.reason).toBe(

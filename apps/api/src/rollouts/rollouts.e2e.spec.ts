@@ -15,6 +15,7 @@ import { DirectorAssignmentRepository } from '#otter/director';
 import { DeviceTokenService } from '#otter/identity';
 import { RolloutTicker } from '#otter/rollouts';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
+import { deviceCredentialsFor } from '../testing/software-device-key.js';
 import { RolloutFixtures } from './testing/rollout-fixtures.js';
 
 // Rollouts against the real api, Redis and both databases, with the scheduler's ticker driven by hand at
@@ -114,8 +115,13 @@ describe.each(dbs)('rollouts on $name', ({ config: database }) => {
     return Object.fromEntries(nodes.map((n) => [n.nodeId, n]));
   }
 
-  async function deviceToken(nodeId: string): Promise<string> {
-    return (await api.app.get(DeviceTokenService).issueAccessToken(nodeId)).token;
+  /** A device request as `nodeId`: a token bound to a fresh software device key, and its DPoP proof. */
+  async function asNode(nodeId: string, method: string, path: string, body?: unknown): Promise<Response> {
+    const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), nodeId);
+    const url = `${api.url}${path}`;
+    const headers = await device.headers(method, url);
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    return fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   }
 
   async function report(
@@ -123,7 +129,7 @@ describe.each(dbs)('rollouts on $name', ({ config: database }) => {
     step: UpdateStep,
     extra: Record<string, unknown> = {},
   ): Promise<void> {
-    const res = await call('POST', '/api/v1/devices/me/updates', await deviceToken(nodeId), {
+    const res = await asNode(nodeId, 'POST', '/api/v1/devices/me/updates', {
       step,
       version: '2.0.0',
       at: new Date().toISOString(),
@@ -226,9 +232,7 @@ describe.each(dbs)('rollouts on $name', ({ config: database }) => {
     expect(await assignment(failing!)).toBeUndefined();
 
     const ask = async (node: string): Promise<DeviceInstructionsDto> =>
-      (await (
-        await call('GET', '/api/v1/devices/me/instructions', await deviceToken(node))
-      ).json()) as DeviceInstructionsDto;
+      (await (await asNode(node, 'GET', '/api/v1/devices/me/instructions')).json()) as DeviceInstructionsDto;
     expect((await ask(none!)).attest).toBe(true);
     expect((await ask(fresh!)).attest).toBe(false);
 
@@ -309,7 +313,6 @@ describe.each(dbs)('rollouts on $name', ({ config: database }) => {
     const reports = () =>
       api.db.selectFrom('device_reports').selectAll().where('node_id', '=', node!).orderBy('id').execute();
     const before = { reports: await reports(), states: await nodeStates(r.id) };
-    const token = await deviceToken(node!);
     for (const [what, body, status, reason] of [
       [
         'one byte over the image',
@@ -321,7 +324,7 @@ describe.each(dbs)('rollouts on $name', ({ config: database }) => {
       ['past the safe integers', { version: '2.0.0', bytes: 2 ** 60 }, 400, /bytes/],
       ['a release that does not exist', { version: '9.9.9', bytes: 10 }, 400, /no release 9\.9\.9/],
     ] as const) {
-      const res = await call('POST', '/api/v1/devices/me/updates', token, {
+      const res = await asNode(node!, 'POST', '/api/v1/devices/me/updates', {
         step: 'installed',
         at: new Date().toISOString(),
         ...body,

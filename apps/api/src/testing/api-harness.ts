@@ -49,9 +49,10 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
   if (!address || typeof address === 'string') throw new Error('no listening address');
   const blobs = app.get<BlobStore>(BLOB_STORE);
   const repository = app.get<TufRepository>(IMAGE_REPOSITORY);
+  const url = `${config.tls ? 'https' : 'http'}://127.0.0.1:${address.port}`;
   return {
     app,
-    url: `http://127.0.0.1:${address.port}`,
+    url,
     config,
     db: app.get<Db>(DB),
     blobs,
@@ -68,7 +69,7 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
     },
     async admin<T>(method: string, path: string, body?: unknown): Promise<T> {
       const token = readFileSync(join(config.dataDir, 'admin-token'), 'utf8').trim();
-      const res = await fetch(`http://127.0.0.1:${address.port}${path}`, {
+      const res = await fetch(`${url}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${token}`,

@@ -6,6 +6,7 @@ import type { IdentityRequest, NodeIdentityState, TpmQuote, VerdictDto } from '#
 import { testNodeRow, type Db } from '#otter/db';
 import { DEVICE_AUTH_AUDIENCE } from '#otter/identity';
 import { startSoftwareTpm, Tpm2Tools, type SoftwareTpm } from '#otter/tpm';
+import type { DeviceCredentialsForTest } from './software-device-key.js';
 
 /** The firmware/boot PCRs a default api pins (OTTER_PINNED_PCRS 0-7). */
 const PINNED = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -76,18 +77,23 @@ export class TpmNodes {
   }
 
   /**
-   * Asks for a challenge with the node's access token, quotes `pcrs` (default: the PCRs the challenge names)
-   * and sends the attestation; the status and the verdict (a refusal carries it in its details).
+   * Asks for a challenge as the node (its bound access token and a DPoP proof per request), quotes `pcrs`
+   * (default: the PCRs the challenge names) and sends the attestation; the status and the verdict (a refusal
+   * carries it in its details).
    */
   async attest(
     apiUrl: string,
-    accessToken: string,
+    device: Pick<DeviceCredentialsForTest, 'headers'>,
     body: { runningVersion?: string; pcrs?: number[] },
   ): Promise<{ status: number; verdict: VerdictDto | undefined; message: string }> {
-    const headers = { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' };
-    const challenge = await fetch(`${apiUrl}/api/v1/devices/me/attestation/challenge`, {
+    const headers = async (url: string): Promise<Record<string, string>> => ({
+      ...(await device.headers('POST', url)),
+      'content-type': 'application/json',
+    });
+    const challengeUrl = `${apiUrl}/api/v1/devices/me/attestation/challenge`;
+    const challenge = await fetch(challengeUrl, {
       method: 'POST',
-      headers,
+      headers: await headers(challengeUrl),
       body: JSON.stringify(body.runningVersion === undefined ? {} : { runningVersion: body.runningVersion }),
     });
     if (challenge.status !== 201) throw new Error(`challenge: ${challenge.status} ${await challenge.text()}`);
@@ -102,9 +108,10 @@ export class TpmNodes {
       },
       ...(body.runningVersion !== undefined && { runningVersion: body.runningVersion }),
     };
-    const res = await fetch(`${apiUrl}/api/v1/devices/me/attestation`, {
+    const attestationUrl = `${apiUrl}/api/v1/devices/me/attestation`;
+    const res = await fetch(attestationUrl, {
       method: 'POST',
-      headers,
+      headers: await headers(attestationUrl),
       body: JSON.stringify(request),
     });
     const answer = (await res.json()) as VerdictDto & {

@@ -5,24 +5,32 @@ import { DirectorAssignmentRepository, type DirectorAssignment } from '#otter/di
 import { DeviceTokenService } from '#otter/identity';
 import type { Ed25519Signer, SignedEnvelope } from '#otter/tuf-signing';
 import type { ApiHarness } from '../../testing/api-harness.js';
+import { deviceCredentialsFor, type SoftwareDeviceKey } from '../../testing/software-device-key.js';
 import { stolenOnlineKeys } from '../../testing/tuf-attacker.js';
 import { seedNodeRow } from '#otter/db';
 
 export interface TestNode {
   id: string;
   hardwareId: string;
+  /** A device access token, bound to `key`. */
   token: string;
+  key: SoftwareDeviceKey;
+  /** The node's headers for one request: its token and a fresh DPoP proof for `method` and `url`. */
+  headers(method: string, url: string): Promise<Record<string, string>>;
 }
 
 /** Nodes, tokens, assignments and provisioned roots for director tests, straight against the api's state. */
 export class DirectorFixtures {
   constructor(private readonly api: ApiHarness) {}
 
-  /** An active node with a fresh device access token (no TPM: the token service issues it directly). */
+  /**
+   * An active node with a software device key and a fresh access token bound to it (no TPM: the token service
+   * issues it directly).
+   */
   async node(hardwareId = 'rpi4'): Promise<TestNode> {
     const id = await seedNodeRow(this.api.db, { hardwareId });
-    const token = (await this.api.app.get(DeviceTokenService).issueAccessToken(id)).token;
-    return { id, hardwareId, token };
+    const credentials = await deviceCredentialsFor(this.api.app.get(DeviceTokenService), id);
+    return { id, hardwareId, ...credentials };
   }
 
   /** What the rollout scheduler does: the image the node should run, as the image repository signs it. */
@@ -50,7 +58,7 @@ export class DirectorFixtures {
     const imageRoot = join(dir, 'image-root.json');
     const directorRoot = join(dir, 'director-root.json');
     writeFileSync(imageRoot, await this.text('/tuf/image/metadata/1.root.json'));
-    writeFileSync(directorRoot, await this.text(`/tuf/director/${node.id}/metadata/1.root.json`, node.token));
+    writeFileSync(directorRoot, await this.text(`/tuf/director/${node.id}/metadata/1.root.json`, node));
     return { stateDir: join(dir, 'state'), imageRoot, directorRoot };
   }
 
@@ -62,15 +70,15 @@ export class DirectorFixtures {
     return key.signer;
   }
 
-  async text(path: string, token?: string): Promise<string> {
-    const res = await fetch(`${this.api.url}${path}`, {
-      headers: token ? { authorization: `Bearer ${token}` } : {},
-    });
+  /** GET `path`, as `node` when given (its token and a DPoP proof). */
+  async text(path: string, node?: TestNode): Promise<string> {
+    const url = `${this.api.url}${path}`;
+    const res = await fetch(url, { headers: node ? await node.headers('GET', url) : {} });
     if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
     return res.text();
   }
 
-  async json<T extends SignedEnvelope>(path: string, token?: string): Promise<T> {
-    return JSON.parse(await this.text(path, token)) as T;
+  async json<T extends SignedEnvelope>(path: string, node?: TestNode): Promise<T> {
+    return JSON.parse(await this.text(path, node)) as T;
   }
 }

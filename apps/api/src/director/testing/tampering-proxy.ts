@@ -9,10 +9,12 @@ export interface ForwardedRequest {
 
 /**
  * A man in the middle between an agent and the api: forwards every GET, after `rewrite` may have changed
- * where it goes and with which headers, and lets `replace` answer a request with bytes of its own.
+ * where it goes and with which headers, and lets `replace` answer a request with bytes of its own. It says
+ * which URL the agent addressed (X-Forwarded-Host and -Proto, as a reverse proxy does), so the agent's DPoP
+ * proofs, which name that URL, pass.
  */
 export class TamperingProxy {
-  rewrite: ((request: ForwardedRequest) => ForwardedRequest) | undefined;
+  rewrite: ((request: ForwardedRequest) => ForwardedRequest | Promise<ForwardedRequest>) | undefined;
   replace: ((path: string) => Promise<string | undefined> | string | undefined) | undefined;
 
   private constructor(
@@ -55,11 +57,13 @@ export class TamperingProxy {
       return { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(replaced) };
     }
     const headers: Record<string, string> = {};
-    for (const name of ['authorization', 'range', 'user-agent']) {
+    for (const name of ['authorization', 'dpop', 'range', 'user-agent']) {
       const value = req.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }
-    const target = this.rewrite?.({ path, headers }) ?? { path, headers };
+    headers['x-forwarded-host'] = new URL(this.url).host;
+    headers['x-forwarded-proto'] = 'http';
+    const target = (await this.rewrite?.({ path, headers })) ?? { path, headers };
     const response = await fetch(`${this.upstream}${target.path}`, { headers: target.headers });
     const out: Record<string, string> = {};
     for (const name of ['content-type', 'content-range', 'accept-ranges']) {
