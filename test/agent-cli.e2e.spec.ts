@@ -1,17 +1,16 @@
 import 'reflect-metadata';
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VerdictDto } from '#otter/contracts';
 import { startSoftwareTpm, Tpm2Tools, type SoftwareTpm } from '#otter/tpm';
 import { startApi, type ApiHarness } from '../apps/api/src/testing/api-harness.js';
 import { expectedPcrAfterBoot } from '../apps/agent/src/platform/measured-boot.js';
-import { runCli } from '../apps/cli/src/main.js';
+import { runBuiltAgent, type AgentRun } from '../apps/agent/src/testing/agent-command.js';
+import { builtAgentMain } from '../apps/agent/src/testing/agent-daemon.js';
+import { runOtter, type CliRun } from '../apps/cli/src/testing/cli-run.js';
 
 // The built agent as a node runs it (a separate process, real swtpm TPMs) against the real api, and the
 // operator on the other side using `otter node ...`: the whole enrollment, approval, attestation and
@@ -20,8 +19,6 @@ import { runCli } from '../apps/cli/src/main.js';
 // The agent runs from <OTTER_TEST_DIST_ROOT>/dist (default: this repository, which `make test` builds first).
 // To run against a scratch build, point OTTER_TEST_DIST_ROOT at a directory holding that dist/, a copy of
 // package.json (for the #otter/* imports) and a node_modules symlink.
-const distRoot = process.env.OTTER_TEST_DIST_ROOT ?? fileURLToPath(new URL('..', import.meta.url));
-const agentMain = join(distRoot, 'dist/apps/agent/src/main.js');
 
 const caDir = mkdtempSync(join(tmpdir(), 'otter-tpm-ca-'));
 const trustDir = mkdtempSync(join(tmpdir(), 'otter-tpm-trust-'));
@@ -39,44 +36,12 @@ let admin: string;
 let tpm: SoftwareTpm;
 let allowedTpm: SoftwareTpm;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
+function otterAgent(args: string[]): Promise<AgentRun> {
+  return runBuiltAgent(args, work);
 }
 
-function otterAgent(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [agentMain, ...args],
-      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: work, timeout: 25_000 },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') return reject(error);
-        resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
-
-async function otter(args: string[]): Promise<Run> {
-  const stdout = new Capture();
-  const stderr = new Capture();
-  const code = await runCli(args, {
-    env: { OTTER_SERVER: api.url, OTTER_TOKEN: admin },
-    cwd: work,
-    stdout,
-    stderr,
-  });
-  return { code, stdout: stdout.text, stderr: stderr.text };
+function otter(args: string[]): Promise<CliRun> {
+  return runOtter(args, api.url, admin, work);
 }
 
 interface ListedNode {
@@ -95,17 +60,13 @@ async function listedNode(id: string): Promise<ListedNode | undefined> {
 }
 
 /** The one JSON line a successful agent command prints. */
-function line<T>(run: Run): T {
+function line<T>(run: AgentRun | CliRun): T {
   expect(run.stdout.trimEnd().split('\n')).toHaveLength(1);
   return JSON.parse(run.stdout) as T;
 }
 
 beforeAll(async () => {
-  if (!existsSync(agentMain)) {
-    throw new Error(
-      `${agentMain} not found: build first (make build), or set OTTER_TEST_DIST_ROOT to a directory with a built dist/`,
-    );
-  }
+  builtAgentMain(); // throws, saying what to do, when the agent is not built
   [tpm, allowedTpm] = await Promise.all([startSoftwareTpm({ caDir }), startSoftwareTpm({ caDir })]);
   for (const f of tpm.ca.certificateFiles) copyFileSync(f, join(trustDir, basename(f)));
   api = await startApi({

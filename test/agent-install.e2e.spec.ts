@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -16,7 +16,6 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeltaTargetCustom, DownloadReport } from '#otter/contracts';
 import {
@@ -29,6 +28,7 @@ import {
 } from '#otter/delta';
 import { installTarget, type InstallTargetOptions, type InstallTargetResult } from '#otter/tuf-client';
 import { startApi, type ApiHarness } from '../apps/api/src/testing/api-harness.js';
+import { runBuiltAgent } from '../apps/agent/src/testing/agent-command.js';
 
 // `otter-agent install` against the real api: deltas built with libs/delta, published as signed TUF targets
 // with the contract's custom metadata, found by the agent from the sha256 of its current slot, downloaded
@@ -36,8 +36,6 @@ import { startApi, type ApiHarness } from '../apps/api/src/testing/api-harness.j
 //
 // The command-line run uses <OTTER_TEST_DIST_ROOT>/dist (default: this repository, which `make test` builds
 // first); see test/agent-cli.e2e.spec.ts for running it against a scratch build.
-const distRoot = process.env.OTTER_TEST_DIST_ROOT ?? fileURLToPath(new URL('..', import.meta.url));
-const agentMain = join(distRoot, 'dist/apps/agent/src/main.js');
 
 const BLOCK = 4096;
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -361,23 +359,13 @@ describe('otter-agent install', () => {
   it('runs as `otter-agent install` and prints one JSON line', async () => {
     await publishPair('rpi-cli');
     const n = node();
-    const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>(
-      (resolve, reject) => {
-        execFile(
-          process.execPath,
-          [
-            agentMain,
-            'install',
-            ...['--server', api.url, '--root', root, '--target', 'images/rpi-cli/2.0.0'],
-            ...['--current', n.current, '--out', n.out, '--state-dir', n.state],
-          ],
-          { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: n.dir, timeout: 25_000 },
-          (error, out, err) => {
-            if (error && typeof error.code !== 'number') return reject(error);
-            resolve({ code: error ? Number(error.code) : 0, stdout: out, stderr: err });
-          },
-        );
-      },
+    const { code, stdout, stderr } = await runBuiltAgent(
+      [
+        'install',
+        ...['--server', api.url, '--root', root, '--target', 'images/rpi-cli/2.0.0'],
+        ...['--current', n.current, '--out', n.out, '--state-dir', n.state],
+      ],
+      n.dir,
     );
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     const lines = stdout.trim().split('\n');

@@ -1,10 +1,8 @@
 import 'reflect-metadata';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trustCaFile } from '#otter/api-client';
 import { startSoftwareTpm, type SoftwareTpm } from '#otter/tpm';
@@ -12,14 +10,14 @@ import { DeviceAgent } from '../apps/agent/src/device/device-agent.js';
 import { startApi, type ApiHarness } from '../apps/api/src/testing/api-harness.js';
 import { SoftwareDeviceKey } from '../apps/api/src/testing/software-device-key.js';
 import { createTestTls, type TestTls } from '../apps/api/src/testing/test-tls.js';
+import { runBuiltAgent, type AgentRun } from '../apps/agent/src/testing/agent-command.js';
+import { builtAgentMain } from '../apps/agent/src/testing/agent-daemon.js';
 
 // Item 2 of issue 9, by attack: the api terminates TLS itself, the built agent enrolls and works over it
 // trusting a private CA, and a device access token copied off the genuine node is useless to anyone else:
 // every device request needs a DPoP proof signed inside the node's TPM (RFC 9449).
 //
 // The agent runs from <OTTER_TEST_DIST_ROOT>/dist (default: this repository; `make build` first).
-const distRoot = process.env.OTTER_TEST_DIST_ROOT ?? fileURLToPath(new URL('..', import.meta.url));
-const agentMain = join(distRoot, 'dist/apps/agent/src/main.js');
 
 const caDir = mkdtempSync(join(tmpdir(), 'otter-tpm-ca-'));
 const trustDir = mkdtempSync(join(tmpdir(), 'otter-tpm-trust-'));
@@ -31,24 +29,8 @@ let api: ApiHarness;
 let tpm: SoftwareTpm;
 let nodeId: string;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function otterAgent(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [agentMain, ...args],
-      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: work, timeout: 25_000 },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') return reject(error);
-        resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-      },
-    );
-  });
+function otterAgent(args: string[]): Promise<AgentRun> {
+  return runBuiltAgent(args, work);
 }
 
 async function reportCount(): Promise<number> {
@@ -61,7 +43,7 @@ async function reportCount(): Promise<number> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(agentMain)) throw new Error(`${agentMain} not found: build first (make build)`);
+  builtAgentMain(); // throws, saying what to do, when the agent is not built
   tls = await createTestTls();
   // This test process (the operator's and the attacker's side) trusts the api's private CA too.
   trustCaFile(tls.caFile);
