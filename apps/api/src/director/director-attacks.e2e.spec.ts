@@ -37,7 +37,10 @@ describe.each(dbs)('the agent against a hostile director on $name', ({ config: d
   let fx: DirectorFixtures;
 
   beforeAll(async () => {
-    api = await startApi(databaseEnv(database));
+    // The tampering proxy sits in front of the api on loopback and says which host the agent asked for
+    // (X-Forwarded-Host), as a deployment's proxy does: the api believes it only from a trusted proxy, and the
+    // agent's DPoP proofs name the proxy's URL.
+    api = await startApi({ ...databaseEnv(database), OTTER_TRUSTED_PROXIES: 'loopback' });
     proxy = await TamperingProxy.start(api.url);
     fx = new DirectorFixtures(api);
     await api.publish('images/rpi4/1.0.0', images.v1, { hardware: 'rpi4', version: '1.0.0' });
