@@ -461,10 +461,10 @@ function loopRate(fn, duration) {
   return { perSecond: n / wall, perCpuSecond: n / ((cpu.user + cpu.system) / 1e6) };
 }
 
-function measureBare(lib, node) {
+function measureBare(wire, lib, node) {
   const nonce = randomBytes(32);
   const { attest, signature } = quoteFor(node, nonce);
-  const derSignature = lib.ecdsaSignatureToDer(lib.parseTpmtSignatureEcdsa(signature));
+  const derSignature = wire.ecdsaSignatureToDer(wire.parseTpmtSignatureEcdsa(signature));
   const jwk = node.ak.publicKey.export({ format: 'jwk' });
   const cachedKey = createPublicKey({ key: jwk, format: 'jwk' });
   const check = (ok) => {
@@ -728,6 +728,8 @@ function printComparison(before, afters) {
 
 async function main() {
   const lib = await import(pathToFileURL(builtFile('libs', 'attestation', 'src', 'index.js')).href);
+  // The TPM wire format (signature encodings) lives in its own lib since issue 9.
+  const wire = await import(pathToFileURL(builtFile('libs', 'tpm-wire', 'src', 'index.js')).href);
   const beforeDir = beforeBuildDir(root, log);
   const after = await prepare(lib, buildDir, 'after');
   const before = beforeDir ? await prepare(lib, beforeDir, 'before') : undefined;
@@ -747,7 +749,7 @@ async function main() {
     run.loads.push(load);
     run.answered += load.passed;
   }
-  const bare = measureBare(lib, after.nodes[0]);
+  const bare = measureBare(wire, lib, after.nodes[0]);
   const loadAfter = loadavg();
   const checked = [after, ...(before ? [before, perConnection] : [])].map(checkStored);
   const { counts } = checked[0];

@@ -182,13 +182,16 @@ async function deleteRedisKeys(url, pattern) {
 
 // --- Nodes, tokens and assignments.
 
-/** Active nodes as rows (as director-fixtures.ts writes them), then a token and an assignment each. */
-async function seed(db, dataDir) {
+/**
+ * Active nodes as rows (as director-fixtures.ts writes them), then a token and an assignment each. The rows come
+ * from the measured build's own row builder (`rowLib`): the before build's schema may lack columns this one has.
+ */
+async function seed(db, dataDir, rowLib) {
   const ids = Array.from({ length: nodeCount }, () => randomUUID());
   for (let i = 0; i < ids.length; i += CHUNK) {
     await db
       .insertInto('nodes')
-      .values(ids.slice(i, i + CHUNK).map((id) => dbLib.testNodeRow({ id, hardwareId: HW })))
+      .values(ids.slice(i, i + CHUNK).map((id) => rowLib.testNodeRow({ id, hardwareId: HW })))
       .execute();
   }
   // The api created its token key at boot; this opens the same sealed file with the same passphrase.
@@ -490,7 +493,8 @@ async function measureDialect(dialect, where, api, local, build, expectedRps) {
   const assignments = new directorLib.DirectorAssignmentRepository(db);
 
   const seeding = performance.now();
-  const nodes = await seed(db, api.dataDir);
+  const rowLib = await import(pathToFileURL(join(build, 'dist', 'libs', 'db', 'src', 'index.js')).href);
+  const nodes = await seed(db, api.dataDir, rowLib);
   await assignAll(assignments, nodes, '3.0.0');
   log(
     `${dialect}: ${nodes.length} nodes, tokens and assignments in ${(performance.now() - seeding).toFixed(0)} ms`,
