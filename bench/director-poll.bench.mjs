@@ -479,7 +479,7 @@ async function runDialect(dialect, redisUrl, build, label, expectedRps, extraEnv
     log(`${dialect}: starting the api of ${label} (${build})`);
     const api = await startApi(build, database, redisUrl, local, extraEnv);
     where ??= `SQLite (WAL) file in ${api.dataDir} (${filesystemOf(api.dataDir)})`;
-    return { label, ...(await measureDialect(dialect, where, api, local, label, expectedRps)) };
+    return { label, ...(await measureDialect(dialect, where, api, local, label, expectedRps, build)) };
   } finally {
     // Each database's api and rows go as soon as it is measured: the next one runs on a quiet machine.
     cleanups.splice(cleanups.indexOf(dropLocal), 1);
@@ -487,13 +487,13 @@ async function runDialect(dialect, redisUrl, build, label, expectedRps, extraEnv
   }
 }
 
-async function measureDialect(dialect, where, api, local, build, expectedRps) {
+async function measureDialect(dialect, where, api, local, build, expectedRps, buildDir) {
   const db = dbLib.createDatabase(api.config.database);
   local.push(() => db.destroy());
   const assignments = new directorLib.DirectorAssignmentRepository(db);
 
   const seeding = performance.now();
-  const rowLib = await import(pathToFileURL(join(build, 'dist', 'libs', 'db', 'src', 'index.js')).href);
+  const rowLib = await import(pathToFileURL(join(buildDir, 'dist', 'libs', 'db', 'src', 'index.js')).href);
   const nodes = await seed(db, api.dataDir, rowLib);
   await assignAll(assignments, nodes, '3.0.0');
   log(
