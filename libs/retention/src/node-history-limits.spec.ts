@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '#otter/config';
 import { createDatabase, migrateToLatest, testDatabases, type Db } from '#otter/db';
 import { NodeHistoryLimits } from './node-history-limits.js';
-import { RetentionRepository } from './retention.repository.js';
+import { historyRow, insertHistory } from './testing.js';
 
 const dbs = await testDatabases();
 afterAll(async () => Promise.all(dbs.map((d) => d.drop())));
@@ -17,28 +17,13 @@ describe.each(dbs)('per-node caps on $name', ({ config: database }) => {
   afterAll(async () => db?.destroy());
 
   const limits = (cap: number): NodeHistoryLimits =>
-    new NodeHistoryLimits(
-      new RetentionRepository(db),
-      loadConfig({ OTTER_RETENTION_REPORTS_PER_NODE: String(cap) }),
-    );
+    NodeHistoryLimits.over(db, loadConfig({ OTTER_RETENTION_REPORTS_PER_NODE: String(cap) }));
 
   /** What NodeRepository.addReport does: insert, then the limit. Distinct milliseconds, so no ties. */
   let clock = Date.parse('2026-01-01T00:00:00Z');
   async function report(replica: NodeHistoryLimits, nodeId: string): Promise<number> {
     const at = new Date((clock += 1000)).toISOString();
-    await db
-      .insertInto('device_reports')
-      .values({
-        id: randomUUID(),
-        node_id: nodeId,
-        kind: 'health',
-        ok: 1,
-        event: at,
-        detail: '',
-        reported_at: at,
-        created_at: at,
-      })
-      .execute();
+    await insertHistory(db, 'device_reports', [historyRow('device_reports', nodeId, at, at)]);
     await replica.afterInsert('device_reports', nodeId);
     const row = await db
       .selectFrom('device_reports')

@@ -4,56 +4,13 @@ import { loadConfig } from '#otter/config';
 import { createDatabase, migrateToLatest, testDatabases, type Db } from '#otter/db';
 import { RetentionRepository, type NodeHistoryTable } from './retention.repository.js';
 import { RetentionService } from './retention.service.js';
+import { enrollmentRow, historyRow, insertHistory } from './testing.js';
 
 const dbs = await testDatabases();
 afterAll(async () => Promise.all(dbs.map((d) => d.drop())));
 
 const DAY_MS = 86_400_000;
 const ago = (ms: number): string => new Date(Date.now() - ms).toISOString();
-
-/** Rows as the repositories that own these tables write them; `at` is created_at. */
-function row(table: NodeHistoryTable, nodeId: string, at: string, tag = ''): Record<string, unknown> {
-  const id = randomUUID();
-  if (table === 'device_reports')
-    return {
-      id,
-      node_id: nodeId,
-      kind: 'health',
-      ok: 1,
-      event: tag,
-      detail: '',
-      reported_at: at,
-      created_at: at,
-    };
-  if (table === 'attestation_verdicts')
-    return {
-      id,
-      node_id: nodeId,
-      passed: 1,
-      reason: tag,
-      pcr_values: '{}',
-      release_version: null,
-      created_at: at,
-    };
-  return {
-    id,
-    node_id: nodeId,
-    hardware_id: 'rpi4',
-    version: tag || '1.0.0',
-    method: 'full',
-    bytes_downloaded: 10,
-    full_bytes: 10,
-    created_at: at,
-  };
-}
-
-async function insert(db: Db, table: NodeHistoryTable, rows: Array<Record<string, unknown>>): Promise<void> {
-  for (let i = 0; i < rows.length; i += 500)
-    await db
-      .insertInto(table)
-      .values(rows.slice(i, i + 500) as never)
-      .execute();
-}
 
 async function tags(db: Db, table: NodeHistoryTable, nodeId: string): Promise<string[]> {
   const column =
@@ -71,23 +28,7 @@ async function enrollment(db: Db, expiresAt: string, state = 'challenged'): Prom
   const id = randomUUID();
   await db
     .insertInto('enrollments')
-    .values({
-      id,
-      hardware_id: 'rpi4',
-      ek_kind: 'ecc',
-      ek_public: 'AA==',
-      ek_public_sha256: 'a'.repeat(64),
-      ek_cert_serial: '01',
-      ek_cert_issuer: 'CN=x',
-      ak_public: 'AA==',
-      secret_sha256: 'b'.repeat(64),
-      nonce: 'c'.repeat(64),
-      running_version: null,
-      attempts: 0,
-      state,
-      expires_at: expiresAt,
-      created_at: ago(DAY_MS),
-    })
+    .values(enrollmentRow(id, expiresAt, ago(DAY_MS), state) as never)
     .execute();
   return id;
 }
@@ -108,16 +49,16 @@ describe.each(dbs)('retention on $name', ({ config: database }) => {
     async (table) => {
       const flooder = randomUUID();
       const neighbour = randomUUID();
-      await insert(
+      await insertHistory(
         db,
         table,
         Array.from({ length: 20 }, (_, i) =>
-          row(table, flooder, ago((20 - i) * 1000), `t${String(i).padStart(2, '0')}`),
+          historyRow(table, flooder, ago((20 - i) * 1000), `t${String(i).padStart(2, '0')}`),
         ),
       );
-      await insert(db, table, [
-        row(table, neighbour, ago(60_000), 'n0'),
-        row(table, neighbour, ago(50_000), 'n1'),
+      await insertHistory(db, table, [
+        historyRow(table, neighbour, ago(60_000), 'n0'),
+        historyRow(table, neighbour, ago(50_000), 'n1'),
       ]);
       expect(await repository.keepNewest(table, flooder, 5)).toBe(15);
       expect(await tags(db, table, flooder)).toEqual(['t15', 't16', 't17', 't18', 't19']);
@@ -131,7 +72,9 @@ describe.each(dbs)('retention on $name', ({ config: database }) => {
   it('waits for the slack before it trims back to the cap', async () => {
     const node = randomUUID();
     const write = (i: number) =>
-      insert(db, 'device_reports', [row('device_reports', node, ago(100_000 - i * 1000), `r${i}`)]);
+      insertHistory(db, 'device_reports', [
+        historyRow('device_reports', node, ago(100_000 - i * 1000), `r${i}`),
+      ]);
     for (let i = 0; i < 7; i++) await write(i);
     expect(await repository.keepNewest('device_reports', node, 5, 3)).toBe(0);
     await write(7);
@@ -144,8 +87,8 @@ describe.each(dbs)('retention on $name', ({ config: database }) => {
     const oldAndNew = randomUUID();
     const inRollout = randomUUID();
     const old = (n: string, tag: string, days: number) =>
-      row('attestation_verdicts', n, ago(days * DAY_MS), tag);
-    await insert(db, 'attestation_verdicts', [
+      historyRow('attestation_verdicts', n, ago(days * DAY_MS), tag);
+    await insertHistory(db, 'attestation_verdicts', [
       old(onlyOld, 'a-oldest', 30),
       old(onlyOld, 'a-older', 20),
       old(onlyOld, 'a-latest', 10),
@@ -168,10 +111,10 @@ describe.each(dbs)('retention on $name', ({ config: database }) => {
   it('purges reports by age except those of nodes in an unfinished rollout, and downloads by age', async () => {
     const plain = randomUUID();
     const inRollout = randomUUID();
-    await insert(db, 'device_reports', [
-      row('device_reports', plain, ago(40 * DAY_MS), 'old'),
-      row('device_reports', plain, ago(DAY_MS), 'new'),
-      row('device_reports', inRollout, ago(40 * DAY_MS), 'kept'),
+    await insertHistory(db, 'device_reports', [
+      historyRow('device_reports', plain, ago(40 * DAY_MS), 'old'),
+      historyRow('device_reports', plain, ago(DAY_MS), 'new'),
+      historyRow('device_reports', inRollout, ago(40 * DAY_MS), 'kept'),
     ]);
     await db
       .insertInto('rollout_memberships')
@@ -181,9 +124,9 @@ describe.each(dbs)('retention on $name', ({ config: database }) => {
     expect(await tags(db, 'device_reports', plain)).toEqual(['new']);
     expect(await tags(db, 'device_reports', inRollout)).toEqual(['kept']);
 
-    await insert(db, 'downloads', [
-      row('downloads', plain, ago(400 * DAY_MS), '0.9.0'),
-      row('downloads', plain, ago(DAY_MS), '1.0.0'),
+    await insertHistory(db, 'downloads', [
+      historyRow('downloads', plain, ago(400 * DAY_MS), '0.9.0'),
+      historyRow('downloads', plain, ago(DAY_MS), '1.0.0'),
     ]);
     expect(await repository.purgeDownloads(ago(365 * DAY_MS))).toBe(1);
     expect(await tags(db, 'downloads', plain)).toEqual(['1.0.0']);
@@ -203,10 +146,12 @@ describe.each(dbs)('retention on $name', ({ config: database }) => {
 
   it('purges a backlog larger than one batch', async () => {
     const node = randomUUID();
-    await insert(
+    await insertHistory(
       db,
       'downloads',
-      Array.from({ length: 5_123 }, (_, i) => row('downloads', node, ago(500 * DAY_MS + i), `0.0.${i}`)),
+      Array.from({ length: 5_123 }, (_, i) =>
+        historyRow('downloads', node, ago(500 * DAY_MS + i), `0.0.${i}`),
+      ),
     );
     expect(await repository.purgeDownloads(ago(365 * DAY_MS))).toBe(5_123);
     expect(await tags(db, 'downloads', node)).toEqual([]);
@@ -214,17 +159,17 @@ describe.each(dbs)('retention on $name', ({ config: database }) => {
 
   it('RetentionService purges each table by its configured age', async () => {
     const node = randomUUID();
-    await insert(db, 'device_reports', [
-      row('device_reports', node, ago(3_000), 'old'),
-      row('device_reports', node, ago(0), 'new'),
+    await insertHistory(db, 'device_reports', [
+      historyRow('device_reports', node, ago(3_000), 'old'),
+      historyRow('device_reports', node, ago(0), 'new'),
     ]);
-    await insert(db, 'attestation_verdicts', [
-      row('attestation_verdicts', node, ago(3_000), 'old'),
-      row('attestation_verdicts', node, ago(0), 'new'),
+    await insertHistory(db, 'attestation_verdicts', [
+      historyRow('attestation_verdicts', node, ago(3_000), 'old'),
+      historyRow('attestation_verdicts', node, ago(0), 'new'),
     ]);
-    await insert(db, 'downloads', [
-      row('downloads', node, ago(3_000), 'old'),
-      row('downloads', node, ago(0), 'new'),
+    await insertHistory(db, 'downloads', [
+      historyRow('downloads', node, ago(3_000), 'old'),
+      historyRow('downloads', node, ago(0), 'new'),
     ]);
     const expired = await enrollment(db, ago(3_000));
     const config = loadConfig({
