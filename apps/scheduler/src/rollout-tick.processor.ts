@@ -1,6 +1,7 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
-import { Logger } from '@nestjs/common';
+import { Logger, Optional } from '@nestjs/common';
 import type { Job } from 'bullmq';
+import { METRICS, OtterMetrics } from '#otter/metrics';
 import { JOBS, QUEUES } from '#otter/queue';
 import { RolloutTicker, type TickReport } from '#otter/rollouts';
 
@@ -12,7 +13,10 @@ import { RolloutTicker, type TickReport } from '#otter/rollouts';
 export class RolloutTickProcessor extends WorkerHost {
   private readonly logger = new Logger(RolloutTickProcessor.name);
 
-  constructor(private readonly ticker: RolloutTicker) {
+  constructor(
+    private readonly ticker: RolloutTicker,
+    @Optional() private readonly metrics?: OtterMetrics,
+  ) {
     super();
   }
 
@@ -21,6 +25,15 @@ export class RolloutTickProcessor extends WorkerHost {
       this.logger.warn(`ignoring unknown job ${job.name}`);
       return { rollouts: [] };
     }
-    return { rollouts: await this.ticker.tick() };
+    const timer = this.metrics?.histogram(METRICS.schedulerTickDuration);
+    const started = performance.now();
+    let outcome: 'ok' | 'error' = 'error';
+    try {
+      const rollouts = await this.ticker.tick();
+      outcome = 'ok';
+      return { rollouts };
+    } finally {
+      timer?.observe({ outcome }, (performance.now() - started) / 1000);
+    }
   }
 }
