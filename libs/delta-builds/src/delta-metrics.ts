@@ -18,7 +18,8 @@ export class DeltaMetrics implements OnModuleInit {
       for (const { state, builds } of await this.stats.buildsByState()) gauge.set({ state }, builds);
     });
     this.metrics.gauge(METRICS.deltaBuildBytesSaved, async (gauge) => {
-      for (const { hardwareId, bytes } of await this.stats.buildBytesSaved()) gauge.set({ hardware_id: hardwareId }, bytes);
+      for (const { hardwareId, bytes } of await this.stats.buildBytesSaved())
+        gauge.set({ hardware_id: hardwareId }, bytes);
     });
     this.metrics.gauge(METRICS.deltaDownloadBytesSaved, async (gauge) => {
       for (const { hardwareId, bytes } of await this.stats.downloadBytesSaved())

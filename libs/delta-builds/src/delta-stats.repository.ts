@@ -23,7 +23,9 @@ export class DeltaStatsRepository {
       .where('state', '=', 'published')
       .select([
         'hardware_id',
-        sql<number | string>`coalesce(sum(cast(to_length as bigint) - cast(patch_length as bigint)), 0)`.as('saved'),
+        sql<number | string>`coalesce(sum(cast(to_length as bigint) - cast(patch_length as bigint)), 0)`.as(
+          'saved',
+        ),
       ])
       .groupBy('hardware_id')
       .execute();
@@ -36,9 +38,9 @@ export class DeltaStatsRepository {
       .selectFrom('downloads')
       .select([
         'hardware_id',
-        sql<number | string>`coalesce(sum(cast(full_bytes as bigint) - cast(bytes_downloaded as bigint)), 0)`.as(
-          'saved',
-        ),
+        sql<
+          number | string
+        >`coalesce(sum(cast(full_bytes as bigint) - cast(bytes_downloaded as bigint)), 0)`.as('saved'),
       ])
       .groupBy('hardware_id')
       .execute();

@@ -1,7 +1,7 @@
 import { getQueueToken, WorkerHost } from '@nestjs/bullmq';
 import { Injectable, Optional, type OnApplicationBootstrap } from '@nestjs/common';
 import { DiscoveryService, ModuleRef } from '@nestjs/core';
-import type { Job, Queue } from 'bullmq';
+import type { Job, Queue, Worker } from 'bullmq';
 import { METRICS, OtterMetrics } from '#otter/metrics';
 import { QUEUES } from './queues.js';
 
@@ -33,25 +33,32 @@ export class QueueMetrics implements OnApplicationBootstrap {
         async (gauge) => {
           const counts = await Promise.all(queues.map((q) => q.getJobCounts(...REPORTED_JOB_STATES)));
           queues.forEach((queue, i) => {
-            for (const state of REPORTED_JOB_STATES) gauge.set({ queue: queue.name, state }, counts[i][state] ?? 0);
+            for (const state of REPORTED_JOB_STATES)
+              gauge.set({ queue: queue.name, state }, counts[i][state] ?? 0);
           });
         },
         DEPTH_DEADLINE_MS,
       );
     }
-    const durations = metrics.histogram(METRICS.queueJobDuration);
-    for (const host of this.workerHosts()) {
-      const worker = host.worker;
-      const observe = (job: Job | undefined, outcome: 'completed' | 'failed') => {
-        if (!job?.processedOn || !job.finishedOn) return;
-        durations.observe(
-          { queue: worker.name, job: job.name, outcome },
-          (job.finishedOn - job.processedOn) / 1000,
-        );
-      };
-      worker.on('completed', (job) => observe(job, 'completed'));
-      worker.on('failed', (job) => observe(job, 'failed'));
-    }
+    for (const host of this.workerHosts()) this.observe(host.worker);
+  }
+
+  /**
+   * Times the jobs a worker finishes. Workers of @Processor classes are found on their own; one created by
+   * hand (the delta-build worker, whose options come from the runtime config) is passed here by its owner.
+   */
+  observe(worker: Worker): void {
+    if (!this.metrics) return;
+    const durations = this.metrics.histogram(METRICS.queueJobDuration);
+    const record = (job: Job | undefined, outcome: 'completed' | 'failed') => {
+      if (!job?.processedOn || !job.finishedOn) return;
+      durations.observe(
+        { queue: worker.name, job: job.name, outcome },
+        (job.finishedOn - job.processedOn) / 1000,
+      );
+    };
+    worker.on('completed', (job) => record(job, 'completed'));
+    worker.on('failed', (job) => record(job, 'failed'));
   }
 
   private registeredQueues(): Queue[] {

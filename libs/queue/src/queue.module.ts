@@ -22,7 +22,7 @@ export class QueueModule {
       ],
       // Depths of every queue the application registers (here or in a lib's module) and its workers' jobs.
       providers: [QueueMetrics],
-      exports: [BullModule],
+      exports: [BullModule, QueueMetrics],
     };
   }
 }

@@ -30,7 +30,13 @@ export class RolloutStatsRepository {
       .selectFrom('rollout_nodes as rn')
       .innerJoin('rollouts as r', 'r.id', 'rn.rollout_id')
       .where('r.state', 'in', UNFINISHED)
-      .select((eb) => ['rn.rollout_id', 'r.name', 'rn.wave', 'rn.state', eb.fn.countAll<number | string>().as('n')])
+      .select((eb) => [
+        'rn.rollout_id',
+        'r.name',
+        'rn.wave',
+        'rn.state',
+        eb.fn.countAll<number | string>().as('n'),
+      ])
       .groupBy(['rn.rollout_id', 'r.name', 'rn.wave', 'rn.state'])
       .execute();
     return rows.map((r) => ({
