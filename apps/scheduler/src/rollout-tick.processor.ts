@@ -1,6 +1,7 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
 import { Logger, Optional } from '@nestjs/common';
 import type { Job } from 'bullmq';
+import type { Histogram } from 'prom-client';
 import { METRICS, OtterMetrics } from '#otter/metrics';
 import { JOBS, QUEUES } from '#otter/queue';
 import { RolloutTicker, type TickReport } from '#otter/rollouts';
@@ -12,12 +13,15 @@ import { RolloutTicker, type TickReport } from '#otter/rollouts';
 @Processor(QUEUES.rollouts)
 export class RolloutTickProcessor extends WorkerHost {
   private readonly logger = new Logger(RolloutTickProcessor.name);
+  private readonly durations: Histogram<'outcome'> | undefined;
 
   constructor(
     private readonly ticker: RolloutTicker,
-    @Optional() private readonly metrics?: OtterMetrics,
+    @Optional() metrics?: OtterMetrics,
   ) {
     super();
+    // Registered at start, so the family is exported before the first tick.
+    this.durations = metrics?.histogram(METRICS.schedulerTickDuration);
   }
 
   async process(job: Job): Promise<{ rollouts: TickReport[] }> {
@@ -25,7 +29,6 @@ export class RolloutTickProcessor extends WorkerHost {
       this.logger.warn(`ignoring unknown job ${job.name}`);
       return { rollouts: [] };
     }
-    const timer = this.metrics?.histogram(METRICS.schedulerTickDuration);
     const started = performance.now();
     let outcome: 'ok' | 'error' = 'error';
     try {
@@ -33,7 +36,7 @@ export class RolloutTickProcessor extends WorkerHost {
       outcome = 'ok';
       return { rollouts };
     } finally {
-      timer?.observe({ outcome }, (performance.now() - started) / 1000);
+      this.durations?.observe({ outcome }, (performance.now() - started) / 1000);
     }
   }
 }

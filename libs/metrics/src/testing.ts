@@ -1,4 +1,5 @@
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import type { OtterMetrics } from './otter-metrics.js';
 
 export interface ExposedSample {
   /** The series name as exposed: a histogram's are `<family>_bucket`, `_sum` and `_count`. */
@@ -42,4 +43,19 @@ export class Exposition {
     const keys = Object.keys(labels);
     return this.find(name, labels).find((s) => Object.keys(s.labels).length === keys.length)?.value;
   }
+}
+
+/**
+ * Every series name a process's registry exports, as Prometheus stores them: a histogram's `_bucket`, `_sum`
+ * and `_count`, a summary's `_sum` and `_count` (its quantiles keep the family's name). Runs the collectors.
+ */
+export async function exportedSeriesNames(metrics: OtterMetrics): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (const family of await metrics.registry.getMetricsAsJSON()) {
+    const type = String(family.type);
+    names.add(family.name);
+    if (type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(family.name + s);
+    if (type === 'summary') for (const s of ['_sum', '_count']) names.add(family.name + s);
+  }
+  return names;
 }

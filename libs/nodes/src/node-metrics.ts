@@ -13,6 +13,9 @@ export class NodeMetrics implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
+    // Both outcomes exist from the start at 0: a rate() over a series that appears later misses its first step.
+    const verifications = this.metrics?.counter(METRICS.attestationVerifications);
+    for (const outcome of ['passed', 'failed']) verifications?.inc({ outcome }, 0);
     if (!this.metrics?.fleet) return;
     const maxAgeMs = this.config.metrics.attestationMaxAgeSeconds * 1000;
     this.metrics.gauge(METRICS.nodes, async (gauge) => {

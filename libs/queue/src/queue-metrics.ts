@@ -40,6 +40,8 @@ export class QueueMetrics implements OnApplicationBootstrap {
         DEPTH_DEADLINE_MS,
       );
     }
+    // Registered even where no worker runs here yet, so every process exports the family from the start.
+    metrics.histogram(METRICS.queueJobDuration);
     for (const host of this.workerHosts()) this.observe(host.worker);
   }
 
