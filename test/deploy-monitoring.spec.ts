@@ -137,7 +137,7 @@ describe('deploy/grafana/otter-dashboard.json', () => {
       'otter_queue_jobs',
       'otter_queue_job_duration_seconds_bucket',
       'otter_delta_builds',
-      'otter_delta_download_bytes_saved',
+      'otter_delta_download_bytes_saved_total',
       'otter_attestation_verifications_total',
       'otter_tuf_role_expiry_seconds',
       'otter_scheduler_tick_duration_seconds_bucket',

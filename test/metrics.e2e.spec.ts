@@ -87,11 +87,18 @@ describe.each(dbs)('api /metrics on $name', ({ name, config: database }) => {
     });
     ids.completedRollout = done;
 
-    // Delta builds: one published (saves 800 of 1000 bytes), one failed; two downloads (700 and 0 saved).
-    await deltaBuild(api.db, hw, 'published', 1000, 200);
+    // Delta builds: one published (saves 800 of 1000 bytes), one failed; a node reports downloading the
+    // published one in 300 bytes (700 saved).
+    const deltaPath = await deltaBuild(api.db, hw, 'published', 1000, 200);
     await deltaBuild(api.db, hw, 'failed', 1000, null);
-    await download(api.db, ids.passed, hw, 'delta', 300, 1000);
-    await download(api.db, ids.failed, hw, 'full', 1000, 1000);
+    const downloader = await deviceCredentialsFor(api.app.get(DeviceTokenService), ids.passed);
+    const downloadsUrl = `${api.url}/api/v1/devices/me/downloads`;
+    const downloaded = await fetch(downloadsUrl, {
+      method: 'POST',
+      headers: { ...(await downloader.headers('POST', downloadsUrl)), 'content-type': 'application/json' },
+      body: JSON.stringify({ targetPath: deltaPath, method: 'delta', bytesDownloaded: 300, fullBytes: 1000 }),
+    });
+    expect(downloaded.status).toBeLessThan(300);
 
     // Director metadata of two nodes: the soonest latest timestamp expires in an hour. An older version of
     // the first node's timestamp expires sooner, but only latest versions count.
@@ -176,7 +183,7 @@ describe.each(dbs)('api /metrics on $name', ({ name, config: database }) => {
     expect(m.value('otter_delta_builds', { state: 'failed' })).toBe(1);
     expect(m.value('otter_delta_builds', { state: 'queued' })).toBe(0);
     expect(m.value('otter_delta_build_bytes_saved', { hardware_id: hw })).toBe(800);
-    expect(m.value('otter_delta_download_bytes_saved', { hardware_id: hw })).toBe(700);
+    expect(m.value('otter_delta_download_bytes_saved_total', { hardware_id: hw })).toBe(700);
   });
 
   it('counts attestation verifications by outcome', async () => {
@@ -355,9 +362,10 @@ async function deltaBuild(
   state: 'published' | 'failed',
   toLength: number,
   patchLength: number | null,
-): Promise<void> {
+): Promise<string> {
   const now = new Date().toISOString();
   const from = randomUUID();
+  const targetPath = `deltas/${hardwareId}/${from}`;
   await db
     .insertInto('delta_builds')
     .values({
@@ -369,7 +377,7 @@ async function deltaBuild(
       to_sha256: randomBytes(32).toString('hex'),
       from_length: toLength,
       to_length: toLength,
-      target_path: `deltas/${hardwareId}/${from}`,
+      target_path: targetPath,
       state,
       progress: 100,
       patch_length: patchLength,
@@ -382,29 +390,7 @@ async function deltaBuild(
       updated_at: now,
     })
     .execute();
-}
-
-async function download(
-  db: Db,
-  nodeId: string,
-  hardwareId: string,
-  method: 'delta' | 'full',
-  bytesDownloaded: number,
-  fullBytes: number,
-): Promise<void> {
-  await db
-    .insertInto('downloads')
-    .values({
-      id: randomUUID(),
-      node_id: nodeId,
-      hardware_id: hardwareId,
-      version: '2.0.0',
-      method,
-      bytes_downloaded: bytesDownloaded,
-      full_bytes: fullBytes,
-      created_at: new Date().toISOString(),
-    })
-    .execute();
+  return targetPath;
 }
 
 async function directorRow(

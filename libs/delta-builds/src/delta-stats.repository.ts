@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { sql } from 'kysely';
 import { DB, type Db } from '#otter/db';
 
-/** Read-only aggregates over delta builds and downloads (the metrics' scrape-time gauges). */
+/** Read-only aggregates over delta builds (the metrics' scrape-time gauges): a small table, one row per build. */
 @Injectable()
 export class DeltaStatsRepository {
   constructor(@Inject(DB) private readonly db: Db) {}
@@ -26,21 +26,6 @@ export class DeltaStatsRepository {
         sql<number | string>`coalesce(sum(cast(to_length as bigint) - cast(patch_length as bigint)), 0)`.as(
           'saved',
         ),
-      ])
-      .groupBy('hardware_id')
-      .execute();
-    return rows.map((r) => ({ hardwareId: r.hardware_id, bytes: Number(r.saved) }));
-  }
-
-  /** Full image bytes minus bytes downloaded over the download records retention keeps, by hardware id. */
-  async downloadBytesSaved(): Promise<Array<{ hardwareId: string; bytes: number }>> {
-    const rows = await this.db
-      .selectFrom('downloads')
-      .select([
-        'hardware_id',
-        sql<
-          number | string
-        >`coalesce(sum(cast(full_bytes as bigint) - cast(bytes_downloaded as bigint)), 0)`.as('saved'),
       ])
       .groupBy('hardware_id')
       .execute();

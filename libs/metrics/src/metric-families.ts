@@ -73,9 +73,9 @@ export const METRICS = {
     ['hardware_id'],
   ),
   deltaDownloadBytesSaved: family(
-    'delta_download_bytes_saved',
-    'Bytes nodes did not download thanks to deltas (full image bytes minus bytes downloaded, over the ' +
-      'download records retention keeps), by hardware id.',
+    'delta_download_bytes_saved_total',
+    'Bytes nodes did not download thanks to deltas (full image bytes minus bytes downloaded), counted as ' +
+      'this api records their download reports, by hardware id.',
     ['hardware_id'],
   ),
   attestationVerifications: family(
