@@ -115,10 +115,15 @@ export class OtterMetrics {
   }
 }
 
+/**
+ * Rejects when `work` has not settled `ms` after it started, judged only once the I/O that arrived meanwhile
+ * has been read: SQLite's queries block the event loop, and an answer from Redis that came in during one must
+ * not lose to a timer that fired behind it.
+ */
 function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => setImmediate(() => reject(new Error(`no answer within ${ms} ms`))), ms);
   });
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
