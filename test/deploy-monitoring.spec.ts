@@ -79,7 +79,9 @@ afterAll(async () => {
 describe('deploy/prometheus/otter-alerts.yaml', () => {
   it('alerts on a role expiring within a day, a paused rollout, rising attestation failures and a stuck queue', () => {
     const byName = new Map(alerts.map((a) => [a.alert, a]));
-    expect(byName.get('OtterTufRoleExpiringSoon')?.expr).toMatch(/otter_tuf_role_expiry_seconds\) < 86400$/);
+    expect(byName.get('OtterTufRoleExpiringSoon')?.expr).toMatch(
+      /otter_tuf_role_expiry_seconds\{repository="image"\}\) < 86400\n/,
+    );
     expect(byName.get('OtterRolloutPaused')?.expr).toMatch(/otter_rollouts\{state="paused"\}/);
     expect(byName.get('OtterAttestationFailureRateRising')?.expr).toMatch(
       /rate\(otter_attestation_verifications_total\{outcome="failed"\}/,

@@ -19,8 +19,11 @@ interface Collector<L extends string> {
   deadlineMs: number;
 }
 
-/** Scrapes usually time out after 10 s: a collector gets less, so the others still make it. */
-const DEFAULT_COLLECT_DEADLINE_MS = 3_000;
+/**
+ * Prometheus' default scrape timeout is 10 s: a collector gets less, so a slow one costs its own family and
+ * not the whole scrape. Fleet aggregates at 100,000 nodes take seconds on a loaded machine (docs/operations.md).
+ */
+const DEFAULT_COLLECT_DEADLINE_MS = 8_000;
 
 /** A gauge's collect callback: sets the gauge's values from a fresh aggregate. */
 export type GaugeCollector<L extends string> = (gauge: Gauge<L>) => Promise<void>;
