@@ -4,12 +4,14 @@ import { ConfigModule, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { OtterExceptionFilter } from '#otter/errors';
 import { LoggingModule } from '#otter/logging';
+import { MetricsModule } from '#otter/metrics';
 import { StorageModule } from '#otter/storage';
 import { BodyRefusalInterceptor } from './common/body-refusal.interceptor.js';
 import { DeltasHttpModule } from './deltas/deltas-http.module.js';
 import { DevicesHttpModule } from './devices/devices-http.module.js';
 import { DirectorHttpModule } from './director/director-http.module.js';
 import { HealthController } from './health.controller.js';
+import { OperationsModule } from './operations/operations.module.js';
 import { ReleasesHttpModule } from './releases/releases-http.module.js';
 import { RolloutsHttpModule } from './rollouts/rollouts-http.module.js';
 import { TokensHttpModule } from './tokens/tokens-http.module.js';
@@ -23,6 +25,8 @@ export class ApiModule {
       imports: [
         ConfigModule.forRoot(config),
         LoggingModule.forRoot(config, 'api'),
+        // The api serves /metrics itself and computes the fleet gauges (docs/operations.md).
+        MetricsModule.forRoot({ process: 'api', fleet: true, serve: false }),
         DbModule,
         StorageModule,
         TokensHttpModule,
@@ -32,6 +36,7 @@ export class ApiModule {
         DirectorHttpModule,
         DeltasHttpModule.forRoot(config),
         RolloutsHttpModule,
+        OperationsModule,
       ],
       controllers: [HealthController],
       providers: [

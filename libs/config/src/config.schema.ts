@@ -120,6 +120,14 @@ export const configSchema = z
     OTTER_DELTA_BACKOFF_MS: z.coerce.number().int().min(1).optional(),
     OTTER_DELTA_LOCK_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
     OTTER_DELTA_PUBLISH_DELAY_MS: z.coerce.number().int().min(1).max(600_000).optional(),
+    // Prometheus metrics (docs/operations.md): the scheduler's and delta-worker's own port (unset: none).
+    OTTER_METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
+    OTTER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+    OTTER_METRICS_TOKEN: z
+      .string()
+      .regex(/^[\x21-\x7e]{16,256}$/, '16 to 256 printable characters without spaces')
+      .optional(),
+    OTTER_METRICS_ATTESTATION_MAX_AGE: seconds(DAY),
   })
   .superRefine((env, ctx) => {
     if (env.OTTER_BLOB_STORE === 's3') {

@@ -56,6 +56,18 @@ export interface OtterConfig {
   http: HttpConfig;
   rateLimits: RateLimitConfig;
   retention: RetentionConfig;
+  metrics: MetricsConfig;
+}
+
+/** Prometheus metrics (libs/metrics; docs/operations.md). */
+export interface MetricsConfig {
+  /** The scheduler's and delta-worker's metrics port; unset: they serve none. The api serves /metrics itself. */
+  port?: number;
+  host: string;
+  /** When set, every scrape must send `Authorization: Bearer <token>`. */
+  token?: string;
+  /** A node's latest verdict older than this counts as stale in otter_nodes. */
+  attestationMaxAgeSeconds: number;
 }
 
 /** The api's HTTP server (apps/api/src/create-api.ts); see docs/attestation.md, "Floods". */
@@ -201,6 +213,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
       reenrollWindow: e.OTTER_REENROLL_WINDOW,
       maxOpenEnrollments: e.OTTER_MAX_OPEN_ENROLLMENTS,
       noncesPerNode: e.OTTER_ATTESTATION_NONCES_PER_NODE,
+    },
+    metrics: {
+      port: e.OTTER_METRICS_PORT,
+      host: e.OTTER_METRICS_HOST,
+      token: e.OTTER_METRICS_TOKEN,
+      attestationMaxAgeSeconds: e.OTTER_METRICS_ATTESTATION_MAX_AGE,
     },
     http: {
       trustedProxies: e.OTTER_TRUSTED_PROXIES ?? [],

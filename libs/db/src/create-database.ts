@@ -91,3 +91,8 @@ function withStatementCache(sqlite: SqliteDatabase.Database): {
     },
   };
 }
+
+/** One round trip to the database (readiness probes): throws when it does not answer. */
+export async function pingDatabase(db: Db): Promise<void> {
+  await sql`select 1`.execute(db);
+}

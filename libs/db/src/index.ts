@@ -1,5 +1,5 @@
 export { DbModule, DB } from './db.module.js';
-export { createDatabase, migrateToLatest, isUniqueViolation } from './create-database.js';
+export { createDatabase, migrateToLatest, isUniqueViolation, pingDatabase } from './create-database.js';
 export type { Db } from './create-database.js';
 export type {
   Database,

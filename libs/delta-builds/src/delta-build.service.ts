@@ -18,6 +18,7 @@ import { ReleaseError, ReleaseService, targetPathOf } from '#otter/releases';
 import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
 import { deltaBuildId, deltaPublishJob, deltaTargetPath } from './delta-build-names.js';
 import { DeltaBuildRepository, type DeltaBuildRecord, type ImageRef } from './delta-build.repository.js';
+import { DeltaMetrics } from './delta-metrics.js';
 import { DownloadRepository } from './download.repository.js';
 
 /** A release image as the image repository signs it, and where its bytes are. */
@@ -42,6 +43,7 @@ export class DeltaBuildService {
   constructor(
     private readonly builds: DeltaBuildRepository,
     private readonly downloads: DownloadRepository,
+    private readonly metrics: DeltaMetrics,
     private readonly releases: ReleaseService,
     @Inject(IMAGE_REPOSITORY) private readonly repository: TufRepository,
     @InjectQueue(QUEUES.deltaBuild) private readonly queue: Queue,
@@ -242,6 +244,7 @@ export class DeltaBuildService {
       bytesDownloaded: report.bytesDownloaded,
       fullBytes,
     });
+    this.metrics.downloaded(node.hardwareId, fullBytes, report.bytesDownloaded);
   }
 
   async savings(hardware?: string): Promise<SavingsDto> {
