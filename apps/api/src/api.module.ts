@@ -1,11 +1,13 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { AuditInterceptor, AuditModule } from '#otter/audit';
 import { ConfigModule, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { OtterExceptionFilter } from '#otter/errors';
 import { LoggingModule } from '#otter/logging';
 import { StorageModule } from '#otter/storage';
 import { BodyRefusalInterceptor } from './common/body-refusal.interceptor.js';
+import { AuditHttpModule } from './audit/audit-http.module.js';
 import { DeltasHttpModule } from './deltas/deltas-http.module.js';
 import { DevicesHttpModule } from './devices/devices-http.module.js';
 import { DirectorHttpModule } from './director/director-http.module.js';
@@ -32,10 +34,14 @@ export class ApiModule {
         DirectorHttpModule,
         DeltasHttpModule.forRoot(config),
         RolloutsHttpModule,
+        AuditModule,
+        AuditHttpModule,
       ],
       controllers: [HealthController],
       providers: [
         { provide: APP_FILTER, useClass: OtterExceptionFilter },
+        // First: it must also see (and record as failed) a call that a later interceptor refuses.
+        { provide: APP_INTERCEPTOR, useExisting: AuditInterceptor },
         { provide: APP_INTERCEPTOR, useClass: BodyRefusalInterceptor },
       ],
     };
