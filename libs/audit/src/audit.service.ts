@@ -13,7 +13,7 @@ import type { AuditActor, AuditTarget } from './audit-entry.js';
 import { AuditRepository } from './audit.repository.js';
 import { RefusalCoalescer } from './refusal-coalescer.js';
 
-/** Refused rows per source and outcome: at most one a minute, and at most this many sources a minute. */
+/** Refused rows per outcome, action and source: at most one a minute, and at most this many keys a minute. */
 export const REFUSAL_WINDOW_MS = 60_000;
 export const REFUSAL_MAX_SOURCES = 1_000;
 
@@ -56,8 +56,9 @@ export class AuditService {
   }
 
   /**
-   * A 401 or 403 on a management route. Coalesced per source (see RefusalCoalescer): a flood costs at most one
-   * row per source and outcome a minute. Never throws: the refusal itself must still be answered.
+   * A 401 or 403 on a management route. Coalesced per outcome, action and source (see RefusalCoalescer): a
+   * flood costs at most one row per such key a minute, and at most REFUSAL_MAX_SOURCES keys a minute. Never
+   * throws: the refusal itself must still be answered.
    */
   async recordRefusal(
     outcome: Extract<AuditOutcome, 'refused-401' | 'refused-403'>,
@@ -70,7 +71,7 @@ export class AuditService {
     },
     now = Date.now(),
   ): Promise<void> {
-    const admitted = this.refusals.admit(`${outcome} ${attempt.source ?? ''}`, now);
+    const admitted = this.refusals.admit(`${outcome} ${attempt.action} ${attempt.source ?? ''}`, now);
     if (!admitted) return;
     try {
       await this.audit.insert({

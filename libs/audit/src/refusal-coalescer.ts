@@ -1,9 +1,9 @@
 /**
- * Floods of refused attempts (a scanner trying tokens, a misconfigured CI job) must not fill the disk. Per
- * source address and outcome, the first refusal in a window is written at once; the following ones in that
+ * Floods of refused attempts (a scanner trying tokens, a misconfigured CI job) must not fill the disk. Per key
+ * (AuditService uses outcome, attempted action and source address), the first refusal in a window is written at once; the following ones in that
  * window are only counted, and the next row written for that key carries how many were left out. At most
  * `maxKeys` keys are tracked per window: past that (a flood from many addresses) all further sources share one
- * key, so one process writes at most `maxKeys + 1` refused rows per outcome per window.
+ * key, so one process writes at most `maxKeys + 1` refused rows per window.
  */
 export class RefusalCoalescer {
   private windowStart = 0;
