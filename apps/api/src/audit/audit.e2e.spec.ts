@@ -3,13 +3,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Reflector } from '@nestjs/core';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditedRoute } from '#otter/audit';
 import type { AuditEntryDto, AuditListDto, TokenListDto } from '#otter/contracts';
 import { seedNodeRow, testDatabases } from '#otter/db';
 import { RolloutFixtures } from '../rollouts/testing/rollout-fixtures.js';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
-import { stateChangingManagementRoutes } from '../testing/management-routes.js';
+import { apiRoutes, stateChangingManagementRoutes } from '../testing/management-routes.js';
 
 // The audit log against a real api on both databases: every state-changing management route leaves its row
 // with the right actor, action and target (one table, checked against the routes Nest registered), refused
@@ -406,5 +407,85 @@ describe.each(dbs)('audit log on $name', ({ config: database }) => {
       });
       expect(row!.requestId, c.route).toEqual(expect.any(String));
     }
+  });
+
+  it('does not make a change whose audit row cannot be written, and records the attempt as failed', async () => {
+    const node = await seedNodeRow(api.db, { state: 'active', labels: { site: 'before' } });
+    // The database refuses this one `ok` row, as a full disk or a broken connection would at the worst moment.
+    if (database.dialect === 'sqlite') {
+      await sql`CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_log
+        WHEN NEW.action = 'node.labels.set' AND NEW.outcome = 'ok'
+        BEGIN SELECT RAISE(ABORT, 'test: the audit row cannot be written'); END`.execute(api.db);
+    } else {
+      await sql`CREATE FUNCTION test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.action = 'node.labels.set' AND NEW.outcome = 'ok' THEN
+            RAISE EXCEPTION 'test: the audit row cannot be written';
+          END IF;
+          RETURN NEW;
+        END $$`.execute(api.db);
+      await sql`CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_log
+        FOR EACH ROW EXECUTE FUNCTION test_refuse_audit()`.execute(api.db);
+    }
+    try {
+      const response = await call('PUT', `/api/v1/nodes/${node}/labels`, admin, {
+        labels: { site: 'after' },
+      });
+      expect(response.status).toBe(500);
+    } finally {
+      await sql`DROP TRIGGER test_refuse_audit ${sql.raw(database.dialect === 'postgres' ? 'ON audit_log' : '')}`.execute(
+        api.db,
+      );
+    }
+    const row = await api.db
+      .selectFrom('nodes')
+      .select('labels')
+      .where('id', '=', node)
+      .executeTakeFirstOrThrow();
+    expect(JSON.parse(row.labels)).toEqual({ site: 'before' });
+    expect(await entries(`target=node:${node}`)).toMatchObject([
+      { action: 'node.labels.set', outcome: 'failed', changes: { error: 'INTERNAL' } },
+    ]);
+  });
+
+  it('answers bad filters with 400 and the reason, and pages with a cursor; no route changes rows', async () => {
+    expect(
+      apiRoutes(api.app)
+        .filter((r) => r.path.startsWith('/api/v1/audit'))
+        .map((r) => r.method),
+    ).toEqual(['GET']);
+    expect((await call('DELETE', '/api/v1/audit', admin)).status).toBe(404);
+    for (const [query, reason] of [
+      ['action=node.exploded', 'action'],
+      ['from=yesterday', 'from'],
+      ['to=2026-13-01T00:00:00Z', 'to'],
+      ['cursor=-1', 'cursor'],
+      ['limit=0', 'limit'],
+      ['limit=501', 'limit'],
+      ['target=planet:earth', 'target'],
+      ['actor=', 'actor'],
+      ['colour=red', 'colour'],
+      ['action=token.created&action=token.revoked', 'action'],
+    ] as const) {
+      const response = await call('GET', `/api/v1/audit?${query}`, admin);
+      expect(response.status, query).toBe(400);
+      const body = (await response.json()) as { code: string; message: string };
+      expect(body.code, query).toBe('VALIDATION_FAILED');
+      expect(body.message, query).toContain(reason);
+    }
+    const all = await entries('limit=500');
+    expect(all.length).toBeGreaterThan(5);
+    const seen: number[] = [];
+    let cursor: string | null = '';
+    while (cursor !== null) {
+      const page: AuditListDto = await api.admin<AuditListDto>(
+        'GET',
+        `/api/v1/audit?limit=3${cursor ? `&cursor=${cursor}` : ''}`,
+      );
+      seen.push(...page.entries.map((e) => e.id));
+      cursor = page.nextCursor;
+    }
+    expect(seen.slice(0, all.length)).toEqual(all.map((e) => e.id));
+    expect([...seen].sort((a, b) => b - a)).toEqual(seen);
   });
 });
