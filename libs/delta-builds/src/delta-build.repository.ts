@@ -70,7 +70,10 @@ export class DeltaBuildRepository {
       })
       .onConflict((oc) => oc.doNothing())
       .executeTakeFirst();
-    return { record: (await this.get(build.id))!, created: Number(inserted.numInsertedOrUpdatedRows ?? 0n) > 0 };
+    return {
+      record: (await this.get(build.id))!,
+      created: Number(inserted.numInsertedOrUpdatedRows ?? 0n) > 0,
+    };
   }
 
   async get(id: string): Promise<DeltaBuildRecord | undefined> {

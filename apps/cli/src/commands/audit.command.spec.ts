@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditListDto, CreatedTokenDto } from '#otter/contracts';
-import { insertAuditRow } from '../../../../libs/audit/src/testing.js';
 import { startApi, type ApiHarness } from '../../../api/src/testing/api-harness.js';
 import { RAW_TERMINAL_CONTROL, runOtter } from '../testing/cli-run.js';
 import { parseSince } from './audit.command.js';
@@ -57,10 +56,23 @@ describe('otter audit list', () => {
   });
 
   it('escapes terminal controls in what it prints', async () => {
-    await insertAuditRow(api.db, new Date(), {
-      actorName: 'evil\u001b]0;pwned\u0007\u001b[2J',
-      targetId: 'esc-node',
-    });
+    // A name no token may have today, as a row an older version (or a restored backup) could hold.
+    await api.db
+      .insertInto('audit_log')
+      .values({
+        at: new Date().toISOString(),
+        actor_token_id: 'old-token',
+        actor_name: 'evil\u001b]0;pwned\u0007\u001b[2J',
+        actor_role: 'admin',
+        action: 'node.approved',
+        target_kind: 'node',
+        target_id: 'esc-node',
+        request_id: null,
+        source: '127.0.0.1',
+        outcome: 'ok',
+        changes: JSON.stringify({ labels: { note: '\u001b[31mred' } }),
+      })
+      .execute();
     const table = await otter(['audit', 'list', '--target', 'node:esc-node']);
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).toContain('evil');
