@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { loadConfig } from '#otter/config';
-import { createDatabase, migrateToLatest, testDatabases, type Db } from '#otter/db';
+import { afterCommit, createDatabase, migrateToLatest, testDatabases, type Db } from '#otter/db';
 import type { AuditRepository } from './audit.repository.js';
 import { runWithAuditContext } from './audit-context.js';
 import { auditRepositoryFor, auditServiceFor, insertAuditRow } from './testing.js';
@@ -165,5 +165,41 @@ describe.each(dbs)('audit log on $name', ({ config }) => {
     expect(
       await db.selectFrom('api_tokens').select('id').where('id', '=', 'sp-retried').execute(),
     ).toHaveLength(1);
+  });
+
+  it('runs an after-commit effect only once the change is committed, and never after a rollback', async () => {
+    const seen: string[] = [];
+    const effect = (label: string) => async () => {
+      // What the effect can read is committed: another connection (PostgreSQL) would see it too.
+      seen.push(
+        `${label}:${(await db.selectFrom('api_tokens').select('id').where('id', '=', label).execute()).length}`,
+      );
+      return true;
+    };
+    const row = (id: string) => ({
+      id,
+      name: id,
+      role: 'viewer',
+      token_hash: `hash-${id}`,
+      created_at: 'now',
+      revoked_at: null,
+    });
+    let committed: Promise<boolean> | undefined;
+    await repository.transaction(async () => {
+      await db.insertInto('api_tokens').values(row('ac-kept')).execute();
+      committed = afterCommit(effect('ac-kept'), false);
+      expect(seen).toEqual([]);
+    });
+    expect(await committed).toBe(true);
+    let rolledBack: Promise<boolean> | undefined;
+    await expect(
+      repository.transaction(async () => {
+        await db.insertInto('api_tokens').values(row('ac-gone')).execute();
+        rolledBack = afterCommit(effect('ac-gone'), false);
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect(await rolledBack).toBe(false);
+    expect(seen).toEqual(['ac-kept:1']);
   });
 });

@@ -10,7 +10,13 @@ import { sql, type Kysely, type Transaction } from 'kysely';
  * (the TUF commit retries after a unique violation) without aborting the enclosing transaction. Outside
  * `runInTransaction` the handle is the plain database, unchanged.
  */
-const ambient = new AsyncLocalStorage<Transaction<unknown>>();
+interface Scope {
+  tx: Transaction<unknown>;
+  /** Work to run once the transaction has committed; told when it rolled back instead. */
+  afterCommit: Array<{ run: () => Promise<void>; rolledBack: () => void }>;
+}
+
+const ambient = new AsyncLocalStorage<Scope>();
 const roots = new WeakMap<object, { transaction: Kysely<unknown>['transaction'] }>();
 let savepoints = 0;
 
@@ -18,7 +24,7 @@ export function withAmbientTransactions<D>(db: Kysely<D>): Kysely<D> {
   const bound = new Map<PropertyKey, unknown>();
   const proxy = new Proxy(db, {
     get(target, prop) {
-      const tx = ambient.getStore();
+      const tx = ambient.getStore()?.tx;
       if (tx === undefined) {
         // Kysely's methods use private fields: they must run with the real instance as `this`.
         if (bound.has(prop)) return bound.get(prop);
@@ -46,7 +52,34 @@ export async function runInTransaction<D, R>(db: Kysely<D>, work: () => Promise<
   if (ambient.getStore() !== undefined) return work();
   const root = roots.get(db);
   if (!root) throw new Error('runInTransaction needs a database handle made by createDatabase');
-  return root.transaction().execute((tx) => ambient.run(tx, work));
+  const after: Scope['afterCommit'] = [];
+  let result: R;
+  try {
+    result = await root.transaction().execute((tx) => ambient.run({ tx, afterCommit: after }, work));
+  } catch (error) {
+    for (const effect of after) effect.rolledBack();
+    throw error;
+  }
+  // Outside the scope: what runs now sees the committed state and joins no transaction.
+  for (const effect of after) await effect.run();
+  return result;
+}
+
+/**
+ * Runs `effect` once what was written so far is committed: at once outside a transaction, after the commit
+ * (before runInTransaction returns) inside one. A job queued for a row, for instance, must not reach a worker
+ * before the row can be read. If the transaction rolls back the effect never runs and the promise resolves
+ * to `ifRolledBack`.
+ */
+export function afterCommit<T>(effect: () => Promise<T>, ifRolledBack: T): Promise<T> {
+  const scope = ambient.getStore();
+  if (!scope) return effect();
+  return new Promise<T>((resolve, reject) => {
+    scope.afterCommit.push({
+      run: () => effect().then(resolve, reject),
+      rolledBack: () => resolve(ifRolledBack),
+    });
+  });
 }
 
 /** True inside runInTransaction. */

@@ -1,7 +1,7 @@
 export { DbModule, DB } from './db.module.js';
 export { createDatabase, migrateToLatest, isUniqueViolation } from './create-database.js';
 export type { Db } from './create-database.js';
-export { runInTransaction, inAmbientTransaction } from './ambient-transaction.js';
+export { runInTransaction, inAmbientTransaction, afterCommit } from './ambient-transaction.js';
 export type {
   Database,
   ApiTokenTable,
