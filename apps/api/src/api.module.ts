@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { AuditInterceptor, AuditModule } from '#otter/audit';
 import { ConfigModule, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { OtterExceptionFilter } from '#otter/errors';
@@ -7,6 +8,7 @@ import { LoggingModule } from '#otter/logging';
 import { MetricsModule } from '#otter/metrics';
 import { StorageModule } from '#otter/storage';
 import { BodyRefusalInterceptor } from './common/body-refusal.interceptor.js';
+import { AuditHttpModule } from './audit/audit-http.module.js';
 import { DeltasHttpModule } from './deltas/deltas-http.module.js';
 import { DevicesHttpModule } from './devices/devices-http.module.js';
 import { DirectorHttpModule } from './director/director-http.module.js';
@@ -37,10 +39,14 @@ export class ApiModule {
         DeltasHttpModule.forRoot(config),
         RolloutsHttpModule,
         OperationsModule,
+        AuditModule,
+        AuditHttpModule,
       ],
       controllers: [HealthController],
       providers: [
         { provide: APP_FILTER, useClass: OtterExceptionFilter },
+        // First: it must also see (and record as failed) a call that a later interceptor refuses.
+        { provide: APP_INTERCEPTOR, useExisting: AuditInterceptor },
         { provide: APP_INTERCEPTOR, useClass: BodyRefusalInterceptor },
       ],
     };

@@ -103,6 +103,8 @@ export const configSchema = z
     OTTER_RETENTION_DOWNLOADS_MAX_AGE: seconds(365 * DAY),
     OTTER_RETENTION_DOWNLOADS_PER_NODE: count(1000),
     OTTER_RETENTION_ENROLLMENTS_MAX_AGE: seconds(7 * DAY),
+    // The audit log is kept for ever unless an operator sets an age (docs/audit.md): 0 means off.
+    OTTER_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36500).default(0),
     OTTER_TUF_ROOT_TTL: seconds(365 * DAY),
     OTTER_TUF_TARGETS_TTL: seconds(90 * DAY),
     OTTER_TUF_SNAPSHOT_TTL: seconds(7 * DAY),

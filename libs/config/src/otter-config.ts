@@ -102,6 +102,8 @@ export interface RetentionConfig {
   downloads: { maxAgeSeconds: number; perNode: number };
   /** Enrollments are deleted this long after they expired. */
   enrollmentsMaxAgeSeconds: number;
+  /** Audit rows older than this many days are purged; null keeps them for ever (the default). */
+  auditMaxAgeDays: number | null;
 }
 
 /** Rollouts (libs/rollouts, apps/scheduler); see docs/rollouts.md. */
@@ -250,6 +252,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
         perNode: e.OTTER_RETENTION_DOWNLOADS_PER_NODE,
       },
       enrollmentsMaxAgeSeconds: e.OTTER_RETENTION_ENROLLMENTS_MAX_AGE,
+      auditMaxAgeDays: e.OTTER_AUDIT_RETENTION_DAYS > 0 ? e.OTTER_AUDIT_RETENTION_DAYS : null,
     },
     delta: {
       memoryBudgetBytes: e.OTTER_DELTA_MEMORY_MB * 1024 * 1024,

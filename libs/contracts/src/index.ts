@@ -72,3 +72,21 @@ export { DELTA_BUILD_STATES } from './deltas.js';
 export { parseUntrustedJson, UntrustedJsonError } from './untrusted-json.js';
 export { DPOP_PROOF_TYP, DPOP_AUTH_SCHEME, DPOP_HEADER, accessTokenHash, dpopTargetUri } from './dpop.js';
 export type { DpopProofClaims } from './dpop.js';
+export {
+  AUDIT_ACTIONS,
+  AUDIT_OUTCOMES,
+  AUDIT_TARGET_KINDS,
+  AUDIT_PAGE_MAX,
+  AUDIT_PAGE_DEFAULT,
+  auditEntryDto,
+  auditListDto,
+  auditQuery,
+} from './audit.js';
+export type {
+  AuditAction,
+  AuditOutcome,
+  AuditTargetKind,
+  AuditEntryDto,
+  AuditListDto,
+  AuditQuery,
+} from './audit.js';

@@ -1,10 +1,13 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, ParseUUIDPipe, Post, Put } from '@nestjs/common';
+import { Audited, bodyFields, resultFields } from '#otter/audit';
 import { CurrentPrincipal, RequireRole, type Principal } from '#otter/auth';
 import type { NodeDto, NodeListDto, ReenrollmentDto } from '#otter/contracts';
 import { NodeReenrollmentService, NodeService } from '#otter/nodes';
 import { parseBody, requireJson } from '../common/request-body.js';
 import { allowRequest } from '../devices/device-requests.js';
 import { setLabelsRequest } from './node-requests.js';
+
+const NODE = { kind: 'node', param: 'id' } as const;
 
 /**
  * Operators' node routes. Everything that lets a node in or keeps it out (approve, reject, revoke, re-pin its
@@ -24,6 +27,7 @@ export class NodesController {
   }
 
   @Post('nodes/:id/approve')
+  @Audited('node.approved', { target: NODE, changes: resultFields('state') })
   @HttpCode(200)
   @RequireRole('admin')
   approve(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
@@ -31,6 +35,7 @@ export class NodesController {
   }
 
   @Post('nodes/:id/reject')
+  @Audited('node.rejected', { target: NODE, changes: resultFields('state') })
   @HttpCode(200)
   @RequireRole('admin')
   reject(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
@@ -38,6 +43,7 @@ export class NodesController {
   }
 
   @Post('nodes/:id/revoke')
+  @Audited('node.revoked', { target: NODE, changes: resultFields('state') })
   @HttpCode(200)
   @RequireRole('admin')
   revoke(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
@@ -45,6 +51,7 @@ export class NodesController {
   }
 
   @Post('nodes/:id/repin')
+  @Audited('node.repinned', { target: NODE, changes: resultFields('state') })
   @HttpCode(200)
   @RequireRole('admin')
   repin(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
@@ -53,6 +60,7 @@ export class NodesController {
 
   /** Lets a re-imaged board's own TPM enroll once more into this node, for OTTER_REENROLL_WINDOW seconds. */
   @Post('nodes/:id/re-enroll')
+  @Audited('node.reenroll.opened', { target: NODE, changes: resultFields('reenrollUntil') })
   @HttpCode(200)
   @RequireRole('admin')
   reenroll(
@@ -64,6 +72,7 @@ export class NodesController {
 
   /** Replaces the node's labels, which rollout selectors match. */
   @Put('nodes/:id/labels')
+  @Audited('node.labels.set', { target: NODE, changes: resultFields('labels') })
   @RequireRole('release-engineer')
   setLabels(
     @Param('id', new ParseUUIDPipe()) id: string,
@@ -75,6 +84,10 @@ export class NodesController {
   }
 
   @Post('enrollment-allowlist')
+  @Audited('enrollment.allowlist.added', {
+    target: { kind: 'allowlist' },
+    changes: bodyFields('kind', 'issuer', 'serial', 'value', 'note'),
+  })
   @HttpCode(204)
   @RequireRole('admin')
   async allow(@Headers('content-type') type: string | undefined, @Body() body: unknown): Promise<void> {
