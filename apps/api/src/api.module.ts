@@ -3,6 +3,7 @@ import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { ConfigModule, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { OtterExceptionFilter } from '#otter/errors';
+import { EventsModule } from '#otter/events';
 import { LoggingModule } from '#otter/logging';
 import { StorageModule } from '#otter/storage';
 import { BodyRefusalInterceptor } from './common/body-refusal.interceptor.js';
@@ -24,6 +25,7 @@ export class ApiModule {
         ConfigModule.forRoot(config),
         LoggingModule.forRoot(config, 'api'),
         DbModule,
+        EventsModule,
         StorageModule,
         TokensHttpModule,
         TufHttpModule,

@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule, OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { DeltaBuildsModule } from '#otter/delta-builds';
+import { EventsModule } from '#otter/events';
 import { LoggingModule } from '#otter/logging';
 import { QUEUES, QueueModule } from '#otter/queue';
 import { StorageModule } from '#otter/storage';
@@ -24,6 +25,7 @@ export class DeltaWorkerModule {
         ConfigModule.forRoot(config),
         LoggingModule.forRoot(config, 'delta-worker'),
         DbModule,
+        EventsModule,
         StorageModule,
         TufModule,
         QueueModule.forRoot(config, QUEUES.deltaBuild),

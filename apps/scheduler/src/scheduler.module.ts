@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { DirectorAssignmentRepository, DirectorAssignmentsModule } from '#otter/director';
+import { EventsModule } from '#otter/events';
 import { LoggingModule } from '#otter/logging';
 import { QUEUES, QueueModule } from '#otter/queue';
 import { RetentionModule } from '#otter/retention';
@@ -28,6 +29,7 @@ export class SchedulerModule {
         ConfigModule.forRoot(config),
         LoggingModule.forRoot(config, 'scheduler'),
         DbModule,
+        EventsModule,
         StorageModule,
         TufModule,
         QueueModule.forRoot(config, QUEUES.tufMaintenance, QUEUES.rollouts, QUEUES.retention),

@@ -12,4 +12,5 @@ export type {
   RateLimit,
   RateLimitConfig,
   RetentionConfig,
+  EventsConfig,
 } from './otter-config.js';

@@ -53,6 +53,19 @@ export interface OtterConfig {
   http: HttpConfig;
   rateLimits: RateLimitConfig;
   retention: RetentionConfig;
+  events: EventsConfig;
+}
+
+/** The event stream (libs/events, GET /api/v1/events); see docs/events.md. */
+export interface EventsConfig {
+  /** Events older than this are trimmed from the stream (approximately: Redis trims whole nodes). */
+  maxAgeSeconds: number;
+  /** At most about this many events are kept, whatever their age. */
+  maxCount: number;
+  /** Seconds between the SSE comment lines that keep an idle connection open. */
+  heartbeatSeconds: number;
+  /** Lifetime of a single-use ticket from POST /api/v1/events/tickets. */
+  ticketTtlSeconds: number;
 }
 
 /** The api's HTTP server (apps/api/src/create-api.ts); see docs/attestation.md, "Floods". */
@@ -226,6 +239,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
         perNode: e.OTTER_RETENTION_DOWNLOADS_PER_NODE,
       },
       enrollmentsMaxAgeSeconds: e.OTTER_RETENTION_ENROLLMENTS_MAX_AGE,
+    },
+    events: {
+      maxAgeSeconds: e.OTTER_EVENTS_MAX_AGE,
+      maxCount: e.OTTER_EVENTS_MAX_COUNT,
+      heartbeatSeconds: e.OTTER_EVENTS_HEARTBEAT_SECONDS,
+      ticketTtlSeconds: e.OTTER_EVENTS_TICKET_TTL,
     },
     delta: {
       memoryBudgetBytes: e.OTTER_DELTA_MEMORY_MB * 1024 * 1024,

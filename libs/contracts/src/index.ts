@@ -66,3 +66,23 @@ export { WINDOW_TIME_PATTERN, maintenanceWindowProblem, UPDATE_REPORT_LIMITS } f
 export { parseUntrustedJson, UntrustedJsonError } from './untrusted-json.js';
 export { DPOP_PROOF_TYP, DPOP_AUTH_SCHEME, DPOP_HEADER, accessTokenHash, dpopTargetUri } from './dpop.js';
 export type { DpopProofClaims } from './dpop.js';
+export {
+  otterEventSchema,
+  OTTER_EVENT_KINDS,
+  NODE_STEPS,
+  STREAM_RESET_EVENT,
+  STREAM_ID_PATTERN,
+  eventFilterQuerySchema,
+  eventTicketSchema,
+  eventMatches,
+  isKindPattern,
+} from './events.js';
+export type {
+  OtterEvent,
+  OtterEventKind,
+  OtterEventOf,
+  NewOtterEvent,
+  StreamedEventDto,
+  EventFilterQuery,
+  EventTicketDto,
+} from './events.js';

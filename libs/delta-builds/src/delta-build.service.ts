@@ -16,6 +16,8 @@ import { OtterError, ValidationError } from '#otter/errors';
 import { JOBS, QUEUES, deltaJobOptions, deltaPublishDelayMs } from '#otter/queue';
 import { ReleaseError, ReleaseService, targetPathOf } from '#otter/releases';
 import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
+import { EventPublisher } from '#otter/events';
+import { deltaEventIds } from './delta-build-events.js';
 import { deltaBuildId, deltaPublishJob, deltaTargetPath } from './delta-build-names.js';
 import { DeltaBuildRepository, type DeltaBuildRecord, type ImageRef } from './delta-build.repository.js';
 import { DownloadRepository } from './download.repository.js';
@@ -46,6 +48,7 @@ export class DeltaBuildService {
     @Inject(IMAGE_REPOSITORY) private readonly repository: TufRepository,
     @InjectQueue(QUEUES.deltaBuild) private readonly queue: Queue,
     @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+    private readonly publisher: EventPublisher,
   ) {}
 
   /** A release engineer's request; idempotent: the same pair returns the existing build. */
@@ -143,10 +146,12 @@ export class DeltaBuildService {
     let queued: Promise<boolean> = Promise.resolve(false);
     if (created) {
       this.logger.log({ build: id, targetPath }, 'delta build queued');
+      await this.publisher.publish({ kind: 'delta.build.queued', ...deltaEventIds(record) });
       queued = this.enqueue(id);
     } else if (record.state === 'failed' && (await this.builds.requeueFailed(id))) {
       // The failed jobs keep their ids (and so would swallow a new add): drop them, then start over.
       this.logger.log({ build: id, targetPath }, 'failed delta build queued again');
+      await this.publisher.publish({ kind: 'delta.build.queued', ...deltaEventIds(record) });
       queued = this.dropJobs(id).then(() => this.enqueue(id));
     } else if (record.state === 'queued') {
       queued = this.enqueue(id);
