@@ -9,6 +9,7 @@ import { StorageModule } from '#otter/storage';
 import { BodyRefusalInterceptor } from './common/body-refusal.interceptor.js';
 import { DeltasHttpModule } from './deltas/deltas-http.module.js';
 import { DevicesHttpModule } from './devices/devices-http.module.js';
+import { EventsHttpModule } from './events/events-http.module.js';
 import { DirectorHttpModule } from './director/director-http.module.js';
 import { HealthController } from './health.controller.js';
 import { ReleasesHttpModule } from './releases/releases-http.module.js';
@@ -34,6 +35,7 @@ export class ApiModule {
         DirectorHttpModule,
         DeltasHttpModule.forRoot(config),
         RolloutsHttpModule,
+        EventsHttpModule,
       ],
       controllers: [HealthController],
       providers: [

@@ -29,3 +29,5 @@ export {
   trustCaFile,
 } from './transport-security.js';
 export type { TransportSettings } from './transport-security.js';
+export { EventsClient } from './events-client.js';
+export type { EventStreamOptions, StreamedMessage } from './events-client.js';

@@ -252,6 +252,11 @@ export const eventFilterQuerySchema = z
       .regex(STREAM_ID_PATTERN, 'lastEventId: a stream id like 1765000000000-0')
       .optional(),
     ticket: z.string().min(1).max(200).optional(),
+    /** `false`: send what the stream holds (after lastEventId, else all of it) and end. */
+    follow: z
+      .enum(['true', 'false'])
+      .default('true')
+      .transform((v) => v === 'true'),
   })
   .strict();
 export type EventFilterQuery = z.infer<typeof eventFilterQuerySchema>;
