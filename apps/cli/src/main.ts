@@ -12,6 +12,7 @@ import {
 } from '#otter/api-client';
 import { processCliContext, terminalSafeContext, type CliContext } from './cli-context.js';
 import { registerDeltaCommands } from './commands/delta.command.js';
+import { registerEventsCommands } from './commands/events.command.js';
 import { registerNodeCommands } from './commands/node.command.js';
 import { registerReleaseCommands } from './commands/release.command.js';
 import { registerRolloutCommands } from './commands/rollout.command.js';
@@ -44,6 +45,7 @@ export function createProgram(raw: CliContext = processCliContext()): Command {
   registerNodeCommands(program, ctx);
   registerDeltaCommands(program, ctx);
   registerRolloutCommands(program, ctx);
+  registerEventsCommands(program, ctx);
   return program;
 }
 
