@@ -91,7 +91,7 @@ const nodeStep = z.object({
   step: z.enum(NODE_STEPS),
   version: z.string(),
   bytes: z.number().int().nonnegative().optional(),
-  /** Why, for `failed` and `rolled-back`: device-set text (escape it before printing it to a terminal). */
+  /** The agent's detail (why, for `failed` and `rolled-back`): device-set text, escape it before printing. */
   reason: z.string().optional(),
 });
 const nodeSucceeded = z.object({
