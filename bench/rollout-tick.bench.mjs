@@ -90,6 +90,13 @@ const [configLib, dbLib, storageLib, queueLib, rolloutsLib, directorLib, tufLib]
   ['config', 'db', 'storage', 'queue', 'rollouts', 'director', 'tuf'].map(builtLib),
 );
 
+/** The events lib, which builds before issue 10 do not have (their rollouts publish nothing). */
+async function optionalLib(name) {
+  const file = join(buildDir, 'dist', 'libs', name, 'src', 'index.js');
+  return existsSync(file) ? import(pathToFileURL(file).href) : undefined;
+}
+const eventsLib = await optionalLib('events');
+
 /** The scheduler's modules (apps/scheduler/src/scheduler.module.ts) without its processors and schedules. */
 class RolloutTickBenchModule {}
 
@@ -100,6 +107,7 @@ async function startContext(config) {
       imports: [
         configLib.ConfigModule.forRoot(config),
         dbLib.DbModule,
+        ...(eventsLib ? [eventsLib.EventsModule] : []),
         storageLib.StorageModule,
         queueLib.QueueModule.forRoot(config, queueLib.QUEUES.rollouts),
         rolloutsLib.RolloutsModule.register({

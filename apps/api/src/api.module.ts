@@ -4,6 +4,7 @@ import { AuditInterceptor, AuditModule } from '#otter/audit';
 import { ConfigModule, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { OtterExceptionFilter } from '#otter/errors';
+import { EventsModule } from '#otter/events';
 import { LoggingModule } from '#otter/logging';
 import { MetricsModule } from '#otter/metrics';
 import { StorageModule } from '#otter/storage';
@@ -11,6 +12,7 @@ import { BodyRefusalInterceptor } from './common/body-refusal.interceptor.js';
 import { AuditHttpModule } from './audit/audit-http.module.js';
 import { DeltasHttpModule } from './deltas/deltas-http.module.js';
 import { DevicesHttpModule } from './devices/devices-http.module.js';
+import { EventsHttpModule } from './events/events-http.module.js';
 import { DirectorHttpModule } from './director/director-http.module.js';
 import { HealthController } from './health.controller.js';
 import { OperationsModule } from './operations/operations.module.js';
@@ -30,6 +32,7 @@ export class ApiModule {
         // The api serves /metrics itself and computes the fleet gauges (docs/operations.md).
         MetricsModule.forRoot({ process: 'api', fleet: true, serve: false }),
         DbModule,
+        EventsModule,
         StorageModule,
         TokensHttpModule,
         TufHttpModule,
@@ -41,6 +44,7 @@ export class ApiModule {
         OperationsModule,
         AuditModule,
         AuditHttpModule,
+        EventsHttpModule,
       ],
       controllers: [HealthController],
       providers: [

@@ -13,6 +13,7 @@ import {
 import { processCliContext, terminalSafeContext, type CliContext } from './cli-context.js';
 import { registerAuditCommands } from './commands/audit.command.js';
 import { registerDeltaCommands } from './commands/delta.command.js';
+import { registerEventsCommands } from './commands/events.command.js';
 import { registerNodeCommands } from './commands/node.command.js';
 import { registerReleaseCommands } from './commands/release.command.js';
 import { registerRolloutCommands } from './commands/rollout.command.js';
@@ -46,6 +47,7 @@ export function createProgram(raw: CliContext = processCliContext()): Command {
   registerDeltaCommands(program, ctx);
   registerRolloutCommands(program, ctx);
   registerAuditCommands(program, ctx);
+  registerEventsCommands(program, ctx);
   return program;
 }
 

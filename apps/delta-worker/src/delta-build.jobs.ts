@@ -22,11 +22,13 @@ import {
   DeltaBuildService,
   deltaBlobKey,
   deltaFlowJobIds,
+  deltaEventIds,
   deltaWorkKeys,
   sha256Hex,
   type DeltaBuildRecord,
 } from '#otter/delta-builds';
 import { OtterError } from '#otter/errors';
+import { EventPublisher } from '#otter/events';
 import { JOBS, QUEUES, deltaJobOptions, redisOptions } from '#otter/queue';
 import { BLOB_STORE, type BlobStore } from '#otter/storage';
 import { IMAGE_REPOSITORY, type NewTarget, type TufRepository } from '#otter/tuf';
@@ -105,6 +107,7 @@ export class DeltaBuildJobs {
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
     @Inject(IMAGE_REPOSITORY) private readonly repository: TufRepository,
     @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+    private readonly publisher: EventPublisher,
   ) {
     this.flows = new FlowProducer({ connection: redisOptions(config.redisUrl), prefix: config.queuePrefix });
   }
@@ -129,7 +132,7 @@ export class DeltaBuildJobs {
     if (source.sha256 !== build.from.sha256 || target.sha256 !== build.to.sha256) {
       throw new UnrecoverableError('the releases no longer name the images this build was queued for');
     }
-    const progress = new ProgressReporter(job, this.builds, build.id, 'building');
+    const progress = new ProgressReporter(job, this.builds, build, 'building', this.publisher);
     await progress.report(0, true);
     const dir = await this.work.scratch();
     try {
@@ -264,7 +267,7 @@ export class DeltaBuildJobs {
     }
     const keys = deltaWorkKeys(build.id, job.data.planSha256);
     const plan = JSON.parse((await readBlob(this.blobs, keys.plan)).toString('utf8')) as DeltaPlan;
-    const progress = new ProgressReporter(job, this.builds, build.id, 'building');
+    const progress = new ProgressReporter(job, this.builds, build, 'building', this.publisher);
     const dir = await this.work.scratch();
     try {
       const deltaFile = join(dir, 'delta');
@@ -286,6 +289,7 @@ export class DeltaBuildJobs {
           reason,
         });
         await job.updateProgress(100);
+        await this.publisher.publish({ kind: 'delta.build.failed', ...deltaEventIds(build), reason });
         await this.removeWork(keys, plan);
         this.logger.log(
           { build: build.id, patchLength: assembled.patchLength },
@@ -361,10 +365,9 @@ export class DeltaBuildJobs {
         if (paths.has(build.targetPath) || build.patchLength === null || !build.patchSha256 || !build.blobKey)
           continue;
         if (!(await this.blobs.stat(build.blobKey))) {
-          await this.builds.markFailed(
-            build.id,
-            'publish: the stored patch is missing; request the delta again',
-          );
+          const reason = 'publish: the stored patch is missing; request the delta again';
+          await this.builds.markFailed(build.id, reason);
+          await this.publisher.publish({ kind: 'delta.build.failed', ...deltaEventIds(build), reason });
           continue;
         }
         const custom: DeltaTargetCustom = {
@@ -399,6 +402,14 @@ export class DeltaBuildJobs {
         });
         published.push(target.path);
       }
+      await this.publisher.publishAll(
+        batch.map(({ build, target }) => ({
+          kind: 'delta.build.published' as const,
+          ...deltaEventIds(build),
+          patchLength: target.length,
+          fullLength: build.to.length,
+        })),
+      );
       this.logger.log({ targets: published }, 'deltas published');
       break;
     }
@@ -421,6 +432,8 @@ export class DeltaBuildJobs {
     const reason = `${stage}${where}: ${error.message} (after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'})`;
     await this.builds.markFailed(buildId, reason);
     this.logger.warn({ build: buildId, job: job.id, reason }, 'delta build failed');
+    const build = await this.builds.get(buildId);
+    if (build) await this.publisher.publish({ kind: 'delta.build.failed', ...deltaEventIds(build), reason });
   }
 
   private async requireBuild(id: string): Promise<DeltaBuildRecord> {
@@ -472,8 +485,9 @@ class ProgressReporter {
   constructor(
     private readonly job: Job,
     private readonly builds: DeltaBuildRepository,
-    private readonly buildId: string,
+    private readonly build: DeltaBuildRecord,
     public state: 'building' | 'verifying',
+    private readonly publisher: EventPublisher,
   ) {}
 
   report(value: number, force = false): Promise<void> {
@@ -486,7 +500,14 @@ class ProgressReporter {
     this.chain = this.chain
       .then(async () => {
         await this.job.updateProgress(rounded);
-        await this.builds.advance(this.buildId, state, rounded);
+        await this.builds.advance(this.build.id, state, rounded);
+        // Throttled with the database write above: at most one progress event per build every 500 ms.
+        await this.publisher.publish({
+          kind: 'delta.build.progress',
+          ...deltaEventIds(this.build),
+          stage: state,
+          percent: rounded,
+        });
       })
       .catch(() => undefined);
     return this.chain;

@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule, OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { DeltaBuildsModule } from '#otter/delta-builds';
+import { EventsModule } from '#otter/events';
 import { LoggingModule } from '#otter/logging';
 import { MetricsModule } from '#otter/metrics';
 import { QUEUES, QueueModule } from '#otter/queue';
@@ -27,6 +28,7 @@ export class DeltaWorkerModule {
         // Served on OTTER_METRICS_PORT when set (docs/operations.md).
         MetricsModule.forRoot({ process: 'delta-worker', fleet: false, serve: true }),
         DbModule,
+        EventsModule,
         StorageModule,
         TufModule,
         QueueModule.forRoot(config, QUEUES.deltaBuild),

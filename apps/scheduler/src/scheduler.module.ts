@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { DirectorAssignmentRepository, DirectorAssignmentsModule } from '#otter/director';
+import { EventsModule } from '#otter/events';
 import { LoggingModule } from '#otter/logging';
 import { MetricsModule } from '#otter/metrics';
 import { QUEUES, QueueModule } from '#otter/queue';
@@ -31,6 +32,7 @@ export class SchedulerModule {
         // Served on OTTER_METRICS_PORT when set (docs/operations.md).
         MetricsModule.forRoot({ process: 'scheduler', fleet: false, serve: true }),
         DbModule,
+        EventsModule,
         StorageModule,
         TufModule,
         QueueModule.forRoot(config, QUEUES.tufMaintenance, QUEUES.rollouts, QUEUES.retention),

@@ -31,3 +31,5 @@ export {
 export type { TransportSettings } from './transport-security.js';
 export { AuditClient } from './audit-client.js';
 export type { AuditListFilter } from './audit-client.js';
+export { EventsClient } from './events-client.js';
+export type { EventStreamOptions, StreamedMessage } from './events-client.js';

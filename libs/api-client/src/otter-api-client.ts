@@ -92,6 +92,28 @@ export class OtterApiClient {
     await this.request<void>('DELETE', `api/v1/tokens/${encodeURIComponent(id)}`);
   }
 
+  /** A GET whose answer is read as a stream (server-sent events); anything but 2xx throws as `request` does. */
+  protected async openStream(
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<Response> {
+    const url = new URL(path, this.base);
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        headers: { authorization: `Bearer ${this.settings.token}`, ...headers },
+        redirect: 'error',
+        signal,
+      });
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      throw unreachable(e, 'GET', url, false);
+    }
+    if (!response.ok) throw await apiErrorFrom(response);
+    return response;
+  }
+
   /** One JSON request to the API; subclasses (TufAdminClient) add endpoints through it. */
   protected async request<T>(
     method: string,

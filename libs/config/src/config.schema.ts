@@ -121,6 +121,11 @@ export const configSchema = z
     OTTER_DELTA_ATTEMPTS: z.coerce.number().int().min(1).max(100).optional(),
     OTTER_DELTA_BACKOFF_MS: z.coerce.number().int().min(1).optional(),
     OTTER_DELTA_LOCK_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
+    // The event stream (docs/events.md): kept this long and at most this many events, whichever is less.
+    OTTER_EVENTS_MAX_AGE: seconds(DAY),
+    OTTER_EVENTS_MAX_COUNT: z.coerce.number().int().min(100).max(100_000_000).default(100_000),
+    OTTER_EVENTS_HEARTBEAT_SECONDS: z.coerce.number().int().min(1).max(300).default(15),
+    OTTER_EVENTS_TICKET_TTL: z.coerce.number().int().min(1).max(300).default(30),
     OTTER_DELTA_PUBLISH_DELAY_MS: z.coerce.number().int().min(1).max(600_000).optional(),
     // Prometheus metrics (docs/operations.md): the scheduler's and delta-worker's own port (unset: none).
     OTTER_METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),

@@ -13,4 +13,5 @@ export type {
   RateLimitConfig,
   RetentionConfig,
   MetricsConfig,
+  EventsConfig,
 } from './otter-config.js';

@@ -57,6 +57,7 @@ export interface OtterConfig {
   rateLimits: RateLimitConfig;
   retention: RetentionConfig;
   metrics: MetricsConfig;
+  events: EventsConfig;
 }
 
 /** Prometheus metrics (libs/metrics; docs/operations.md). */
@@ -68,6 +69,18 @@ export interface MetricsConfig {
   token?: string;
   /** A node's latest verdict older than this counts as stale in otter_nodes. */
   attestationMaxAgeSeconds: number;
+}
+
+/** The event stream (libs/events, GET /api/v1/events); see docs/events.md. */
+export interface EventsConfig {
+  /** Events older than this are trimmed from the stream (approximately: Redis trims whole nodes). */
+  maxAgeSeconds: number;
+  /** At most about this many events are kept, whatever their age. */
+  maxCount: number;
+  /** Seconds between the SSE comment lines that keep an idle connection open. */
+  heartbeatSeconds: number;
+  /** Lifetime of a single-use ticket from POST /api/v1/events/tickets. */
+  ticketTtlSeconds: number;
 }
 
 /** The api's HTTP server (apps/api/src/create-api.ts); see docs/attestation.md, "Floods". */
@@ -253,6 +266,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
       },
       enrollmentsMaxAgeSeconds: e.OTTER_RETENTION_ENROLLMENTS_MAX_AGE,
       auditMaxAgeDays: e.OTTER_AUDIT_RETENTION_DAYS > 0 ? e.OTTER_AUDIT_RETENTION_DAYS : null,
+    },
+    events: {
+      maxAgeSeconds: e.OTTER_EVENTS_MAX_AGE,
+      maxCount: e.OTTER_EVENTS_MAX_COUNT,
+      heartbeatSeconds: e.OTTER_EVENTS_HEARTBEAT_SECONDS,
+      ticketTtlSeconds: e.OTTER_EVENTS_TICKET_TTL,
     },
     delta: {
       memoryBudgetBytes: e.OTTER_DELTA_MEMORY_MB * 1024 * 1024,

@@ -29,6 +29,7 @@ export const AUDIT_ACTIONS = [
   'node.labels.set',
   'node.reenroll.opened',
   'enrollment.allowlist.added',
+  'events.ticket.issued',
   'audit.purged',
   'api.read',
 ] as const;

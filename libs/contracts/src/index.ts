@@ -90,3 +90,23 @@ export type {
   AuditListDto,
   AuditQuery,
 } from './audit.js';
+export {
+  otterEventSchema,
+  OTTER_EVENT_KINDS,
+  NODE_STEPS,
+  STREAM_RESET_EVENT,
+  STREAM_ID_PATTERN,
+  eventFilterQuerySchema,
+  eventTicketSchema,
+  eventMatches,
+  isKindPattern,
+} from './events.js';
+export type {
+  OtterEvent,
+  OtterEventKind,
+  OtterEventOf,
+  NewOtterEvent,
+  StreamedEventDto,
+  EventFilterQuery,
+  EventTicketDto,
+} from './events.js';

@@ -17,6 +17,8 @@ import { OtterError, ValidationError } from '#otter/errors';
 import { JOBS, QUEUES, deltaJobOptions, deltaPublishDelayMs } from '#otter/queue';
 import { ReleaseError, ReleaseService, targetPathOf } from '#otter/releases';
 import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
+import { EventPublisher } from '#otter/events';
+import { deltaEventIds } from './delta-build-events.js';
 import { deltaBuildId, deltaPublishJob, deltaTargetPath } from './delta-build-names.js';
 import { DeltaBuildRepository, type DeltaBuildRecord, type ImageRef } from './delta-build.repository.js';
 import { DeltaMetrics } from './delta-metrics.js';
@@ -49,6 +51,7 @@ export class DeltaBuildService {
     @Inject(IMAGE_REPOSITORY) private readonly repository: TufRepository,
     @InjectQueue(QUEUES.deltaBuild) private readonly queue: Queue,
     @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+    private readonly publisher: EventPublisher,
   ) {}
 
   /** A release engineer's request; idempotent: the same pair returns the existing build. */
@@ -149,11 +152,18 @@ export class DeltaBuildService {
     // A worker must not take the job before the row it builds is committed.
     if (created) {
       this.logger.log({ build: id, targetPath }, 'delta build queued');
-      queued = afterCommit(() => this.enqueue(id), false);
+      queued = afterCommit(async () => {
+        await this.publisher.publish({ kind: 'delta.build.queued', ...deltaEventIds(record) });
+        return this.enqueue(id);
+      }, false);
     } else if (record.state === 'failed' && (await this.builds.requeueFailed(id))) {
       // The failed jobs keep their ids (and so would swallow a new add): drop them, then start over.
       this.logger.log({ build: id, targetPath }, 'failed delta build queued again');
-      queued = afterCommit(() => this.dropJobs(id).then(() => this.enqueue(id)), false);
+      queued = afterCommit(async () => {
+        await this.publisher.publish({ kind: 'delta.build.queued', ...deltaEventIds(record) });
+        await this.dropJobs(id);
+        return this.enqueue(id);
+      }, false);
     } else if (record.state === 'queued') {
       queued = afterCommit(() => this.enqueue(id), false);
     }

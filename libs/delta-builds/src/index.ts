@@ -13,3 +13,4 @@ export {
   deltaWorkKeys,
   sha256Hex,
 } from './delta-build-names.js';
+export { deltaEventIds } from './delta-build-events.js';

@@ -29,6 +29,8 @@ export const ERROR_STATUS = {
   RATE_LIMITED: 429,
   RATE_LIMIT_UNAVAILABLE: 503,
   REQUEST_TIMEOUT: 408,
+  // The event stream (libs/events): Redis did not answer, so the stream cannot be served.
+  EVENTS_UNAVAILABLE: 503,
   ENROLLMENT_NOT_FOUND: 404,
   ENROLLMENT_EXPIRED: 410,
   ENROLLMENT_PROOF_INVALID: 403,

@@ -6,8 +6,16 @@ import {
   verifyQuote,
   type TpmPublic,
 } from '#otter/attestation';
-import type { AttestationChallenge, AttestationRequest, DeviceReport, VerdictDto } from '#otter/contracts';
+import type {
+  AttestationChallenge,
+  AttestationRequest,
+  DeviceReport,
+  OtterEventOf,
+  VerdictDto,
+} from '#otter/contracts';
 import { ReleaseService } from '#otter/releases';
+import { EventPublisher } from '#otter/events';
+import { nodeIds } from './node-events.js';
 import { AttestationNonces } from './attestation-nonces.js';
 import { numericKeys } from './enrollment.service.js';
 import { NodeError } from './node.errors.js';
@@ -32,6 +40,7 @@ export class AttestationService {
     private readonly nonces: AttestationNonces,
     private readonly releases: ReleaseService,
     private readonly metrics: NodeMetrics,
+    private readonly publisher: EventPublisher,
   ) {}
 
   async challenge(node: NodeRecord, runningVersion?: string): Promise<AttestationChallenge> {
@@ -66,6 +75,7 @@ export class AttestationService {
       Object.entries(request.quote.pcrValues).map(([k, v]) => [k, v.toLowerCase()]),
     );
     let verdict: Omit<VerdictRecord, 'createdAt'>;
+    let differences: PcrDifferences = { differingPcrs: [], missingPcrs: [] };
     if (version && !reference) {
       verdict = {
         nodeId: node.id,
@@ -81,6 +91,7 @@ export class AttestationService {
         pinned: numericKeys(node.pinnedPcrs),
         reference: numericKeys(reference ?? {}),
       });
+      differences = { differingPcrs: policy.mismatches, missingPcrs: policy.missing };
       const proofPcrs = releaseProofPcrs(
         Object.keys(reference ?? {}).map(Number),
         Object.keys(node.pinnedPcrs).map(Number),
@@ -108,6 +119,7 @@ export class AttestationService {
     const stored = await this.nodes.addVerdict(verdict);
     this.metrics.verdict(stored.passed);
     this.logger.log({ node: node.id, passed: stored.passed, reason: stored.reason }, 'attestation verdict');
+    await this.publisher.publish(verdictEvent(node, stored, differences));
     const dto = toDto(stored);
     if (!stored.passed) throw new NodeError('ATTESTATION_FAILED', stored.reason, { verdict: dto });
     return dto;
@@ -140,7 +152,7 @@ export class AttestationService {
     });
     if (report.kind === 'integrity' && !report.ok) {
       await this.nodes.update(node.id, { integrityFailedAt: new Date().toISOString() });
-      await this.nodes.addVerdict({
+      const stored = await this.nodes.addVerdict({
         nodeId: node.id,
         passed: false,
         reason: `integrity failure reported: ${report.event}${report.detail ? ` (${report.detail})` : ''}`,
@@ -149,6 +161,7 @@ export class AttestationService {
         releaseProven: false,
       });
       this.metrics.verdict(false);
+      await this.publisher.publish(verdictEvent(node, stored, { differingPcrs: [], missingPcrs: [] }));
     }
   }
 
@@ -170,6 +183,24 @@ export function toDto(v: VerdictRecord): VerdictDto {
     releaseVersion: v.releaseVersion,
     releaseProven: v.releaseProven,
     createdAt: v.createdAt,
+  };
+}
+
+type PcrDifferences = Pick<OtterEventOf<'node.attestation.verdict'>, 'differingPcrs' | 'missingPcrs'>;
+
+function verdictEvent(
+  node: NodeRecord,
+  verdict: VerdictRecord,
+  differences: PcrDifferences,
+): OtterEventOf<'node.attestation.verdict'> {
+  return {
+    kind: 'node.attestation.verdict',
+    ...nodeIds(node),
+    at: verdict.createdAt,
+    verdict: verdict.passed ? 'passed' : 'failed',
+    reason: verdict.reason,
+    ...differences,
+    version: verdict.releaseVersion,
   };
 }
 

@@ -17,6 +17,8 @@ import type {
 } from '#otter/contracts';
 import { ValidationError } from '#otter/errors';
 import { ekIssuerSerialSha256, ekKeySha256 } from '#otter/tpm-wire';
+import { EventPublisher } from '#otter/events';
+import { nodeIds } from './node-events.js';
 import { EnrollmentRepository, type EnrollmentRecord } from './enrollment.repository.js';
 import { NodeError } from './node.errors.js';
 import { NodeRepository, type NodeRecord } from './node.repository.js';
@@ -55,6 +57,7 @@ export class EnrollmentService {
     private readonly nodes: NodeRepository,
     private readonly cas: TrustedTpmCas,
     @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+    private readonly publisher: EventPublisher,
   ) {}
 
   async start(request: EnrollmentRequest): Promise<EnrollmentChallenge> {
@@ -205,6 +208,12 @@ export class EnrollmentService {
     if (!node) throw new NodeError('NODE_ALREADY_ENROLLED', ALREADY_ENROLLED);
     await this.nodes.update(node.id, { tpmCounters });
     this.logger.log({ node: node.id, state: node.state }, 'enrollment activated');
+    await this.publisher.publish({
+      kind: 'node.enrolled',
+      ...nodeIds(node),
+      state: node.state,
+      reenrolled: false,
+    });
     return { nodeId: node.id, state: node.state };
   }
 
@@ -271,6 +280,7 @@ export class EnrollmentService {
       },
       'node re-enrolled: the same TPM proved itself again; new AK and boot PCRs pinned, device key dropped',
     );
+    await this.publisher.publish({ kind: 'node.enrolled', ...nodeIds(node), state, reenrolled: true });
     return { nodeId: node.id, state };
   }
 }

@@ -1,11 +1,21 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { issuerSerialSha256 } from '#otter/attestation';
-import type { AllowEnrollmentRequest, NodeDto } from '#otter/contracts';
+import type { AllowEnrollmentRequest, NodeDto, OtterEventKind } from '#otter/contracts';
 import { DeviceTokenService } from '#otter/identity';
+import { EventPublisher } from '#otter/events';
+import { nodeIds } from './node-events.js';
 import { EnrollmentRepository } from './enrollment.repository.js';
 import { NodeError } from './node.errors.js';
 import { NodeRepository, type NodeRecord } from './node.repository.js';
 import { NODE_TRANSITIONS, type NodeTransitionName } from './node-transitions.js';
+
+/** The operator's changes of a node's state, and the event each publishes. */
+const NODE_TRANSITION_EVENTS = {
+  approve: 'node.approved',
+  reject: 'node.rejected',
+  revoke: 'node.revoked',
+} as const satisfies Partial<Record<NodeTransitionName, OtterEventKind>>;
+type OperatorTransition = keyof typeof NODE_TRANSITION_EVENTS;
 
 /** What operators do with nodes: see them, admit or refuse them, revoke them, re-pin their boot state. */
 @Injectable()
@@ -16,6 +26,7 @@ export class NodeService {
     private readonly nodes: NodeRepository,
     private readonly enrollments: EnrollmentRepository,
     private readonly tokens: DeviceTokenService,
+    private readonly publisher: EventPublisher,
   ) {}
 
   async list(): Promise<NodeDto[]> {
@@ -82,7 +93,7 @@ export class NodeService {
     await this.enrollments.allow('ek-public-sha256', request.value.toLowerCase(), note);
   }
 
-  private async transition(id: string, name: NodeTransitionName): Promise<NodeDto> {
+  private async transition(id: string, name: OperatorTransition): Promise<NodeDto> {
     const transition = NODE_TRANSITIONS[name];
     const before = await this.require(id);
     if (!(await this.nodes.transition(id, transition))) {
@@ -91,6 +102,7 @@ export class NodeService {
       throw new NodeError('NODE_STATE_INVALID', `node is ${now.state}; cannot become ${transition.to}`);
     }
     this.logger.log({ node: id, from: before.state, to: transition.to }, 'node state changed');
+    await this.publisher.publish({ kind: NODE_TRANSITION_EVENTS[name], ...nodeIds(before) });
     return this.toDto((await this.nodes.get(id))!);
   }
 

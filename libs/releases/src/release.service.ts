@@ -8,6 +8,7 @@ import { isUniqueViolation } from '#otter/db';
 import { OtterError } from '#otter/errors';
 import { BLOB_STORE, type BlobStore } from '#otter/storage';
 import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
+import { EventPublisher } from '#otter/events';
 import { ReleaseEvents } from './release-events.js';
 import { targetPathOf, type ReleaseFields } from './release-fields.js';
 import { ReleaseError } from './release.errors.js';
@@ -29,6 +30,7 @@ export class ReleaseService {
     @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
     private readonly events: ReleaseEvents,
     private readonly audit: AuditService,
+    private readonly publisher: EventPublisher,
   ) {}
 
   byId(id: string): Promise<ReleaseDto | undefined> {
@@ -117,6 +119,7 @@ export class ReleaseService {
       if (isUniqueViolation(e)) throw duplicate(fields);
       throw e;
     }
+    await this.publisher.publish({ kind: 'release.published', ...releaseIds(release) });
     await this.events.published(release);
     return release;
   }
@@ -124,6 +127,15 @@ export class ReleaseService {
   list(hardware?: string): Promise<ReleaseDto[]> {
     return this.releases.list(hardware);
   }
+}
+
+function releaseIds(r: ReleaseDto): {
+  hardwareId: string;
+  releaseId: string;
+  version: string;
+  length: number;
+} {
+  return { hardwareId: r.hardwareId, releaseId: r.id, version: r.version, length: r.length };
 }
 
 function duplicate(fields: ReleaseFields): ReleaseError {

@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { ReleaseDto } from '#otter/contracts';
+import type { NewOtterEvent, ReleaseDto } from '#otter/contracts';
 import type { Db } from '#otter/db';
 import { ReleaseService } from '#otter/releases';
+import { EventPublisher } from '#otter/events';
 import { decideAdmission } from './admission-gate.js';
 import { AssignmentRestorer } from './assignment-restorer.js';
 import {
@@ -42,6 +43,7 @@ export class RolloutTicker {
     private readonly releases: ReleaseService,
     @Inject(DIRECTOR_ASSIGNMENTS) private readonly director: DirectorAssignments,
     private readonly restorer: AssignmentRestorer,
+    private readonly publisher: EventPublisher,
   ) {}
 
   async tick(now = new Date()): Promise<TickReport[]> {
@@ -69,11 +71,15 @@ export class RolloutTicker {
     if (!release) throw new Error(`rollout ${id} names release ${seen.releaseId}, which does not exist`);
 
     const previous = new Map((await this.releases.list(seen.hardwareId)).map((p) => [p.version, p]));
+    // What the tick did, published once its transaction committed (a rolled-back tick did nothing).
+    let events: NewOtterEvent[] = [];
     const report = await this.rollouts.transaction(async (trx) => {
+      events = [];
       if (!(await this.rollouts.claim(id, seen.revision, trx))) return empty('claimed-elsewhere');
-      return this.advance(seen, release, previous, now, trx);
+      return this.advance(seen, release, previous, now, trx, events);
     });
     if (!report.skipped) this.log(seen, report);
+    await this.publisher.publishAll(events);
     return report;
   }
 
@@ -83,8 +89,10 @@ export class RolloutTicker {
     previous: ReadonlyMap<string, ReleaseDto>,
     now: Date,
     trx: Db,
+    events: NewOtterEvent[],
   ): Promise<TickReport> {
     const nowIso = now.toISOString();
+    const ids = { rolloutId: r.id, hardwareId: r.hardwareId, at: nowIso };
     const report: TickReport = {
       rolloutId: r.id,
       admitted: 0,
@@ -106,20 +114,15 @@ export class RolloutTicker {
       trx,
     );
     report.succeeded = proven.length;
+    events.push(...proven.map((nodeId) => ({ kind: 'rollout.node.succeeded' as const, ...ids, nodeId })));
 
     const cutoff = new Date(now.getTime() - r.nodeDeadlineSeconds * 1000).toISOString();
     const overdue = await this.rollouts.nodesIn(r.id, IN_PROGRESS, trx);
     const late = overdue.filter((n) => n.admittedAt !== null && n.admittedAt < cutoff);
     for (const node of late) {
-      await this.rollouts.transitionNode(
-        r.id,
-        node.nodeId,
-        IN_PROGRESS,
-        'failed',
-        `no proven success within ${r.nodeDeadlineSeconds} s of admission (last step: ${node.state})`,
-        true,
-        trx,
-      );
+      const reason = `no proven success within ${r.nodeDeadlineSeconds} s of admission (last step: ${node.state})`;
+      await this.rollouts.transitionNode(r.id, node.nodeId, IN_PROGRESS, 'failed', reason, true, trx);
+      events.push({ kind: 'rollout.node.failed', ...ids, nodeId: node.nodeId, reason });
       await this.restorer.restore(node, release.hardwareId, previous, trx);
     }
     report.timedOut = late.length;
@@ -132,6 +135,7 @@ export class RolloutTicker {
           `failure threshold: wave ${wave + 1} has ${s.failed} of ${s.effective} nodes failed ` +
           `(${percent(s.failed / s.effective)} >= ${percent(r.failureThreshold)})`;
         await this.rollouts.update(r.id, { state: 'paused', stateReason: reason }, trx);
+        events.push({ kind: 'rollout.paused', ...ids, reason });
         return { ...report, state: 'paused', stateReason: reason };
       }
     }
@@ -145,6 +149,7 @@ export class RolloutTicker {
         wave += 1;
         await this.rollouts.update(r.id, { currentWave: wave, waveStartedAt: nowIso }, trx);
         report.wave = wave;
+        events.push({ kind: 'rollout.wave.started', ...ids, wave: wave + 1 });
       } else if (inProgressTotal(counts) === 0) {
         const left = await this.rollouts.nodesIn(r.id, ['pending', 'waiting-attestation'], trx);
         await this.rollouts.setNodeStates(
@@ -155,6 +160,7 @@ export class RolloutTicker {
         );
         await this.rollouts.releaseMemberships(r.id, trx);
         await this.rollouts.update(r.id, { state: 'completed', stateReason: null, finishedAt: nowIso }, trx);
+        events.push({ kind: 'rollout.completed', ...ids });
         return { ...report, state: 'completed' };
       }
     }
@@ -181,6 +187,13 @@ export class RolloutTicker {
           length: release.length,
           rolloutId: r.id,
         });
+        events.push({
+          kind: 'rollout.node.admitted',
+          ...ids,
+          nodeId: c.nodeId,
+          wave: wave + 1,
+          fromVersion: c.runningVersion,
+        });
         const group = byFromVersion.get(c.runningVersion) ?? [];
         group.push(c.nodeId);
         byFromVersion.set(c.runningVersion, group);
@@ -198,6 +211,7 @@ export class RolloutTicker {
           { rollout: r.id, node: c.nodeId, reason: decision.reason },
           'node quarantined: it cannot prove it booted what we expect',
         );
+        events.push({ kind: 'node.quarantined', ...ids, nodeId: c.nodeId, reason: decision.reason });
         report.quarantined += 1;
       } else if (c.state === 'pending') {
         await this.rollouts.transitionNode(

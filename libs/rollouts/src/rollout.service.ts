@@ -9,6 +9,7 @@ import type {
 } from '#otter/contracts';
 import { isUniqueViolation } from '#otter/db';
 import { ReleaseService } from '#otter/releases';
+import { EventPublisher } from '#otter/events';
 import { AssignmentRestorer } from './assignment-restorer.js';
 import { MeasuredReleaseCheck } from './measured-release.js';
 import { DEFAULT_NODE_DEADLINE_SECONDS } from './rollout-spec.js';
@@ -37,6 +38,7 @@ export class RolloutService {
     private readonly restorer: AssignmentRestorer,
     private readonly trigger: RolloutTickTrigger,
     private readonly measured: MeasuredReleaseCheck,
+    private readonly publisher: EventPublisher,
   ) {}
 
   async create(request: CreateRolloutRequest, createdBy: string): Promise<RolloutDto> {
@@ -75,6 +77,14 @@ export class RolloutService {
       finishedAt: null,
     });
     this.logger.log({ rollout: id, release: release.id, version: release.version }, 'rollout created');
+    await this.publisher.publish({
+      kind: 'rollout.created',
+      rolloutId: id,
+      hardwareId: release.hardwareId,
+      name: request.name,
+      version: release.version,
+      waves: request.waves.length,
+    });
     return this.get(id);
   }
 
@@ -135,6 +145,11 @@ export class RolloutService {
       { rollout: id, nodes: group.length, waves: waves.map((w) => w.length) },
       'rollout started',
     );
+    const ids = { rolloutId: r.id, hardwareId: r.hardwareId, at: now };
+    await this.publisher.publishAll([
+      { kind: 'rollout.started', ...ids, nodes: group.length, waves: waves.map((w) => w.length) },
+      { kind: 'rollout.wave.started', ...ids, wave: 1 },
+    ]);
     await this.trigger.tickSoon();
     return this.get(id);
   }
@@ -142,7 +157,9 @@ export class RolloutService {
   async pause(id: string, reason: string, by: string): Promise<RolloutDto> {
     const r = await this.require(id);
     if (r.state !== 'running') throw stateError(r, 'pause');
-    await this.change(r, { state: 'paused', stateReason: `paused by ${by}: ${reason}` });
+    const stateReason = `paused by ${by}: ${reason}`;
+    await this.change(r, { state: 'paused', stateReason });
+    await this.publisher.publish({ kind: 'rollout.paused', ...rolloutIds(r), reason: stateReason });
     return this.get(id);
   }
 
@@ -151,6 +168,7 @@ export class RolloutService {
     const r = await this.require(id);
     if (r.state !== 'paused') throw stateError(r, 'resume');
     await this.change(r, { state: 'running', stateReason: null });
+    await this.publisher.publish({ kind: 'rollout.resumed', ...rolloutIds(r) });
     await this.trigger.tickSoon();
     return this.get(id);
   }
@@ -188,6 +206,11 @@ export class RolloutService {
       );
     });
     this.logger.warn({ rollout: id, by, reason }, 'rollout aborted');
+    await this.publisher.publish({
+      kind: 'rollout.aborted',
+      ...rolloutIds(r),
+      reason: `aborted by ${by}: ${reason}`,
+    });
     return this.get(id);
   }
 
@@ -267,6 +290,10 @@ export class RolloutService {
       }),
     };
   }
+}
+
+function rolloutIds(r: RolloutRecord): { rolloutId: string; hardwareId: string } {
+  return { rolloutId: r.id, hardwareId: r.hardwareId };
 }
 
 function toNodeDto(n: RolloutNodeRecord): RolloutNodeDto {

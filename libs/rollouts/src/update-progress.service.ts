@@ -1,7 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { DeviceInstructionsDto, ReleaseDto, UpdateReport } from '#otter/contracts';
+import type { DeviceInstructionsDto, NewOtterEvent, ReleaseDto, UpdateReport } from '#otter/contracts';
 import { ValidationError } from '#otter/errors';
 import { ReleaseService } from '#otter/releases';
+import { EventPublisher } from '#otter/events';
 import { AssignmentRestorer } from './assignment-restorer.js';
 import { FINISHED, isForward, stateAfter } from './rollout-states.js';
 import { RolloutTickTrigger } from './rollout-tick.trigger.js';
@@ -21,6 +22,7 @@ export class UpdateProgressService {
     private readonly releases: ReleaseService,
     private readonly restorer: AssignmentRestorer,
     private readonly trigger: RolloutTickTrigger,
+    private readonly publisher: EventPublisher,
   ) {}
 
   async record(node: { id: string; hardwareId: string }, report: UpdateReport): Promise<void> {
@@ -43,8 +45,10 @@ export class UpdateProgressService {
       { node: node.id, step: report.step, version: report.version, rollout: report.rolloutId },
       'update step',
     );
-
     const membership = await this.rollouts.activeMembership(node.id);
+    // The rollout is Otter's record of the node's membership, never the id the device put in its report.
+    const ours = membership && (!report.rolloutId || report.rolloutId === membership.rolloutId);
+    await this.publisher.publish(nodeStepEvent(node, report, ours ? membership.rolloutId : undefined));
     if (!membership || (report.rolloutId && report.rolloutId !== membership.rolloutId)) return;
     const rollout = await this.rollouts.get(membership.rolloutId);
     if (!rollout) return;
@@ -93,4 +97,22 @@ export class UpdateProgressService {
     if (membership?.state === 'waiting-attestation') return { attest: true, reason: membership.reason };
     return { attest: false, reason: null };
   }
+}
+
+/** The node-step event of a stored report; the reason of a failure is the agent's own text. */
+function nodeStepEvent(
+  node: { id: string; hardwareId: string },
+  report: UpdateReport,
+  rolloutId: string | undefined,
+): NewOtterEvent {
+  return {
+    kind: 'rollout.node.step',
+    nodeId: node.id,
+    hardwareId: node.hardwareId,
+    step: report.step,
+    version: report.version,
+    ...(rolloutId !== undefined && { rolloutId }),
+    ...(report.bytes !== undefined && { bytes: report.bytes }),
+    ...(report.detail !== undefined && { reason: report.detail }),
+  };
 }

@@ -140,6 +140,15 @@ describe.each(dbs)('audit log on $name', ({ config: database }) => {
         target: () => ({ kind: 'token', id: state.spareToken! }),
       },
       {
+        route: 'POST /api/v1/events/tickets',
+        method: 'POST',
+        path: () => '/api/v1/events/tickets',
+        as: asEngineer,
+        status: 201,
+        action: 'events.ticket.issued',
+        target: () => ({ kind: 'token', id: null }),
+      },
+      {
         route: 'POST /api/v1/nodes/:id/approve',
         method: 'POST',
         path: () => `/api/v1/nodes/${pending[0]}/approve`,

@@ -11,6 +11,7 @@ import {
 import { processCliContext, writeJson, type CliContext } from '../cli-context.js';
 import { formatDuration, formatTimestamp, renderTable } from '../output.js';
 import { terminalSafe, terminalText } from '../terminal-text.js';
+import { watchRollout } from './rollout-watch.js';
 import { checkUsage, exitWithUsageCode, usageError } from '../usage-errors.js';
 import {
   collect,
@@ -145,6 +146,12 @@ export function registerRolloutCommands(program: Command, ctx: CliContext = proc
       if (opts.json) writeJson(ctx, r);
       else ctx.stdout.write(describeRollout(r));
     });
+
+  rollout
+    .command('watch')
+    .description("the rollout's waves and nodes updating live (progress bars on a terminal) until it ends")
+    .argument('<id>', 'rollout id')
+    .action((id: string) => watchRollout(ctx, id));
 
   rollout
     .command('nodes')
