@@ -10,6 +10,7 @@ import { DeltasHttpModule } from './deltas/deltas-http.module.js';
 import { DevicesHttpModule } from './devices/devices-http.module.js';
 import { DirectorHttpModule } from './director/director-http.module.js';
 import { HealthController } from './health.controller.js';
+import { NodesHttpModule } from './nodes/nodes-http.module.js';
 import { ReleasesHttpModule } from './releases/releases-http.module.js';
 import { RolloutsHttpModule } from './rollouts/rollouts-http.module.js';
 import { TokensHttpModule } from './tokens/tokens-http.module.js';
@@ -32,6 +33,7 @@ export class ApiModule {
         DirectorHttpModule,
         DeltasHttpModule.forRoot(config),
         RolloutsHttpModule,
+        NodesHttpModule,
       ],
       controllers: [HealthController],
       providers: [

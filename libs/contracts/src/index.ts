@@ -66,3 +66,31 @@ export { WINDOW_TIME_PATTERN, maintenanceWindowProblem, UPDATE_REPORT_LIMITS } f
 export { parseUntrustedJson, UntrustedJsonError } from './untrusted-json.js';
 export { DPOP_PROOF_TYP, DPOP_AUTH_SCHEME, DPOP_HEADER, accessTokenHash, dpopTargetUri } from './dpop.js';
 export type { DpopProofClaims } from './dpop.js';
+export { deviceText } from './device-text.js';
+export {
+  ATTESTATION_STATUSES,
+  DURATION_PATTERN,
+  NODE_HISTORY_LIMITS,
+  NODE_INVENTORY_LIMITS,
+  NODE_PAGE_LIMITS,
+  durationSeconds,
+  inventoryReceiptSchema,
+  inventoryReportSchema,
+  nodeDetailDtoSchema,
+  nodeDtoSchema,
+  nodeInventorySchema,
+  nodeListDtoSchema,
+  nodeListQuerySchema,
+} from './node-story.js';
+export type {
+  AttestationStatus,
+  InventoryReceipt,
+  InventoryReport,
+  NodeDetailDto,
+  NodeDownloadDto,
+  NodeInventory,
+  NodeListQuery,
+  PcrMismatchDto,
+  RolloutMembershipDto,
+  VerdictSummaryDto,
+} from './node-story.js';

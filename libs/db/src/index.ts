@@ -8,6 +8,8 @@ export type {
   TufMetadataTable,
   TufTargetTable,
   NodeTable,
+  NodeInventoryTable,
+  NodeLabelTable,
   EnrollmentTable,
   EnrollmentAllowlistTable,
   AttestationVerdictTable,
@@ -19,5 +21,5 @@ export type {
   RolloutMembershipTable,
   DirectorAssignmentTable,
 } from './schema.js';
-export { seedNodeRow, testDatabases, testNodeRow } from './testing.js';
+export { seedNodeRow, testDatabases, testNodeLabelRows, testNodeRow } from './testing.js';
 export type { TestNodeRow } from './testing.js';

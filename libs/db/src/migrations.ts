@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
+import { nodeInventoryMigration } from './node-inventory-migration.js';
 import { tpmIdentityMigration } from './tpm-identity-migration.js';
 
 // Migrations are code, listed in order, so they ship inside the build and run the same on both dialects.
@@ -293,6 +294,7 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0009_node_inventory': nodeInventoryMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { DatabaseConfig } from '#otter/config';
 import type { Insertable } from 'kysely';
 import type { Db } from './create-database.js';
-import type { NodeTable } from './schema.js';
+import type { NodeLabelTable, NodeTable } from './schema.js';
 
 /**
  * The two dialects every repository test runs against. PostgreSQL gets a fresh schema per call, so test
@@ -52,6 +52,9 @@ export interface TestNodeRow {
   pinnedPcrs?: Record<string, string>;
   /** created_at and updated_at; default now (benches that run on a simulated clock pass theirs). */
   createdAt?: string;
+  lastSeenAt?: string | null;
+  /** The newest verdict as the node row keeps it (the verdict table is not written). */
+  lastVerdict?: { passed: boolean; at: string; reason?: string } | null;
 }
 
 /**
@@ -82,12 +85,24 @@ export function testNodeRow(node: TestNodeRow & { id?: string } = {}): Insertabl
     updated_at: now,
     ek_key_sha256: randomBytes(32).toString('hex'),
     ek_issuer_serial_sha256: randomBytes(32).toString('hex'),
+    last_seen_at: node.lastSeenAt ?? null,
+    last_verdict_passed: node.lastVerdict ? (node.lastVerdict.passed ? 1 : 0) : null,
+    last_verdict_reason: node.lastVerdict ? (node.lastVerdict.reason ?? 'seeded') : null,
+    last_verdict_at: node.lastVerdict?.at ?? null,
   };
+}
+
+/** The node_labels rows of a node row's labels (what NodeRepository.setLabels writes next to them). */
+export function testNodeLabelRows(row: Insertable<NodeTable>): Array<Insertable<NodeLabelTable>> {
+  const labels = JSON.parse(row.labels ?? '{}') as Record<string, string>;
+  return Object.entries(labels).map(([key, value]) => ({ node_id: row.id, key, value }));
 }
 
 /** Inserts testNodeRow(node); returns its id. */
 export async function seedNodeRow(db: Db, node: TestNodeRow = {}): Promise<string> {
   const row = testNodeRow(node);
   await db.insertInto('nodes').values(row).execute();
+  const labels = testNodeLabelRows(row);
+  if (labels.length > 0) await db.insertInto('node_labels').values(labels).execute();
   return row.id;
 }

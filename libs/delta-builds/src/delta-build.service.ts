@@ -9,6 +9,7 @@ import {
   type DeltaBuildDto,
   type DeltaRequest,
   type DownloadReport,
+  type NodeDownloadDto,
   type ReleaseDto,
   type SavingsDto,
 } from '#otter/contracts';
@@ -242,6 +243,11 @@ export class DeltaBuildService {
       bytesDownloaded: report.bytesDownloaded,
       fullBytes,
     });
+  }
+
+  /** What the node downloaded lately (newest first): each release, how, and its bytes. */
+  downloadsOf(nodeId: string, limit: number): Promise<NodeDownloadDto[]> {
+    return this.downloads.forNode(nodeId, limit);
   }
 
   async savings(hardware?: string): Promise<SavingsDto> {

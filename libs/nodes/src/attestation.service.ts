@@ -4,6 +4,7 @@ import {
   parseTpm2bPublic,
   releaseProofPcrs,
   verifyQuote,
+  type PcrPolicyResult,
   type TpmPublic,
 } from '#otter/attestation';
 import type { AttestationChallenge, AttestationRequest, DeviceReport, VerdictDto } from '#otter/contracts';
@@ -11,7 +12,12 @@ import { ReleaseService } from '#otter/releases';
 import { AttestationNonces } from './attestation-nonces.js';
 import { numericKeys } from './enrollment.service.js';
 import { NodeError } from './node.errors.js';
-import { NodeRepository, type NodeRecord, type VerdictRecord } from './node.repository.js';
+import {
+  NodeRepository,
+  type NodeRecord,
+  type VerdictMismatch,
+  type VerdictRecord,
+} from './node.repository.js';
 
 /**
  * Remote attestation: a fresh nonce, a quote from the node's trusted AK over it, and a verdict on the quoted
@@ -72,6 +78,7 @@ export class AttestationService {
         pcrValues: values,
         releaseVersion: version,
         releaseProven: false,
+        mismatches: [],
       };
     } else {
       const policy = evaluatePcrPolicy({
@@ -98,6 +105,7 @@ export class AttestationService {
         pcrValues: values,
         releaseVersion: version ?? null,
         releaseProven: proven,
+        mismatches: verdictMismatches(policy, node.pinnedPcrs, reference ?? {}),
       };
     }
     if (verdict.passed && version)
@@ -144,6 +152,7 @@ export class AttestationService {
         pcrValues: {},
         releaseVersion: node.runningVersion,
         releaseProven: false,
+        mismatches: [],
       });
     }
   }
@@ -167,6 +176,30 @@ export function toDto(v: VerdictRecord): VerdictDto {
     releaseProven: v.releaseProven,
     createdAt: v.createdAt,
   };
+}
+
+/** Each PCR that failed the policy, quoted value next to the expected one; a PCR not quoted has none. */
+function verdictMismatches(
+  policy: PcrPolicyResult,
+  pinned: Record<string, string>,
+  reference: Record<string, string>,
+): VerdictMismatch[] {
+  const out: VerdictMismatch[] = policy.mismatches.map((m) => ({
+    pcr: m.pcr,
+    quoted: m.actual,
+    reference: m.expected,
+    source: m.source,
+  }));
+  for (const pcr of policy.missing) {
+    const fromPinned = pinned[String(pcr)];
+    out.push({
+      pcr,
+      quoted: null,
+      reference: (fromPinned ?? reference[String(pcr)] ?? '').toLowerCase(),
+      source: fromPinned !== undefined ? 'pinned' : 'reference',
+    });
+  }
+  return out.sort((a, b) => a.pcr - b.pcr);
 }
 
 function describeMismatch(policy: {

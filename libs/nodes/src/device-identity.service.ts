@@ -16,6 +16,7 @@ import {
   type DpopRequest,
 } from '#otter/identity';
 import { NodeError } from './node.errors.js';
+import { NodeSightings } from './node-sightings.js';
 import { NodeRepository, type NodeRecord } from './node.repository.js';
 import { NODE_TRANSITIONS } from './node-transitions.js';
 
@@ -33,6 +34,7 @@ export class DeviceIdentityService {
     private readonly ca: DeviceCertificateAuthority,
     private readonly tokens: DeviceTokenService,
     @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+    private readonly sightings: NodeSightings,
   ) {}
 
   async issueIdentity(nodeId: string, request: IdentityRequest): Promise<IdentityResult> {
@@ -137,8 +139,11 @@ export class DeviceIdentityService {
    * The node a device request speaks for (its access token and the DPoP proof that must come with it), refused
    * if revoked or no longer active.
    */
+  /** The node of an authenticated device request; marks it seen (its last-seen time, to about five minutes). */
   async authenticate(accessToken: string, request: DpopRequest): Promise<NodeRecord> {
-    return this.allowedNode(await this.tokens.verifyBoundRequest(accessToken, request));
+    const node = await this.allowedNode(await this.tokens.verifyBoundRequest(accessToken, request));
+    await this.sightings.seen(node.id);
+    return node;
   }
 
   /**

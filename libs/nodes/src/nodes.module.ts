@@ -8,7 +8,11 @@ import { AttestationService } from './attestation.service.js';
 import { DeviceIdentityService } from './device-identity.service.js';
 import { EnrollmentRepository } from './enrollment.repository.js';
 import { EnrollmentService } from './enrollment.service.js';
+import { NodeInventoryRepository } from './node-inventory.repository.js';
+import { NodeListRepository } from './node-list.repository.js';
 import { NodeRepository } from './node.repository.js';
+import { NodeSightings } from './node-sightings.js';
+import { NodeStoryService } from './node-story.service.js';
 import { NodeReenrollmentService } from './node-reenrollment.service.js';
 import { NodeService } from './node.service.js';
 import { TrustedTpmCas } from './trusted-tpm-cas.js';
@@ -17,6 +21,10 @@ import { TrustedTpmCas } from './trusted-tpm-cas.js';
   imports: [IdentityModule.forRoot(), TufModule, ReleasesModule, RetentionModule],
   providers: [
     NodeRepository,
+    NodeListRepository,
+    NodeInventoryRepository,
+    NodeSightings,
+    NodeStoryService,
     EnrollmentRepository,
     TrustedTpmCas,
     AttestationNonces,
@@ -31,6 +39,7 @@ import { TrustedTpmCas } from './trusted-tpm-cas.js';
     DeviceIdentityService,
     AttestationService,
     NodeService,
+    NodeStoryService,
     NodeReenrollmentService,
   ],
 })

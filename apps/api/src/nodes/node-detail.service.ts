@@ -1,0 +1,27 @@
+import { Injectable } from '@nestjs/common';
+import { NODE_HISTORY_LIMITS, type NodeDetailDto } from '#otter/contracts';
+import { DeltaBuildService } from '#otter/delta-builds';
+import { NodeStoryService } from '#otter/nodes';
+import { RolloutService } from '#otter/rollouts';
+
+/**
+ * One node's whole story, from the libs that each know a part of it: the node lib (identity, inventory,
+ * verdicts, update steps), the delta builds lib (downloads) and the rollouts lib (memberships).
+ */
+@Injectable()
+export class NodeDetailService {
+  constructor(
+    private readonly stories: NodeStoryService,
+    private readonly deltas: DeltaBuildService,
+    private readonly rollouts: RolloutService,
+  ) {}
+
+  async detail(id: string): Promise<NodeDetailDto> {
+    const story = await this.stories.story(id);
+    const [downloads, rollouts] = await Promise.all([
+      this.deltas.downloadsOf(id, NODE_HISTORY_LIMITS.downloads),
+      this.rollouts.membershipsOf(id, NODE_HISTORY_LIMITS.rollouts),
+    ]);
+    return { ...story, updates: { steps: story.updates.steps, downloads }, rollouts };
+  }
+}
