@@ -85,10 +85,13 @@ export function testNodeRow(node: TestNodeRow & { id?: string } = {}): Insertabl
     updated_at: now,
     ek_key_sha256: randomBytes(32).toString('hex'),
     ek_issuer_serial_sha256: randomBytes(32).toString('hex'),
-    last_seen_at: node.lastSeenAt ?? null,
-    last_verdict_passed: node.lastVerdict ? (node.lastVerdict.passed ? 1 : 0) : null,
-    last_verdict_reason: node.lastVerdict ? (node.lastVerdict.reason ?? 'seeded') : null,
-    last_verdict_at: node.lastVerdict?.at ?? null,
+    // Columns of 0009_node_inventory only when asked for, so rows fit a database migrated to before it too.
+    ...(node.lastSeenAt !== undefined && { last_seen_at: node.lastSeenAt }),
+    ...(node.lastVerdict && {
+      last_verdict_passed: node.lastVerdict.passed ? 1 : 0,
+      last_verdict_reason: node.lastVerdict.reason ?? 'seeded',
+      last_verdict_at: node.lastVerdict.at,
+    }),
   };
 }
 
