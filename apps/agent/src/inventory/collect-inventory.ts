@@ -95,7 +95,9 @@ export function parseDeviceLabels(text: string): { labels: Record<string, string
       return;
     }
     if (!(key in labels) && Object.keys(labels).length >= NODE_INVENTORY_LIMITS.deviceLabels) {
-      warnings.push(`labels line ${index + 1}: more than ${NODE_INVENTORY_LIMITS.deviceLabels} labels; left out`);
+      warnings.push(
+        `labels line ${index + 1}: more than ${NODE_INVENTORY_LIMITS.deviceLabels} labels; left out`,
+      );
       return;
     }
     const value = line.slice(eq + 1).trim();

@@ -32,7 +32,10 @@ export class InventoryReporter {
     try {
       await sink.reportInventory({ inventory, at: new Date().toISOString() });
     } catch (error) {
-      this.log({ event: 'inventory-deferred', error: error instanceof Error ? error.message : String(error) });
+      this.log({
+        event: 'inventory-deferred',
+        error: error instanceof Error ? error.message : String(error),
+      });
       return 'deferred';
     }
     const tmp = `${this.file()}.${process.pid}.tmp`;
