@@ -26,10 +26,7 @@ export class NodeInventoryRepository {
       .insertInto('node_inventory')
       .values({ node_id: nodeId, ...row })
       .onConflict((oc) =>
-        oc
-          .column('node_id')
-          .doUpdateSet(row)
-          .where('node_inventory.reported_at', '<=', inventory.reportedAt),
+        oc.column('node_id').doUpdateSet(row).where('node_inventory.reported_at', '<=', inventory.reportedAt),
       )
       .execute();
   }

@@ -110,7 +110,11 @@ export class NodeStoryService {
 }
 
 /** passed / stale / failed / never, as the node list's `attestation` filter means them. */
-export function attestationStatus(node: NodeRecord, freshnessSeconds: number, now: number): AttestationStatus {
+export function attestationStatus(
+  node: NodeRecord,
+  freshnessSeconds: number,
+  now: number,
+): AttestationStatus {
   const v = node.lastVerdict;
   if (!v) return 'never';
   if (!v.passed) return 'failed';

@@ -95,7 +95,6 @@ export class NodeService {
     if (!node) throw new NodeError('NODE_NOT_FOUND', 'no such node');
     return node;
   }
-
 }
 
 /** The operator's view of a node row (its last verdict is kept on the row: no other read). */

@@ -15,11 +15,7 @@ export const ROLLOUTS_MODULE = RolloutsModule.register({
 
 /** The rollout management API and the agents' update reports. Needs the BullMQ root (DeltasHttpModule's). */
 @Module({
-  imports: [
-    ROLLOUTS_MODULE,
-    AuthModule,
-    NodesModule,
-  ],
+  imports: [ROLLOUTS_MODULE, AuthModule, NodesModule],
   controllers: [RolloutsController, DeviceUpdatesController],
   providers: [DeviceAuthGuard],
 })

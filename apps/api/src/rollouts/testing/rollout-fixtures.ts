@@ -147,9 +147,15 @@ export class RolloutFixtures {
     // The node row keeps its newest verdict, as NodeRepository.addVerdict writes it.
     await this.api.db
       .updateTable('nodes')
-      .set({ last_verdict_passed: passed ? 1 : 0, last_verdict_reason: reason, last_verdict_at: at.toISOString() })
+      .set({
+        last_verdict_passed: passed ? 1 : 0,
+        last_verdict_reason: reason,
+        last_verdict_at: at.toISOString(),
+      })
       .where('id', '=', nodeId)
-      .where((eb) => eb.or([eb('last_verdict_at', 'is', null), eb('last_verdict_at', '<=', at.toISOString())]))
+      .where((eb) =>
+        eb.or([eb('last_verdict_at', 'is', null), eb('last_verdict_at', '<=', at.toISOString())]),
+      )
       .execute();
   }
 }
