@@ -212,7 +212,9 @@ async function runDialect(dialect, redisUrl) {
     for (const [name, query] of queries) {
       const r = await timePage(api, query);
       results.push([name, r]);
-      log(`${dialect} ${name}: median ${r.median.toFixed(1)} ms, p95 ${r.p95.toFixed(1)} ms (${r.count} nodes)`);
+      log(
+        `${dialect} ${name}: median ${r.median.toFixed(1)} ms, p95 ${r.p95.toFixed(1)} ms (${r.count} nodes)`,
+      );
     }
     return results;
   } finally {
@@ -241,7 +243,9 @@ async function main() {
     });
     rows.push([name, ...cells, String(first.count)]);
   }
-  process.stdout.write(`\nGET /api/v1/nodes with ${nodeCount} nodes, ${repeats} requests a query (built api)\n`);
+  process.stdout.write(
+    `\nGET /api/v1/nodes with ${nodeCount} nodes, ${repeats} requests a query (built api)\n`,
+  );
   for (const line of table(rows)) process.stdout.write(`${line}\n`);
   process.stdout.write(
     `aim: every median under ${AIM_MS} ms: ${worst < AIM_MS ? 'met' : `missed (worst ${worst.toFixed(1)} ms)`}\n`,
