@@ -2,10 +2,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
+import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import type { DatabaseConfig } from '#otter/config';
 import type { Insertable } from 'kysely';
 import type { Db } from './create-database.js';
+import { migrationProvider } from './migrations.js';
 import type { NodeLabelTable, NodeTable } from './schema.js';
 
 /**
@@ -108,4 +111,15 @@ export async function seedNodeRow(db: Db, node: TestNodeRow = {}): Promise<strin
   const labels = testNodeLabelRows(row);
   if (labels.length > 0) await db.insertInto('node_labels').values(labels).execute();
   return row.id;
+}
+
+/** Migrates `db` up to and including the migration `name` (for migration specs that seed the rows before one). */
+export async function migrateTo(db: Db, name: string, postgres: boolean): Promise<void> {
+  const migrationTableSchema = postgres
+    ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s
+    : undefined;
+  const { error } = await new Migrator({ db, provider: migrationProvider, migrationTableSchema }).migrateTo(
+    name,
+  );
+  if (error) throw error;
 }
