@@ -51,8 +51,8 @@ describe.each(dbs)('0009_node_inventory on $name', ({ config }) => {
       expect(byId.get(bare.id)).toMatchObject({ last_verdict_passed: null, last_verdict_at: null });
       const labels = await db.selectFrom('node_labels').selectAll().orderBy('key').execute();
       expect(labels).toEqual([
-        { node_id: labelled.id, key: 'ring/x', value: 'canary' },
-        { node_id: labelled.id, key: 'site', value: 'north' },
+        { node_id: labelled.id, key: 'ring/x', value: 'canary', node_created_at: labelled.created_at },
+        { node_id: labelled.id, key: 'site', value: 'north', node_created_at: labelled.created_at },
       ]);
       const verdicts = await db.selectFrom('attestation_verdicts').select('pcr_mismatches').execute();
       expect(verdicts.map((v) => v.pcr_mismatches)).toEqual([null, null, null]);

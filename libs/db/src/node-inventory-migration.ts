@@ -3,8 +3,8 @@ import type { Migration } from 'kysely/migration';
 
 /** The columns this migration reads and writes, as they are when it runs. */
 type Tables = {
-  nodes: { id: string; labels: string };
-  node_labels: { node_id: string; key: string; value: string };
+  nodes: { id: string; labels: string; created_at: string };
+  node_labels: { node_id: string; key: string; value: string; node_created_at: string };
 };
 
 /**
@@ -16,7 +16,8 @@ type Tables = {
  * - `nodes.last_verdict_*`: the newest verdict's outcome, reason and time, written with each verdict, so a page
  *   of nodes and the attestation-status filter read no verdict table. Existing nodes get theirs from it here.
  * - `node_labels`: the operator labels as (node, key, value) rows next to `nodes.labels` (which rollout
- *   selectors read), so `label=key=value` is an index lookup.
+ *   selectors read), with the node's created_at, so a page filtered by `label=key=value` is a range scan of
+ *   (key, value, node_created_at, node_id) in page order.
  * - `attestation_verdicts.pcr_mismatches`: each PCR that differed from its reference (quoted vs expected), as
  *   JSON; NULL for verdicts stored before this column (their reason still names the PCRs).
  * - `device_reports.version` / `bytes`: an update step's release and bytes, as columns rather than text.
@@ -52,18 +53,21 @@ export const nodeInventoryMigration: Migration = {
       .addColumn('node_id', 'text', (c) => c.notNull())
       .addColumn('key', 'text', (c) => c.notNull())
       .addColumn('value', 'text', (c) => c.notNull())
+      // The node's created_at (which never changes): the page order, so the label index can end with it.
+      .addColumn('node_created_at', 'text', (c) => c.notNull())
       .addPrimaryKeyConstraint('node_labels_pk', ['node_id', 'key'])
       .execute();
     await untyped.schema
-      .createIndex('node_labels_key_value')
+      .createIndex('node_labels_page')
       .on('node_labels')
-      .columns(['key', 'value', 'node_id'])
+      .columns(['key', 'value', 'node_created_at', 'node_id'])
       .execute();
-    for (const node of await db.selectFrom('nodes').select(['id', 'labels']).execute()) {
+    for (const node of await db.selectFrom('nodes').select(['id', 'labels', 'created_at']).execute()) {
       const rows = Object.entries(JSON.parse(node.labels) as Record<string, string>).map(([key, value]) => ({
         node_id: node.id,
         key,
         value,
+        node_created_at: node.created_at,
       }));
       if (rows.length > 0) await db.insertInto('node_labels').values(rows).execute();
     }

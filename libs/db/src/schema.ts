@@ -99,6 +99,8 @@ export interface NodeLabelTable {
   node_id: string;
   key: string;
   value: string;
+  /** The node's created_at: the list's page order, which the label index ends with. */
+  node_created_at: string;
 }
 
 export interface EnrollmentTable {

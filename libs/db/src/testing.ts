@@ -101,7 +101,12 @@ export function testNodeRow(node: TestNodeRow & { id?: string } = {}): Insertabl
 /** The node_labels rows of a node row's labels (what NodeRepository.setLabels writes next to them). */
 export function testNodeLabelRows(row: Insertable<NodeTable>): Array<Insertable<NodeLabelTable>> {
   const labels = JSON.parse(row.labels ?? '{}') as Record<string, string>;
-  return Object.entries(labels).map(([key, value]) => ({ node_id: row.id, key, value }));
+  return Object.entries(labels).map(([key, value]) => ({
+    node_id: row.id,
+    key,
+    value,
+    node_created_at: row.created_at,
+  }));
 }
 
 /** Inserts testNodeRow(node); returns its id. */

@@ -35,19 +35,33 @@ export class NodeListRepository {
     after: NodePagePosition | undefined,
     limit: number,
   ): Promise<{ nodes: NodeRecord[]; next: NodePagePosition | null }> {
-    let q = this.db.selectFrom('nodes').selectAll('nodes');
+    // With a label filter the page is driven by the first label's rows: (key, value, node_created_at, node_id)
+    // is an index in page order, so a rare label costs a range scan rather than a probe per node. Without one,
+    // by the nodes' own (created_at, id) order.
+    const [first, ...otherLabels] = filter.labels ?? [];
+    let q = first
+      ? this.db
+          .selectFrom('node_labels as l')
+          .innerJoin('nodes', 'nodes.id', 'l.node_id')
+          .selectAll('nodes')
+          .where('l.key', '=', first.key)
+          .where('l.value', '=', first.value)
+      : this.db.selectFrom('nodes').selectAll('nodes');
+    const [byTime, byId] = first
+      ? (['l.node_created_at', 'l.node_id'] as const)
+      : (['nodes.created_at', 'nodes.id'] as const);
     if (filter.hardwareId !== undefined) q = q.where('hardware_id', '=', filter.hardwareId);
     if (filter.state !== undefined) q = q.where('state', '=', filter.state);
     if (filter.runningVersion !== undefined) q = q.where('running_version', '=', filter.runningVersion);
-    for (const label of filter.labels ?? []) {
+    for (const label of otherLabels) {
       q = q.where((eb) =>
         eb.exists(
           eb
-            .selectFrom('node_labels')
-            .select('node_labels.node_id')
-            .whereRef('node_labels.node_id', '=', 'nodes.id')
-            .where('node_labels.key', '=', label.key)
-            .where('node_labels.value', '=', label.value),
+            .selectFrom('node_labels as other')
+            .select('other.node_id')
+            .whereRef('other.node_id', '=', 'nodes.id')
+            .where('other.key', '=', label.key)
+            .where('other.value', '=', label.value),
         ),
       );
     }
@@ -68,14 +82,14 @@ export class NodeListRepository {
     }
     if (filter.idPrefix !== undefined) {
       // A range on the primary key: ids are lowercase hex and dashes, all of which sort before 'g'.
-      q = q.where('id', '>=', filter.idPrefix).where('id', '<', `${filter.idPrefix}g`);
+      q = q.where('nodes.id', '>=', filter.idPrefix).where('nodes.id', '<', `${filter.idPrefix}g`);
     }
     if (after) {
-      q = q.where((eb) => eb(eb.refTuple('created_at', 'id'), '>', eb.tuple(after.createdAt, after.id)));
+      q = q.where((eb) => eb(eb.refTuple(byTime, byId), '>', eb.tuple(after.createdAt, after.id)));
     }
     const rows = await q
-      .orderBy('created_at')
-      .orderBy('id')
+      .orderBy(byTime)
+      .orderBy(byId)
       .limit(limit + 1)
       .execute();
     const nodes = rows.slice(0, limit).map(toRecord);

@@ -269,14 +269,20 @@ export class NodeRepository {
   async setLabels(id: string, labels: Record<string, string>): Promise<boolean> {
     // node_labels mirrors the JSON (what the node list filters by): both change together or neither does.
     return this.db.transaction().execute(async (trx) => {
-      const result = await trx
+      const node = await trx
         .updateTable('nodes')
         .set({ labels: JSON.stringify(labels), updated_at: new Date().toISOString() })
         .where('id', '=', id)
+        .returning('created_at')
         .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) return false;
+      if (!node) return false;
       await trx.deleteFrom('node_labels').where('node_id', '=', id).execute();
-      const rows = Object.entries(labels).map(([key, value]) => ({ node_id: id, key, value }));
+      const rows = Object.entries(labels).map(([key, value]) => ({
+        node_id: id,
+        key,
+        value,
+        node_created_at: node.created_at,
+      }));
       if (rows.length > 0) await trx.insertInto('node_labels').values(rows).execute();
       return true;
     });
