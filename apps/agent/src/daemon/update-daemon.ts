@@ -129,12 +129,18 @@ export class UpdateDaemon {
   }
 
   private async inventoryContext(booted: Slot): Promise<InventoryContext> {
-    const recorded = await readSlotVersions(this.options.stateDir);
+    let recorded = await readSlotVersions(this.options.stateDir);
+    // The slot the node was provisioned with holds what it enrolled with: recorded the first time, so it is
+    // still known once the node runs the other slot.
+    const running = this.agent.runningVersion;
+    if (recorded[booted] === null && running) {
+      await recordSlotVersion(this.options.stateDir, booted, running);
+      recorded = { ...recorded, [booted]: running };
+    }
     return {
       bootEnv: this.options.bootEnvKind,
       activeSlot: booted,
-      // The slot the node was provisioned with holds what it enrolled with until an install says otherwise.
-      slotVersions: { ...recorded, [booted]: recorded[booted] ?? this.agent.runningVersion ?? null },
+      slotVersions: recorded,
       agentVersion: AGENT_VERSION,
     };
   }
