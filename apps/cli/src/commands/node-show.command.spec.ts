@@ -119,7 +119,11 @@ describe('otter node show', () => {
 describe('otter node list paging and filters', () => {
   it('pages with --limit and --cursor, says where the next page starts, and --all follows every page', async () => {
     const more = [];
-    for (let i = 0; i < 3; i++) more.push(await seedNodeRow(api.db, { hardwareId: 'arm64' }));
+    // Enrolled a second apart: the list's order is the enrollment order.
+    for (let i = 0; i < 3; i++) {
+      const createdAt = new Date(Date.now() - (3 - i) * 1000).toISOString();
+      more.push(await seedNodeRow(api.db, { hardwareId: 'arm64', createdAt }));
+    }
     const first = await otter(['node', 'list', '--hardware', 'arm64', '--limit', '2', '--json']);
     const page1 = JSON.parse(first.stdout) as { nodes: Array<{ id: string }>; nextCursor: string };
     expect(page1.nodes.map((n) => n.id)).toEqual(more.slice(0, 2));
