@@ -46,7 +46,7 @@
 // Exits non-zero only when something failed to run (a refused poll, a round that did not re-sign every
 // node), never because of a ratio.
 import 'reflect-metadata';
-import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -60,6 +60,7 @@ import { ProcessGroup, ensureRedis, freePort, waitForHttp } from '../scripts/lib
 import { startBareServer } from './bare-server.mjs';
 import { beforeBuildDir } from './lib/before-build.mjs';
 import { dpopHeaders, dpopKey } from './lib/dpop.mjs';
+import { DEVICE_KEY_ATTRIBUTES, softwareTpmKey } from './lib/software-quote.mjs';
 import { benchArgs, headerHelp } from './lib/bench-cli.mjs';
 import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
 import { processCpuSeconds } from './lib/process-cpu.mjs';
@@ -188,10 +189,18 @@ async function deleteRedisKeys(url, pattern) {
  */
 async function seed(db, dataDir, rowLib) {
   const ids = Array.from({ length: nodeCount }, () => randomUUID());
+  // Each node's device key, recorded in its row as identity issuance does: the api accepts a token only while it
+  // is bound to the key the node holds (a build before that check ignores the column).
+  const keys = ids.map(() => softwareTpmKey(DEVICE_KEY_ATTRIBUTES));
   for (let i = 0; i < ids.length; i += CHUNK) {
     await db
       .insertInto('nodes')
-      .values(ids.slice(i, i + CHUNK).map((id) => rowLib.testNodeRow({ id, hardwareId: HW })))
+      .values(
+        ids.slice(i, i + CHUNK).map((id, j) => ({
+          ...rowLib.testNodeRow({ id, hardwareId: HW }),
+          device_public: keys[i + j].tpm2bPublic.toString('base64'),
+        })),
+      )
       .execute();
   }
   // The api created its token key at boot; this opens the same sealed file with the same passphrase.
@@ -203,9 +212,8 @@ async function seed(db, dataDir, rowLib) {
     accessTokenLifetimeSeconds: 3600,
   });
   const nodes = [];
-  for (const id of ids) {
-    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const key = dpopKey(pair.privateKey, pair.publicKey);
+  for (const [i, id] of ids.entries()) {
+    const key = dpopKey(keys[i].privateKey, keys[i].publicKey);
     // Bound to the node's key (an api before the binding ignores cnf and takes it as a bearer token).
     const { token } = await tokens.issueAccessToken(id, key.jkt);
     nodes.push({

@@ -193,7 +193,7 @@ describe('deploy/compose.yaml', () => {
     });
     expect(services.api.volumes).toContain('./tls:/etc/otter/tls:ro');
     // Agents reach this api directly, so a device's DPoP proof is checked once per connection by default.
-    expect(interpolate(String(env.OTTER_DPOP_CONNECTION_BINDING), {})).toBe('true');
+    expect(interpolate(String(env.OTTER_DPOP_CONNECTION_BINDING), {})).toBe('auto');
     expect(read('deploy', '.gitignore')).toMatch(/^tls\/$/m);
     // What the api then loads: the schema takes the pair (and refuses half of it).
     const vars = exampleEnvFile();
@@ -287,8 +287,8 @@ describe('deploy/helm/otter', () => {
     expect(api).toContain('scheme: {{ ternary "HTTPS" "HTTP" .Values.tls.enabled }}');
     expect(api).toMatch(/- name: OTTER_PUBLIC_URL\n\s+value: \{\{ \. \| quote \}\}/);
     expect(templates['NOTES.txt']).toMatch(/WARNING: tls\.enabled is false/);
-    // Behind an ingress that pools connections, proofs must be checked per request: off unless set.
-    expect(values).toMatchObject({ dpopConnectionBinding: false });
+    // The api decides: per connection only where the pods hold TLS and trust no proxy (an ingress in front).
+    expect(values).toMatchObject({ dpopConnectionBinding: 'auto' });
   });
 
   it('runs the three apps from one image, the api with replicas from values and probes on /health', () => {
@@ -467,7 +467,8 @@ ${exitAfterMs === undefined ? '' : `setTimeout(() => process.exit(3), ${exitAfte
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     return {
       output: () => output,
-      exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
+      // 'close', not 'exit': only then has all of up's output been read (its last lines could still be in the pipe).
+      exited: new Promise((resolve) => child.once('close', (code) => resolve(code))),
       kill: (s) => child.kill(s),
     };
   }

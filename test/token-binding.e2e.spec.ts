@@ -10,6 +10,7 @@ import { DeviceAgent } from '../apps/agent/src/device/device-agent.js';
 import { startApi, type ApiHarness } from '../apps/api/src/testing/api-harness.js';
 import { SoftwareDeviceKey } from '../apps/api/src/testing/software-device-key.js';
 import { createTestTls, type TestTls } from '../apps/api/src/testing/test-tls.js';
+import { onFreshConnection } from '../apps/api/src/testing/fresh-connection.js';
 import { runBuiltAgent, type AgentRun } from '../apps/agent/src/testing/agent-command.js';
 import { builtAgentMain } from '../apps/agent/src/testing/agent-daemon.js';
 
@@ -136,9 +137,15 @@ describe('device tokens over TLS, bound to the TPM device key', () => {
       ['the genuine request replayed as captured', reportsUrl, genuine, 'dpop_jti_reused'],
       ['a captured proof sent to another endpoint', challengeUrl, genuine, 'dpop_htu_mismatch'],
     ];
+    // The thief sends from elsewhere: its own connections, never the genuine one (which the api, terminating
+    // TLS with no proxy declared, has bound to the device key).
     for (const [what, url, headers, reason] of attacks) {
-      const res = await post(url, headers);
-      const answer = (await res.json()) as { code: string; details?: { reason?: string } };
+      const res = await onFreshConnection(url, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body,
+      });
+      const answer = res.json as { code: string; details?: { reason?: string } };
       expect([what, res.status, answer.code, answer.details?.reason]).toEqual([
         what,
         401,
@@ -152,10 +159,11 @@ describe('device tokens over TLS, bound to the TPM device key', () => {
       [{ authorization: `Bearer ${token}` }, 'dpop_required'],
       [await thief.headers('GET', pollUrl, token), 'dpop_key_mismatch'],
     ] as const) {
-      const res = await fetch(pollUrl, { headers });
-      expect([res.status, ((await res.json()) as { details?: { reason?: string } }).details?.reason]).toEqual(
-        [401, reason],
-      );
+      const res = await onFreshConnection(pollUrl, { headers });
+      expect([res.status, (res.json as { details?: { reason?: string } }).details?.reason]).toEqual([
+        401,
+        reason,
+      ]);
     }
     // Nothing the thief sent was stored.
     expect(await reportCount()).toBe(before);

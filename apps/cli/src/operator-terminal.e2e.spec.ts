@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RolloutDto, RolloutNodeDto } from '#otter/contracts';
 import { testDatabases } from '#otter/db';
-import { DeviceTokenService } from '#otter/identity';
 import { RolloutTicker } from '#otter/rollouts';
 import { RolloutFixtures } from '../../api/src/rollouts/testing/rollout-fixtures.js';
 import { startApi, type ApiHarness } from '../../api/src/testing/api-harness.js';
@@ -51,7 +50,7 @@ describe.each(dbs)('device text an operator reads, on $name', ({ config: databas
   async function node(): Promise<{ id: string; hw: string; device: DeviceCredentialsForTest }> {
     const hw = `term-${database.dialect}-${++counter}`;
     const id = await fixtures.node(hw, '1.0.0');
-    const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), id);
+    const device = await deviceCredentialsFor(api.app, id);
     return { id, hw, device };
   }
 

@@ -34,8 +34,9 @@ export const configSchema = z
       .regex(/^https?:\/\/[^?#]*$/, 'an http:// or https:// URL without query or fragment')
       .optional(),
     // Verify a device's DPoP proof once per connection instead of per request: only where agents connect
-    // directly (never through a proxy that pools connections). See docs/attestation.md.
-    OTTER_DPOP_CONNECTION_BINDING: bool.default(false),
+    // directly (never through a proxy that pools connections). `auto`: on when the api terminates TLS itself
+    // and names no trusted proxy. See docs/attestation.md.
+    OTTER_DPOP_CONNECTION_BINDING: z.union([z.literal('auto'), bool]).default('auto'),
     DATABASE_URL: z
       .string()
       .regex(/^(postgres(ql)?:\/\/|sqlite:)/, 'must start with postgres://, postgresql:// or sqlite:')

@@ -64,6 +64,21 @@ describe('loadConfig', () => {
     expect(loadConfig({ OTTER_DPOP_CONNECTION_BINDING: 'true' }).dpopConnectionBinding).toBe(true);
   });
 
+  it('binds DPoP proofs per connection by default only where clients reach the api over their own TLS', () => {
+    const tls = { OTTER_TLS_CERT: '/etc/tls/c.pem', OTTER_TLS_KEY: '/etc/tls/k.pem' };
+    // Plain HTTP: a TLS-terminating proxy is in front, which may pool many agents on one connection.
+    expect(loadConfig({ OTTER_DPOP_CONNECTION_BINDING: 'auto' }).dpopConnectionBinding).toBe(false);
+    expect(loadConfig(tls).dpopConnectionBinding).toBe(true);
+    // A declared proxy speaks for many clients, TLS or not.
+    expect(loadConfig({ ...tls, OTTER_TRUSTED_PROXIES: '10.0.0.1' }).dpopConnectionBinding).toBe(false);
+    // An explicit setting wins either way.
+    expect(loadConfig({ ...tls, OTTER_DPOP_CONNECTION_BINDING: 'false' }).dpopConnectionBinding).toBe(false);
+    expect(loadConfig({ OTTER_DPOP_CONNECTION_BINDING: '1' }).dpopConnectionBinding).toBe(true);
+    expect(() => loadConfig({ OTTER_DPOP_CONNECTION_BINDING: 'sometimes' })).toThrow(
+      /OTTER_DPOP_CONNECTION_BINDING/,
+    );
+  });
+
   it('refuses a port that is not a number', () => {
     expect(() => loadConfig({ OTTER_PORT: 'eighty' })).toThrow(/OTTER_PORT/);
   });

@@ -37,7 +37,10 @@ export interface OtterConfig {
   tls?: { certFile: string; keyFile: string };
   /** Base URL devices address the api by, without a trailing slash; unset: the request's own origin. */
   publicUrl?: string;
-  /** A connection that proved possession of a device key is bound to it (agents connect directly). */
+  /**
+   * A connection that proved possession of a device key is bound to it (agents connect directly): set, or by
+   * default when the api terminates TLS itself and trusts no proxy (directTlsClients).
+   */
   dpopConnectionBinding: boolean;
   database: DatabaseConfig;
   redisUrl: string;
@@ -160,7 +163,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
         ? { certFile: resolve(e.OTTER_TLS_CERT), keyFile: resolve(e.OTTER_TLS_KEY) }
         : undefined,
     publicUrl: e.OTTER_PUBLIC_URL?.replace(/\/+$/, ''),
-    dpopConnectionBinding: e.OTTER_DPOP_CONNECTION_BINDING,
+    dpopConnectionBinding:
+      e.OTTER_DPOP_CONNECTION_BINDING === 'auto'
+        ? directTlsClients(e.OTTER_TLS_CERT, e.OTTER_TRUSTED_PROXIES)
+        : e.OTTER_DPOP_CONNECTION_BINDING,
     database:
       dbUrl && !dbUrl.startsWith('sqlite:')
         ? { dialect: 'postgres', url: dbUrl }
@@ -265,4 +271,18 @@ function parsePcrList(text: string): number[] {
 // An exported-but-empty variable (`FOO=`) means "unset", as in most twelve-factor tools.
 function stripEmpty(env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((kv): kv is [string, string] => !!kv[1]));
+}
+
+/**
+ * Whether every connection the api accepts is one client's own, as far as the configuration tells: the api
+ * terminates TLS itself (so nothing in front of it can pool many clients' requests on one connection without
+ * also terminating and re-encrypting TLS) and no proxy is declared trusted (a declared proxy speaks for many
+ * clients). A re-encrypting proxy that adds no Forwarded / X-Forwarded-* / Via header and is not declared would
+ * defeat this: docs/attestation.md says to set OTTER_DPOP_CONNECTION_BINDING=false there.
+ */
+function directTlsClients(
+  tlsCert: string | undefined,
+  trustedProxies: readonly string[] | undefined,
+): boolean {
+  return tlsCert !== undefined && (trustedProxies ?? []).length === 0;
 }

@@ -1,9 +1,11 @@
-import { generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID, sign, type KeyObject } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { decodeJwt, decodeProtectedHeader, SignJWT, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dpopProof } from '#otter/api-client';
 import { OtterError } from '#otter/errors';
 import { DeviceTokenService, type DeviceTokenServiceOptions } from './device-token.service.js';
+import { jwkThumbprint } from './dpop-proof.js';
 import { tokenSigningKeyFrom, type TokenSigningKey } from './token-signing-key.js';
 
 const redisUrl = process.env.OTTER_TEST_REDIS_URL as string;
@@ -364,6 +366,38 @@ describe('DeviceTokenService: access tokens', () => {
     expect(await tokens.verifyAccessToken(token)).toEqual({ nodeId, jkt: JKT });
     clock = expiresAt.getTime();
     expect(await rejection(tokens.verifyAccessToken(token))).toBe('expired');
+  });
+
+  it('holds a token proven on a bound connection no longer than the token lives', async () => {
+    let clock = Date.now();
+    const tokens = service({ accessTokenLifetimeSeconds: 30, now: () => new Date(clock) });
+    const node = newNode();
+    const jkt = jwkThumbprint(node.publicKey);
+    const key = {
+      publicJwk: node.publicKey.export({ format: 'jwk' }),
+      sign: (data: Buffer) =>
+        Promise.resolve(sign('sha256', data, { key: node.privateKey, dsaEncoding: 'ieee-p1363' })),
+    };
+    const { token, expiresAt } = await tokens.issueAccessToken(node.nodeId, jkt);
+    const url = 'https://otter.example/api/v1/devices/me/instructions';
+    const connection = {};
+    const request = async () => ({
+      proof: await dpopProof(key, 'GET', url, token, new Date(clock)),
+      method: 'GET',
+      url,
+      connection,
+    });
+    expect(await tokens.verifyBoundRequest(token, await request())).toEqual({ nodeId: node.nodeId, jkt });
+    // Held for the connection: the same token again there skips the lookup, and still names its node and key.
+    clock = expiresAt.getTime() - 1000;
+    expect(await tokens.verifyBoundRequest(token, await request())).toEqual({ nodeId: node.nodeId, jkt });
+    clock = expiresAt.getTime();
+    expect(await rejection(tokens.verifyBoundRequest(token, await request()))).toBe('expired');
+    // Another token on that connection is checked on its own: one of another node's key is refused.
+    const stranger = await tokens.issueAccessToken(randomUUID(), JKT);
+    expect(await rejection(tokens.verifyBoundRequest(stranger.token, await request()))).toBe(
+      'dpop_key_mismatch',
+    );
   });
 
   it('refuses a token whose payload was tampered with, also after the genuine one was verified (and held)', async () => {

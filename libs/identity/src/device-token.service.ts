@@ -66,6 +66,11 @@ export interface AccessTokenClaims {
   jkt: string;
 }
 
+/** An access token this process verified, and when it expires. */
+interface VerifiedToken extends AccessTokenClaims {
+  expiresAtMs: number;
+}
+
 /**
  * Device authentication for the device API. A node proves possession of its TPM device key with a short-lived,
  * single-use ES256 assertion; in exchange Otter issues an ES256 access token signed with its own key, bound to
@@ -85,7 +90,12 @@ export class DeviceTokenService {
   private readonly keyPrefix: string;
   private readonly now: () => Date;
   /** Access tokens verified by this process: sha256(token) → node, key binding and expiry, oldest first. */
-  private readonly verified = new Map<string, AccessTokenClaims & { expiresAtMs: number }>();
+  private readonly verified = new Map<string, VerifiedToken>();
+  /**
+   * The token last proven on each connection bound to its key (DPoP per connection): the same token again on it
+   * skips even hashing the token to find it in `verified`.
+   */
+  private readonly connectionTokens = new WeakMap<object, VerifiedToken & { token: string }>();
   private readonly proofs: DpopProofVerifier;
   /** Nodes revoked through this process: refused at once even by paths that hold answers for a moment. */
   private readonly revokedHere = new Set<string>();
@@ -177,13 +187,21 @@ export class DeviceTokenService {
   }
 
   /**
-   * The node a device request speaks for: a valid access token (verifyAccessToken) presented with a valid DPoP
-   * proof by the device key it is bound to. Not checked here: whether the node is still allowed.
+   * The node a device request speaks for and the key it proved: a valid access token (verifyAccessToken)
+   * presented with a valid DPoP proof by the device key it is bound to. Not checked here: whether the node is
+   * still allowed, and whether that key is still the node's (the caller compares `jkt` with the node's row).
    */
-  async verifyBoundRequest(token: string, request: DpopRequest): Promise<string> {
-    const { nodeId, jkt } = await this.verifyAccessToken(token);
-    await this.proofs.verify(request, token, jkt);
-    return nodeId;
+  async verifyBoundRequest(token: string, request: DpopRequest): Promise<AccessTokenClaims> {
+    const { connection } = request;
+    const known = connection && this.connectionTokens.get(connection);
+    if (known && known.token === token && this.now().getTime() < known.expiresAtMs) {
+      await this.proofs.verify(request, token, known.jkt);
+      return { nodeId: known.nodeId, jkt: known.jkt };
+    }
+    const claims = await this.verifiedToken(token);
+    await this.proofs.verify(request, token, claims.jkt);
+    if (connection) this.connectionTokens.set(connection, { ...claims, token });
+    return { nodeId: claims.nodeId, jkt: claims.jkt };
   }
 
   /**
@@ -193,6 +211,12 @@ export class DeviceTokenService {
    * state in the database (authoritative) and may consult isRevoked() first.
    */
   async verifyAccessToken(token: string): Promise<AccessTokenClaims> {
+    const { nodeId, jkt } = await this.verifiedToken(token);
+    return { nodeId, jkt };
+  }
+
+  /** verifyAccessToken, with the token's expiry. */
+  private async verifiedToken(token: string): Promise<VerifiedToken> {
     if (typeof token !== 'string' || token.length > MAX_JWT_CHARS) throw accessTokenRejected('malformed');
     // A token this process verified before needs no second signature check (the costliest part of a device
     // poll); only its expiry can change its answer. Keyed by the token's hash, so a forged token never hits.
@@ -203,7 +227,7 @@ export class DeviceTokenService {
         this.verified.delete(key);
         throw accessTokenRejected('expired');
       }
-      return { nodeId: known.nodeId, jkt: known.jkt };
+      return known;
     }
     let payload: JWTPayload;
     try {
@@ -224,8 +248,9 @@ export class DeviceTokenService {
     const jkt = (payload.cnf as { jkt?: unknown } | undefined)?.jkt;
     if (!isJwkThumbprint(jkt)) throw accessTokenRejected('not_bound');
     if (this.verified.size >= VERIFIED_TOKENS_HELD) this.verified.delete(this.verified.keys().next().value!);
-    this.verified.set(key, { nodeId: payload.sub, jkt, expiresAtMs: payload.exp! * 1000 });
-    return { nodeId: payload.sub, jkt };
+    const verified = { nodeId: payload.sub, jkt, expiresAtMs: payload.exp! * 1000 };
+    this.verified.set(key, verified);
+    return verified;
   }
 
   /**

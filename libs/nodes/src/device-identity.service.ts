@@ -13,8 +13,10 @@ import {
   DeviceTokenService,
   isNodeId,
   jwkThumbprint,
+  type AccessTokenClaims,
   type DpopRequest,
 } from '#otter/identity';
+import { deviceKeyThumbprint } from './device-key-thumbprint.js';
 import { NodeError } from './node.errors.js';
 import { NodeSightings } from './node-sightings.js';
 import { NodeRepository, type NodeRecord } from './node.repository.js';
@@ -113,11 +115,11 @@ export class DeviceIdentityService {
   }
 
   /**
-   * The node id a device request speaks for, checking only its access token (cached per process after its
-   * first verification) and DPoP proof: with allowedAmong(), for paths that confirm many nodes' standing in one
-   * read.
+   * The node a device request speaks for and the key its proof was signed with, checking only its access token
+   * (cached per process after its first verification) and DPoP proof: with allowedAmong(), for paths that
+   * confirm many nodes' standing in one read.
    */
-  tokenNode(accessToken: string, request: DpopRequest): Promise<string> {
+  tokenNode(accessToken: string, request: DpopRequest): Promise<AccessTokenClaims> {
     return this.tokens.verifyBoundRequest(accessToken, request);
   }
 
@@ -126,18 +128,25 @@ export class DeviceIdentityService {
     return this.tokens.isRevokedHere(nodeId);
   }
 
-  /** Of these nodes, those authenticate() would let through now: active and not revoked. */
-  async allowedAmong(nodeIds: readonly string[]): Promise<Set<string>> {
+  /**
+   * Of these nodes, those authenticate() would let through now (active and not revoked), each with the
+   * thumbprint of its current device key: a request is theirs only when its token is bound to that key.
+   */
+  async allowedAmong(nodeIds: readonly string[]): Promise<Map<string, string>> {
     const [revoked, active] = await Promise.all([
       this.tokens.revokedAmong(nodeIds),
-      this.nodes.activeAmong(nodeIds),
+      this.nodes.activeDeviceKeysAmong(nodeIds),
     ]);
-    return new Set([...active].filter((id) => !revoked.has(id)));
+    const allowed = new Map<string, string>();
+    for (const [id, devicePublic] of active) {
+      if (!revoked.has(id)) allowed.set(id, deviceKeyThumbprint(devicePublic));
+    }
+    return allowed;
   }
 
   /**
    * The node a device request speaks for (its access token and the DPoP proof that must come with it), refused
-   * if revoked or no longer active.
+   * if revoked, no longer active, or holding another device key than the one the token is bound to.
    */
   /** The node of an authenticated device request; marks it seen (its last-seen time, to about five minutes). */
   async authenticate(accessToken: string, request: DpopRequest): Promise<NodeRecord> {
@@ -147,13 +156,15 @@ export class DeviceIdentityService {
   }
 
   /**
-   * The node of a request already authenticated by tokenNode() (whose proof is spent), refused if revoked or
-   * no longer active.
+   * The node of a request already authenticated by tokenNode() (whose proof is spent), refused if revoked, no
+   * longer active, or if its device key changed since the token was issued: a re-enrolled board, or an identity
+   * renewed with a new key, leaves every token bound to the old key useless at once, not when it expires.
    */
-  async allowedNode(nodeId: string): Promise<NodeRecord> {
+  async allowedNode({ nodeId, jkt }: AccessTokenClaims): Promise<NodeRecord> {
     if (await this.tokens.isRevoked(nodeId)) throw new NodeError('UNAUTHENTICATED', 'node revoked');
     const node = await this.nodes.get(nodeId);
     if (!node || node.state !== 'active') throw new NodeError('UNAUTHENTICATED', 'node not active');
+    if (!node.devicePublic || deviceKeyThumbprint(node.devicePublic) !== jkt) throw deviceKeyReplaced();
     return node;
   }
 
@@ -167,6 +178,17 @@ export class DeviceIdentityService {
     if (await this.tokens.isRevoked(nodeId)) throw notAdmitted('revoked');
     return node;
   }
+}
+
+/** 401 for a token bound to a device key the node no longer holds. */
+export function deviceKeyReplaced(): NodeError {
+  return new NodeError(
+    'UNAUTHENTICATED',
+    "the token is bound to a device key that is no longer this node's",
+    {
+      reason: 'device_key_replaced',
+    },
+  );
 }
 
 function notAdmitted(state: string): NodeError {

@@ -153,15 +153,17 @@ export class NodeRepository {
   }
 
   /** Of these nodes, those in state active, in one query. */
-  async activeAmong(ids: readonly string[]): Promise<Set<string>> {
-    if (ids.length === 0) return new Set();
+  /** Of these nodes, the active ones that hold a device key, with that key (TPM2B_PUBLIC). */
+  async activeDeviceKeysAmong(ids: readonly string[]): Promise<Map<string, Buffer>> {
+    if (ids.length === 0) return new Map();
     const rows = await this.db
       .selectFrom('nodes')
-      .select('id')
+      .select(['id', 'device_public'])
       .where('id', 'in', ids)
       .where('state', '=', 'active')
+      .where('device_public', 'is not', null)
       .execute();
-    return new Set(rows.map((r) => r.id));
+    return new Map(rows.map((r) => [r.id, Buffer.from(r.device_public!, 'base64')]));
   }
 
   /**

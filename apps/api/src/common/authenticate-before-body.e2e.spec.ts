@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedNodeRow } from '#otter/db';
-import { DeviceTokenService } from '#otter/identity';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 import { rawMultipart } from '../testing/raw-multipart.js';
 import { deviceCredentialsFor, type DeviceCredentialsForTest } from '../testing/software-device-key.js';
@@ -23,7 +22,7 @@ beforeAll(async () => {
   api = await startApi();
   admin = readFileSync(join(api.config.dataDir, 'admin-token'), 'utf8').trim();
   nodeId = await seedNodeRow(api.db, { hardwareId: 'rpi4', labels: { site: 'north' } });
-  device = await deviceCredentialsFor(api.app.get(DeviceTokenService), nodeId);
+  device = await deviceCredentialsFor(api.app, nodeId);
 });
 afterAll(async () => api?.close());
 

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DeltaBuildDto, NodeIdentityState, SavingsDto } from '#otter/contracts';
 import { seedNodeRow, testDatabases } from '#otter/db';
 import { DeltaBuildRepository, deltaBuildId } from '#otter/delta-builds';
-import { DeviceTokenService } from '#otter/identity';
 import { JOBS, QUEUES, redisOptions } from '#otter/queue';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 import { deviceCredentialsFor, type DeviceCredentialsForTest } from '../testing/software-device-key.js';
@@ -217,9 +216,8 @@ describe.each(dbs)('delta api on $name', ({ config: database }) => {
   it('records nodes’ downloads and totals the bytes saved per release and per node', async () => {
     const a = await seedNode('rpi4', 'active', '1.0.0');
     const b = await seedNode('rpi4', 'active', '1.0.0');
-    const tokens = api.app.get(DeviceTokenService);
-    const tokenA = await deviceCredentialsFor(tokens, a);
-    const tokenB = await deviceCredentialsFor(tokens, b);
+    const tokenA = await deviceCredentialsFor(api.app, a);
+    const tokenB = await deviceCredentialsFor(api.app, b);
     const deltaPath = 'deltas/rpi4/1.0.0-2.0.0.delta';
     const id = deltaBuildId('rpi4', sha256(images.v1), sha256(images.v2));
     /** As a node (its token and a DPoP proof), or with a plain bearer token. */
@@ -298,7 +296,7 @@ describe.each(dbs)('delta api on $name', ({ config: database }) => {
 
   it('refuses bytesDownloaded above the full image, near 2^53 and past it: 400 with the reason, nothing stored', async () => {
     const node = await seedNode('rpi4', 'active', '1.0.0');
-    const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), node);
+    const device = await deviceCredentialsFor(api.app, node);
     /** A download report as the node (its bound token and a fresh DPoP proof); a string body is sent as is. */
     const report = async (body: unknown): Promise<Response> => {
       const url = `${api.url}/api/v1/devices/me/downloads`;

@@ -2,7 +2,6 @@ import 'reflect-metadata';
 import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedNodeRow } from '#otter/db';
-import { DeviceTokenService } from '#otter/identity';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 import { deviceCredentialsFor, type DeviceCredentialsForTest } from '../testing/software-device-key.js';
 
@@ -23,7 +22,7 @@ let device: DeviceCredentialsForTest;
 beforeAll(async () => {
   api = await startApi({ OTTER_DPOP_CONNECTION_BINDING: 'true' });
   nodeId = await seedNodeRow(api.db, { hardwareId: 'rpi4' });
-  device = await deviceCredentialsFor(api.app.get(DeviceTokenService), nodeId);
+  device = await deviceCredentialsFor(api.app, nodeId);
 });
 afterAll(async () => api?.close());
 
@@ -122,6 +121,50 @@ describe('DPoP with connections bound to the key that proved itself on them', ()
     } finally {
       genuine.destroy();
       thief.destroy();
+    }
+  });
+
+  it('refuses a token bound to a key the node no longer holds, even on a connection bound to that key', async () => {
+    // A re-enrolled board (or an identity renewed with a new key): the node's row now names another device key.
+    const node = await seedNodeRow(api.db, { hardwareId: 'rpi4' });
+    const old = await deviceCredentialsFor(api.app, node);
+    const connection = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const path = '/api/v1/devices/me/instructions';
+      const pollPath = `/tuf/director/${node}/metadata/timestamp.json`;
+      const reportsPath = '/api/v1/devices/me/reports';
+      const oldRequest = async (method: string, at: string, body?: unknown): Promise<Answer> =>
+        send(connection, method, at, await old.headers(method, `${api.url}${at}`), body);
+      expect((await oldRequest('GET', path)).status).toBe(200);
+      expect((await oldRequest('GET', pollPath)).status).toBe(200);
+
+      const current = await deviceCredentialsFor(api.app, node);
+      const row = async () =>
+        api.db.selectFrom('nodes').selectAll().where('id', '=', node).executeTakeFirst();
+      const rowBefore = await row();
+      const reports = async (): Promise<number> =>
+        (await api.db.selectFrom('device_reports').select('id').where('node_id', '=', node).execute()).length;
+      const reportsBefore = await reports();
+
+      const refused = await oldRequest('GET', path);
+      expect([refused.status, refused.reason]).toEqual([401, 'device_key_replaced']);
+      const report = { kind: 'health', ok: true, event: 'old key', at: new Date().toISOString() };
+      const posted = await oldRequest('POST', reportsPath, report);
+      expect([posted.status, posted.reason]).toEqual([401, 'device_key_replaced']);
+      // The director poll may serve its held answer for up to a second (docs/tuf.md), then refuses too.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const polled = await oldRequest('GET', pollPath);
+      expect([polled.status, polled.reason]).toEqual([401, 'device_key_replaced']);
+      expect(await reports()).toBe(reportsBefore);
+      expect(await row()).toEqual(rowBefore);
+
+      // The node's current key works, on the same connection too.
+      const fresh = await current.headers('GET', `${api.url}${path}`);
+      expect((await send(connection, 'GET', path, fresh)).status).toBe(200);
+      const freshPoll = await current.headers('GET', `${api.url}${pollPath}`);
+      expect((await send(connection, 'GET', pollPath, freshPoll)).status).toBe(200);
+    } finally {
+      connection.destroy();
     }
   });
 });

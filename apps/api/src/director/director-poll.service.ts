@@ -14,7 +14,8 @@ import { requireOwnNode } from './own-node.js';
  * their held answers together, in one query and one Redis call per batch; the same batch tells which nodes
  * may poll at all. A node allowed but with no current answer goes to DirectorRepository.metadata(), which
  * signs anew when needed; a refused node takes the full path (allowedNode), which says why. A node revoked
- * through this process is refused at once; through another replica, within a second.
+ * through this process is refused at once; through another replica, within a second; a token bound to a device
+ * key the node no longer holds (re-enrolled, or renewed with a new key) is likewise refused within a second.
  */
 @Injectable()
 export class DirectorPollService {
@@ -27,33 +28,40 @@ export class DirectorPollService {
 
   async timestamp(accessToken: string, dpop: DpopRequest, pathNodeId: string): Promise<string> {
     // The token and its DPoP proof, checked on every poll; only the node's standing may be held for a second.
-    const nodeId = await this.identity.tokenNode(accessToken, dpop);
+    const claims = await this.identity.tokenNode(accessToken, dpop);
+    const { nodeId } = claims;
     if (nodeId === pathNodeId && !this.identity.revokedHere(nodeId)) {
       const held = this.director.heldTimestamp(nodeId);
       if (held !== undefined) return held;
       const standing = await this.confirmations.get(nodeId);
-      if (standing === 'confirmed') {
-        const confirmed = this.director.heldTimestamp(nodeId);
-        if (confirmed !== undefined) return confirmed;
-      }
-      // The batch just read what authenticate() would (active, not revoked): no need to read it again.
-      if (standing !== undefined && !this.identity.revokedHere(nodeId)) {
+      // The batch just read what allowedNode() would (active, not revoked, the device key the token is bound to).
+      if (standing !== undefined && standing.jkt === claims.jkt && !this.identity.revokedHere(nodeId)) {
+        if (standing.confirmed) {
+          const confirmed = this.director.heldTimestamp(nodeId);
+          if (confirmed !== undefined) return confirmed;
+        }
         return (await this.director.metadata(nodeId, 'timestamp.json')).body;
       }
     }
-    const node = await this.identity.allowedNode(nodeId);
+    const node = await this.identity.allowedNode(claims);
     requireOwnNode(node.id, pathNodeId);
     return (await this.director.metadata(node.id, 'timestamp.json')).body;
   }
 
-  /** Each node allowed to poll, and whether its held answer is still current; refused nodes are absent. */
+  /** Each node allowed to poll, with its device key and whether its held answer is still current. */
   private async confirm(nodeIds: string[]): Promise<Map<string, Standing>> {
     const allowed = await this.identity.allowedAmong(nodeIds);
     for (const id of nodeIds) if (!allowed.has(id)) this.director.forgetHeld(id);
-    const confirmed = await this.director.confirmHeld([...allowed]);
-    return new Map([...allowed].map((id) => [id, confirmed.has(id) ? 'confirmed' : 'allowed']));
+    const confirmed = await this.director.confirmHeld([...allowed.keys()]);
+    return new Map([...allowed].map(([id, jkt]) => [id, { jkt, confirmed: confirmed.has(id) }]));
   }
 }
 
-/** `confirmed`: serve the held answer; `allowed`: the node may poll, but its answer must be read or signed. */
-type Standing = 'confirmed' | 'allowed';
+/**
+ * A node allowed to poll: the thumbprint of its current device key (a token bound to another key is refused),
+ * and whether its held answer is still current (serve it) or must be read or signed.
+ */
+interface Standing {
+  jkt: string;
+  confirmed: boolean;
+}

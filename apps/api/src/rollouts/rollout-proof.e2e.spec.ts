@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CreateRolloutRequest, RolloutDto, UpdateStep } from '#otter/contracts';
 import { testDatabases } from '#otter/db';
-import { DeviceTokenService } from '#otter/identity';
 import { RolloutTicker } from '#otter/rollouts';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 import { deviceCredentialsFor, type DeviceCredentialsForTest } from '../testing/software-device-key.js';
@@ -166,7 +165,7 @@ describe.each(dbs)('proof of a release on $name', ({ config: database }) => {
     const hw = `board-${database.dialect}-${++counter}`;
     const release = await fixtures.release(hw, '2.0.0', {});
     const nodeId = await tpm.seed(api.db, { state: 'active', hardwareId: hw, runningVersion: '1.0.0' });
-    const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), nodeId);
+    const device = await deviceCredentialsFor(api.app, nodeId);
     // Started before releases needed measurements: running, the node admitted and reporting committed.
     const rolloutId = await fixtures.rolloutRows({ id: release.id, hardwareId: hw }, [nodeId], {
       state: 'running',
@@ -201,7 +200,7 @@ describe.each(dbs)('proof of a release on $name', ({ config: database }) => {
     await fixtures.release(hw, '2.0.0', { 9: expected });
     const nodeId = await tpm.seed(api.db, { state: 'active', hardwareId: hw, runningVersion: '1.0.0' });
     await fixtures.verdict(nodeId, true, new Date());
-    const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), nodeId);
+    const device = await deviceCredentialsFor(api.app, nodeId);
 
     const created = await call('POST', '/api/v1/rollouts', admin, spec(hw, '2.0.0'));
     expect(created.status).toBe(201);

@@ -12,7 +12,6 @@ import type {
 } from '#otter/contracts';
 import { testDatabases } from '#otter/db';
 import { DirectorAssignmentRepository } from '#otter/director';
-import { DeviceTokenService } from '#otter/identity';
 import { RolloutTicker } from '#otter/rollouts';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 import { deviceCredentialsFor } from '../testing/software-device-key.js';
@@ -117,7 +116,7 @@ describe.each(dbs)('rollouts on $name', ({ config: database }) => {
 
   /** A device request as `nodeId`: a token bound to a fresh software device key, and its DPoP proof. */
   async function asNode(nodeId: string, method: string, path: string, body?: unknown): Promise<Response> {
-    const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), nodeId);
+    const device = await deviceCredentialsFor(api.app, nodeId);
     const url = `${api.url}${path}`;
     const headers = await device.headers(method, url);
     if (body !== undefined) headers['content-type'] = 'application/json';

@@ -2,7 +2,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectorAssignmentRepository, type DirectorAssignment } from '#otter/director';
-import { DeviceTokenService } from '#otter/identity';
 import type { Ed25519Signer, SignedEnvelope } from '#otter/tuf-signing';
 import type { ApiHarness } from '../../testing/api-harness.js';
 import { deviceCredentialsFor, type SoftwareDeviceKey } from '../../testing/software-device-key.js';
@@ -29,7 +28,7 @@ export class DirectorFixtures {
    */
   async node(hardwareId = 'rpi4'): Promise<TestNode> {
     const id = await seedNodeRow(this.api.db, { hardwareId });
-    const credentials = await deviceCredentialsFor(this.api.app.get(DeviceTokenService), id);
+    const credentials = await deviceCredentialsFor(this.api.app, id);
     return { id, hardwareId, ...credentials };
   }
 
