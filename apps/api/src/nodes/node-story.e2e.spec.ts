@@ -3,7 +3,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeDetailDto, NodeInventory, NodeListDto } from '#otter/contracts';
 import { testDatabases } from '#otter/db';
-import { DeviceTokenService } from '#otter/identity';
 import { RolloutFixtures } from '../rollouts/testing/rollout-fixtures.js';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 import { deviceCredentialsFor, type DeviceCredentialsForTest } from '../testing/software-device-key.js';
@@ -53,7 +52,7 @@ describe.each(dbs)('node story on $name', ({ config: database }) => {
     viewer = (await api.admin<{ token: string }>('POST', '/api/v1/tokens', { name: 'v', role: 'viewer' }))
       .token;
     nodeId = await tpm.seed(api.db, { state: 'active', hardwareId: 'rpi4', runningVersion: '1.0.0' });
-    device = await deviceCredentialsFor(api.app.get(DeviceTokenService), nodeId);
+    device = await deviceCredentialsFor(api.app, nodeId);
     // Release 1.0.0 measures PCR 9 as the TPM holds it now, so the node's quote proves it booted.
     const pcr9 = (await tpm.tools.readPcrs([9]))[9]!;
     release = { ...(await fixtures.release('rpi4', '1.0.0', { 9: pcr9 })) };

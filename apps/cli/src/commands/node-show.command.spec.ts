@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeDetailDto, NodeInventory } from '#otter/contracts';
 import { seedNodeRow } from '#otter/db';
-import { DeviceTokenService } from '#otter/identity';
 import { startApi, type ApiHarness } from '../../../api/src/testing/api-harness.js';
 import { deviceCredentialsFor } from '../../../api/src/testing/software-device-key.js';
 import { RAW_TERMINAL_CONTROL, runOtter, type CliRun } from '../testing/cli-run.js';
@@ -44,7 +43,7 @@ beforeAll(async () => {
     runningVersion: '1.1.0',
     labels: { site: 'north' },
   });
-  const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), nodeId);
+  const device = await deviceCredentialsFor(api.app, nodeId);
   const url = `${api.url}/api/v1/devices/me/inventory`;
   const res = await fetch(url, {
     method: 'PUT',
