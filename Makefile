@@ -37,6 +37,7 @@ bench: build
 	@$(ENV); node bench/tuf-metadata-size.mjs 10000
 	@$(ENV); BENCH_BEFORE_REF=$(BENCH_BEFORE_REF) node bench/attestation.bench.mjs
 	@$(ENV); eval "$$(scripts/test-services.sh)"; node bench/rollout-tick.bench.mjs
+	@$(ENV); eval "$$(scripts/test-services.sh)"; node bench/metrics.bench.mjs
 	@$(ENV); eval "$$(scripts/test-services.sh)"; BENCH_BEFORE_REF=$(BENCH_BEFORE_REF) node bench/director-poll.bench.mjs
 	@$(ENV); eval "$$(scripts/test-services.sh)"; node bench/node-list.bench.mjs
 

@@ -177,11 +177,22 @@ describe('deploy/compose.yaml', () => {
     }
   });
 
-  it('health-checks the api on GET /health', () => {
+  it('health-checks the api on GET /readyz (what dependents wait for), the workers on their metrics port', () => {
     const test = services.api.healthcheck?.test.join(' ') ?? '';
     expect(test).toMatch(
-      /require\('node:https'\)\.get\(\{ host: '127\.0\.0\.1', port: 8443, path: '\/health'/,
+      /require\('node:https'\)\.get\(\{ host: '127\.0\.0\.1', port: 8443, path: '\/readyz'/,
     );
+    for (const app of ['delta-worker', 'scheduler']) {
+      const env = services[app].environment ?? {};
+      expect(env, app).toMatchObject({ OTTER_METRICS_PORT: '9464', OTTER_METRICS_HOST: '0.0.0.0' });
+      expect(services[app].healthcheck?.test.join(' '), app).toMatch(
+        /require\('node:http'\)\.get\(\{ host: '127\.0\.0\.1', port: 9464, path: '\/metrics' \}/,
+      );
+      // Scraped inside the compose network only.
+      expect(services[app].ports, app).toBeUndefined();
+    }
+    // The metrics token comes from deploy/.env, like every secret, and is optional.
+    expect(services.api.environment?.OTTER_METRICS_TOKEN).toBe('${OTTER_METRICS_TOKEN:-}');
   });
 
   it('terminates TLS in the api, with the certificate and key mounted read-only and never in git', () => {
@@ -291,7 +302,7 @@ describe('deploy/helm/otter', () => {
     expect(values).toMatchObject({ dpopConnectionBinding: 'auto' });
   });
 
-  it('runs the three apps from one image, the api with replicas from values and probes on /health', () => {
+  it('runs the three apps from one image, the api with replicas from values, live on /health, ready on /readyz', () => {
     for (const app of OTTER_APPS) {
       expect(templates[`${app}-deployment.yaml`]).toContain(
         `command: ["node", "dist/apps/${app}/src/main.js"]`,
@@ -300,9 +311,29 @@ describe('deploy/helm/otter', () => {
     }
     const api = templates['api-deployment.yaml'];
     expect(api).toContain('replicas: {{ .Values.api.replicas }}');
-    for (const probe of ['readinessProbe', 'livenessProbe']) {
-      expect(api).toMatch(new RegExp(`${probe}:\\n\\s+httpGet:\\n\\s+path: /health\\n`));
+    for (const [probe, path] of [
+      ['startupProbe', '/health'],
+      ['livenessProbe', '/health'],
+      ['readinessProbe', '/readyz'],
+    ]) {
+      expect(api).toMatch(new RegExp(`${probe}:\\n\\s+httpGet:\\n\\s+path: ${path}\\n`));
     }
+    // The workers serve metrics on metrics.port, which their liveness probe checks; every pod is annotated
+    // for scraping, and the metrics token (optional) comes from the Secret.
+    expect(values).toMatchObject({ metrics: { enabled: true, port: 9464 } });
+    for (const app of ['delta-worker', 'scheduler']) {
+      const template = templates[`${app}-deployment.yaml`];
+      expect(template, app).toContain('include "otter.workerMetricsEnv" .');
+      expect(template, app).toContain('include "otter.workerMetricsPort" .');
+      expect(template, app).toContain('include "otter.scrapeAnnotations"');
+    }
+    expect(api).toContain('include "otter.scrapeAnnotations"');
+    const helpers = templates['_helpers.tpl'];
+    expect(helpers).toMatch(
+      /- name: OTTER_METRICS_PORT\n\s+value: \{\{ \.Values\.metrics\.port \| quote \}\}/,
+    );
+    expect(helpers).toMatch(/livenessProbe:\n\s+tcpSocket:\n\s+port: metrics/);
+    expect(helpers).toMatch(/- name: OTTER_METRICS_TOKEN\n\s+valueFrom:\n\s+secretKeyRef:/);
     expect(values).toMatchObject({ scheduler: { replicas: 2 }, dataDir: { mountPath: '/var/lib/otter' } });
     expect(templates['_helpers.tpl']).toMatch(
       /- name: OTTER_DATA_DIR\n\s+value: \{\{ \.Values\.dataDir\.mountPath/,

@@ -20,6 +20,7 @@ import {
   type TufKey,
 } from '#otter/tuf-signing';
 import { ResumableFetcher } from '#otter/tuf-client';
+import type { AuditListDto } from '#otter/contracts';
 import { DirectorFixtures, type TestNode } from '../apps/api/src/director/testing/director-fixtures.js';
 import { startApi, type ApiHarness } from '../apps/api/src/testing/api-harness.js';
 import type { CliContext } from '../apps/cli/src/cli-context.js';
@@ -209,6 +210,12 @@ describe('otter tuf: root rotation from the dev root, then an online key rotatio
 
     const published = await ok(work, env, ['tuf', 'root', 'publish', 'root-v2.json']);
     expect(published.stdout).toMatch(/^published image root version 2 \(expires \d{4}-/);
+    // The ceremony's publish is on the audit record, committed with the root it published (docs/audit.md).
+    expect(
+      (await api.admin<AuditListDto>('GET', '/api/v1/audit?action=tuf.root.published&outcome=ok')).entries,
+    ).toMatchObject([
+      { target: { kind: 'tuf-root', id: '2' }, actor: { role: 'admin' }, changes: { version: 2 } },
+    ]);
 
     // A release published after the rotation reaches the device, which now trusts version 2.
     await api.publish('images/rpi4/1.1.0', imageAfter);

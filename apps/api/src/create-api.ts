@@ -7,10 +7,12 @@ import type { Redis } from 'ioredis';
 import { Logger } from 'nestjs-pino';
 import type { OtterConfig } from '#otter/config';
 import { IDENTITY_REDIS } from '#otter/identity';
+import { OtterMetrics } from '#otter/metrics';
 import { ApiModule } from './api.module.js';
 import { registerDeferredBodyParsers } from './common/deferred-body.js';
 import { enforceRequestDeadline } from './common/request-deadline.js';
 import { registerDeviceRateLimits } from './devices/device-rate-limits.js';
+import { recordHttpDurations } from './operations/http-metrics.js';
 
 export async function createApi(config: OtterConfig): Promise<NestFastifyApplication> {
   const app = await NestFactory.create<NestFastifyApplication>(
@@ -26,6 +28,7 @@ export async function createApi(config: OtterConfig): Promise<NestFastifyApplica
     { bufferLogs: true, abortOnError: false, bodyParser: false },
   );
   app.useLogger(app.get(Logger));
+  recordHttpDurations(app.getHttpAdapter().getInstance(), app.get(OtterMetrics));
   enforceRequestDeadline(app.getHttpAdapter().getInstance(), config.http.requestTimeoutSeconds);
   registerDeferredBodyParsers(app.getHttpAdapter().getInstance());
   // The identity services' connection: rate limit counts are shared by every replica through it.

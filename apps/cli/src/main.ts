@@ -11,6 +11,7 @@ import {
   trustCaFile,
 } from '#otter/api-client';
 import { processCliContext, terminalSafeContext, type CliContext } from './cli-context.js';
+import { registerAuditCommands } from './commands/audit.command.js';
 import { registerDeltaCommands } from './commands/delta.command.js';
 import { registerNodeCommands } from './commands/node.command.js';
 import { registerReleaseCommands } from './commands/release.command.js';
@@ -44,6 +45,7 @@ export function createProgram(raw: CliContext = processCliContext()): Command {
   registerNodeCommands(program, ctx);
   registerDeltaCommands(program, ctx);
   registerRolloutCommands(program, ctx);
+  registerAuditCommands(program, ctx);
   return program;
 }
 

@@ -10,7 +10,7 @@ import {
 import { Worker, type Job, type Queue } from 'bullmq';
 import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import { DeltaBuildService } from '#otter/delta-builds';
-import { JOBS, QUEUES, deltaWorkerOptions, redisOptions } from '#otter/queue';
+import { JOBS, QUEUES, QueueMetrics, deltaWorkerOptions, redisOptions } from '#otter/queue';
 import {
   DeltaBuildJobs,
   type AssembleJobData,
@@ -39,6 +39,7 @@ export class DeltaBuildWorker implements OnApplicationBootstrap, OnModuleDestroy
     private readonly work: WorkDir,
     @InjectQueue(QUEUES.deltaBuild) private readonly queue: Queue,
     @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+    private readonly queueMetrics: QueueMetrics,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -49,6 +50,7 @@ export class DeltaBuildWorker implements OnApplicationBootstrap, OnModuleDestroy
       ...deltaWorkerOptions(this.config.delta),
     });
     this.worker = worker;
+    this.queueMetrics.observe(worker);
     worker.on('failed', (job, error) => {
       if (job) void this.onFailed(job, error);
     });

@@ -3,6 +3,7 @@ import { ConfigModule, OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { DeltaBuildsModule } from '#otter/delta-builds';
 import { LoggingModule } from '#otter/logging';
+import { MetricsModule } from '#otter/metrics';
 import { QUEUES, QueueModule } from '#otter/queue';
 import { StorageModule } from '#otter/storage';
 import { TufModule } from '#otter/tuf';
@@ -23,6 +24,8 @@ export class DeltaWorkerModule {
       imports: [
         ConfigModule.forRoot(config),
         LoggingModule.forRoot(config, 'delta-worker'),
+        // Served on OTTER_METRICS_PORT when set (docs/operations.md).
+        MetricsModule.forRoot({ process: 'delta-worker', fleet: false, serve: true }),
         DbModule,
         StorageModule,
         TufModule,

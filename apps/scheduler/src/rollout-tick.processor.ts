@@ -1,6 +1,8 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
-import { Logger } from '@nestjs/common';
+import { Logger, Optional } from '@nestjs/common';
 import type { Job } from 'bullmq';
+import type { Histogram } from 'prom-client';
+import { METRICS, OtterMetrics } from '#otter/metrics';
 import { JOBS, QUEUES } from '#otter/queue';
 import { RolloutTicker, type TickReport } from '#otter/rollouts';
 
@@ -11,9 +13,15 @@ import { RolloutTicker, type TickReport } from '#otter/rollouts';
 @Processor(QUEUES.rollouts)
 export class RolloutTickProcessor extends WorkerHost {
   private readonly logger = new Logger(RolloutTickProcessor.name);
+  private readonly durations: Histogram<'outcome'> | undefined;
 
-  constructor(private readonly ticker: RolloutTicker) {
+  constructor(
+    private readonly ticker: RolloutTicker,
+    @Optional() metrics?: OtterMetrics,
+  ) {
     super();
+    // Registered at start, so the family is exported before the first tick.
+    this.durations = metrics?.histogram(METRICS.schedulerTickDuration);
   }
 
   async process(job: Job): Promise<{ rollouts: TickReport[] }> {
@@ -21,6 +29,14 @@ export class RolloutTickProcessor extends WorkerHost {
       this.logger.warn(`ignoring unknown job ${job.name}`);
       return { rollouts: [] };
     }
-    return { rollouts: await this.ticker.tick() };
+    const started = performance.now();
+    let outcome: 'ok' | 'error' = 'error';
+    try {
+      const rollouts = await this.ticker.tick();
+      outcome = 'ok';
+      return { rollouts };
+    } finally {
+      this.durations?.observe({ outcome }, (performance.now() - started) / 1000);
+    }
   }
 }

@@ -3,6 +3,7 @@ import { ConfigModule, type OtterConfig } from '#otter/config';
 import { DbModule } from '#otter/db';
 import { DirectorAssignmentRepository, DirectorAssignmentsModule } from '#otter/director';
 import { LoggingModule } from '#otter/logging';
+import { MetricsModule } from '#otter/metrics';
 import { QUEUES, QueueModule } from '#otter/queue';
 import { RetentionModule } from '#otter/retention';
 import { RolloutsModule } from '#otter/rollouts';
@@ -27,6 +28,8 @@ export class SchedulerModule {
       imports: [
         ConfigModule.forRoot(config),
         LoggingModule.forRoot(config, 'scheduler'),
+        // Served on OTTER_METRICS_PORT when set (docs/operations.md).
+        MetricsModule.forRoot({ process: 'scheduler', fleet: false, serve: true }),
         DbModule,
         StorageModule,
         TufModule,

@@ -30,3 +30,5 @@ export {
   trustCaFile,
 } from './transport-security.js';
 export type { TransportSettings } from './transport-security.js';
+export { AuditClient } from './audit-client.js';
+export type { AuditListFilter } from './audit-client.js';

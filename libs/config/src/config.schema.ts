@@ -104,6 +104,8 @@ export const configSchema = z
     OTTER_RETENTION_DOWNLOADS_MAX_AGE: seconds(365 * DAY),
     OTTER_RETENTION_DOWNLOADS_PER_NODE: count(1000),
     OTTER_RETENTION_ENROLLMENTS_MAX_AGE: seconds(7 * DAY),
+    // The audit log is kept for ever unless an operator sets an age (docs/audit.md): 0 means off.
+    OTTER_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36500).default(0),
     OTTER_TUF_ROOT_TTL: seconds(365 * DAY),
     OTTER_TUF_TARGETS_TTL: seconds(90 * DAY),
     OTTER_TUF_SNAPSHOT_TTL: seconds(7 * DAY),
@@ -121,6 +123,14 @@ export const configSchema = z
     OTTER_DELTA_BACKOFF_MS: z.coerce.number().int().min(1).optional(),
     OTTER_DELTA_LOCK_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
     OTTER_DELTA_PUBLISH_DELAY_MS: z.coerce.number().int().min(1).max(600_000).optional(),
+    // Prometheus metrics (docs/operations.md): the scheduler's and delta-worker's own port (unset: none).
+    OTTER_METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
+    OTTER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+    OTTER_METRICS_TOKEN: z
+      .string()
+      .regex(/^[\x21-\x7e]{16,256}$/, '16 to 256 printable characters without spaces')
+      .optional(),
+    OTTER_METRICS_ATTESTATION_MAX_AGE: seconds(DAY),
   })
   .superRefine((env, ctx) => {
     if (env.OTTER_BLOB_STORE === 's3') {

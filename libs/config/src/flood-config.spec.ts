@@ -19,6 +19,8 @@ describe('flood controls and retention configuration', () => {
       verdicts: { maxAgeSeconds: 90 * DAY, perNode: 1000 },
       downloads: { maxAgeSeconds: 365 * DAY, perNode: 1000 },
       enrollmentsMaxAgeSeconds: 7 * DAY,
+      // The audit log is kept for ever unless an operator says otherwise.
+      auditMaxAgeDays: null,
     });
   });
 
@@ -42,6 +44,7 @@ describe('flood controls and retention configuration', () => {
       OTTER_RETENTION_DOWNLOADS_MAX_AGE: '15',
       OTTER_RETENTION_DOWNLOADS_PER_NODE: '16',
       OTTER_RETENTION_ENROLLMENTS_MAX_AGE: '17',
+      OTTER_AUDIT_RETENTION_DAYS: '18',
     });
     expect(c.http).toEqual({
       trustedProxies: ['10.0.0.1', '192.168.0.0/16', 'fd00::/8', '::1', 'loopback'],
@@ -59,6 +62,7 @@ describe('flood controls and retention configuration', () => {
       verdicts: { maxAgeSeconds: 13, perNode: 14 },
       downloads: { maxAgeSeconds: 15, perNode: 16 },
       enrollmentsMaxAgeSeconds: 17,
+      auditMaxAgeDays: 18,
     });
   });
 
@@ -72,6 +76,8 @@ describe('flood controls and retention configuration', () => {
     ['OTTER_RATE_LIMIT_LOGIN_GLOBAL', 'lots'],
     ['OTTER_MAX_OPEN_ENROLLMENTS', '-1'],
     ['OTTER_RETENTION_VERDICTS_PER_NODE', '0'],
+    ['OTTER_AUDIT_RETENTION_DAYS', '-1'],
+    ['OTTER_AUDIT_RETENTION_DAYS', '7.5'],
   ])('refuses %s=%s, naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(name);

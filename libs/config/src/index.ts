@@ -12,4 +12,5 @@ export type {
   RateLimit,
   RateLimitConfig,
   RetentionConfig,
+  MetricsConfig,
 } from './otter-config.js';

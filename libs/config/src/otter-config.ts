@@ -56,6 +56,18 @@ export interface OtterConfig {
   http: HttpConfig;
   rateLimits: RateLimitConfig;
   retention: RetentionConfig;
+  metrics: MetricsConfig;
+}
+
+/** Prometheus metrics (libs/metrics; docs/operations.md). */
+export interface MetricsConfig {
+  /** The scheduler's and delta-worker's metrics port; unset: they serve none. The api serves /metrics itself. */
+  port?: number;
+  host: string;
+  /** When set, every scrape must send `Authorization: Bearer <token>`. */
+  token?: string;
+  /** A node's latest verdict older than this counts as stale in otter_nodes. */
+  attestationMaxAgeSeconds: number;
 }
 
 /** The api's HTTP server (apps/api/src/create-api.ts); see docs/attestation.md, "Floods". */
@@ -90,6 +102,8 @@ export interface RetentionConfig {
   downloads: { maxAgeSeconds: number; perNode: number };
   /** Enrollments are deleted this long after they expired. */
   enrollmentsMaxAgeSeconds: number;
+  /** Audit rows older than this many days are purged; null keeps them for ever (the default). */
+  auditMaxAgeDays: number | null;
 }
 
 /** Rollouts (libs/rollouts, apps/scheduler); see docs/rollouts.md. */
@@ -205,6 +219,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
       maxOpenEnrollments: e.OTTER_MAX_OPEN_ENROLLMENTS,
       noncesPerNode: e.OTTER_ATTESTATION_NONCES_PER_NODE,
     },
+    metrics: {
+      port: e.OTTER_METRICS_PORT,
+      host: e.OTTER_METRICS_HOST,
+      token: e.OTTER_METRICS_TOKEN,
+      attestationMaxAgeSeconds: e.OTTER_METRICS_ATTESTATION_MAX_AGE,
+    },
     http: {
       trustedProxies: e.OTTER_TRUSTED_PROXIES ?? [],
       requestTimeoutSeconds: e.OTTER_REQUEST_TIMEOUT_SECONDS,
@@ -235,6 +255,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
         perNode: e.OTTER_RETENTION_DOWNLOADS_PER_NODE,
       },
       enrollmentsMaxAgeSeconds: e.OTTER_RETENTION_ENROLLMENTS_MAX_AGE,
+      auditMaxAgeDays: e.OTTER_AUDIT_RETENTION_DAYS > 0 ? e.OTTER_AUDIT_RETENTION_DAYS : null,
     },
     delta: {
       memoryBudgetBytes: e.OTTER_DELTA_MEMORY_MB * 1024 * 1024,

@@ -7,7 +7,15 @@
  * POST /api/v1/devices/me/downloads DownloadReport (device token) -> 202
  * GET  /api/v1/savings[?hardware=] (viewer) -> SavingsDto
  */
-export type DeltaBuildState = 'queued' | 'building' | 'verifying' | 'published' | 'too-large' | 'failed';
+export const DELTA_BUILD_STATES = [
+  'queued',
+  'building',
+  'verifying',
+  'published',
+  'too-large',
+  'failed',
+] as const;
+export type DeltaBuildState = (typeof DELTA_BUILD_STATES)[number];
 
 export interface DeltaBuildDto {
   id: string;

@@ -62,10 +62,34 @@ export type {
   RolloutNodeListDto,
   DeviceInstructionsDto,
 } from './rollouts.js';
-export { WINDOW_TIME_PATTERN, maintenanceWindowProblem, UPDATE_REPORT_LIMITS } from './rollouts.js';
+export {
+  WINDOW_TIME_PATTERN,
+  maintenanceWindowProblem,
+  UPDATE_REPORT_LIMITS,
+  ROLLOUT_STATES,
+} from './rollouts.js';
+export { DELTA_BUILD_STATES } from './deltas.js';
 export { parseUntrustedJson, UntrustedJsonError } from './untrusted-json.js';
 export { DPOP_PROOF_TYP, DPOP_AUTH_SCHEME, DPOP_HEADER, accessTokenHash, dpopTargetUri } from './dpop.js';
 export type { DpopProofClaims } from './dpop.js';
+export {
+  AUDIT_ACTIONS,
+  AUDIT_OUTCOMES,
+  AUDIT_TARGET_KINDS,
+  AUDIT_PAGE_MAX,
+  AUDIT_PAGE_DEFAULT,
+  auditEntryDto,
+  auditListDto,
+  auditQuery,
+} from './audit.js';
+export type {
+  AuditAction,
+  AuditOutcome,
+  AuditTargetKind,
+  AuditEntryDto,
+  AuditListDto,
+  AuditQuery,
+} from './audit.js';
 export { deviceText } from './device-text.js';
 export {
   ATTESTATION_STATUSES,

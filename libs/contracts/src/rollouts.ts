@@ -1,6 +1,7 @@
 /** Rollouts (docs/rollouts.md): the API's request and response shapes. */
 
-export type RolloutState = 'draft' | 'running' | 'paused' | 'completed' | 'aborted';
+export const ROLLOUT_STATES = ['draft', 'running', 'paused', 'completed', 'aborted'] as const;
+export type RolloutState = (typeof ROLLOUT_STATES)[number];
 
 /**
  * Where one node is in a rollout. `pending` waits for its wave; `waiting-attestation` was asked for a fresh

@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect, sql, SqliteDialect } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import type { DatabaseConfig } from '#otter/config';
+import { withAmbientTransactions } from './ambient-transaction.js';
 import { migrationProvider } from './migrations.js';
 import type { Database } from './schema.js';
 
@@ -17,19 +18,21 @@ export const POSTGRES_LOCK_TIMEOUT_MS = 30_000;
 
 export function createDatabase(config: DatabaseConfig): Db {
   if (config.dialect === 'postgres') {
-    const db = new Kysely<Database>({
-      dialect: new PostgresDialect({
-        pool: new pg.Pool({
-          connectionString: config.url,
-          max: 10,
-          // A process that hangs inside a transaction (a paused VM, a partition) or whose backend outlives it
-          // must not hold row locks, such as a scheduler's claim on a rollout, for ever: the server ends an
-          // idle transaction after a minute, and no statement waits for a lock longer than 30 s.
-          idle_in_transaction_session_timeout: POSTGRES_IDLE_IN_TRANSACTION_MS,
-          lock_timeout: POSTGRES_LOCK_TIMEOUT_MS,
+    const db = withAmbientTransactions(
+      new Kysely<Database>({
+        dialect: new PostgresDialect({
+          pool: new pg.Pool({
+            connectionString: config.url,
+            max: 10,
+            // A process that hangs inside a transaction (a paused VM, a partition) or whose backend outlives it
+            // must not hold row locks, such as a scheduler's claim on a rollout, for ever: the server ends an
+            // idle transaction after a minute, and no statement waits for a lock longer than 30 s.
+            idle_in_transaction_session_timeout: POSTGRES_IDLE_IN_TRANSACTION_MS,
+            lock_timeout: POSTGRES_LOCK_TIMEOUT_MS,
+          }),
         }),
       }),
-    });
+    );
     postgresDbs.add(db);
     return db;
   }
@@ -39,7 +42,9 @@ export function createDatabase(config: DatabaseConfig): Db {
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('busy_timeout = 10000');
   sqlite.pragma('foreign_keys = ON');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  return withAmbientTransactions(
+    new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) }),
+  );
 }
 
 export async function migrateToLatest(db: Db): Promise<void> {
@@ -90,4 +95,9 @@ function withStatementCache(sqlite: SqliteDatabase.Database): {
       return statement;
     },
   };
+}
+
+/** One round trip to the database (readiness probes): throws when it does not answer. */
+export async function pingDatabase(db: Db): Promise<void> {
+  await sql`select 1`.execute(db);
 }

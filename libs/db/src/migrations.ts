@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
+import { auditLogMigration } from './audit-log-migration.js';
 import { nodeInventoryMigration } from './node-inventory-migration.js';
 import { tpmIdentityMigration } from './tpm-identity-migration.js';
 
@@ -294,6 +295,7 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0008_audit_log': auditLogMigration,
   '0009_node_inventory': nodeInventoryMigration,
 };
 

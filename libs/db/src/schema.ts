@@ -250,6 +250,27 @@ export interface DirectorAssignmentTable {
   updated_at: string;
 }
 
+export interface AuditLogTable {
+  id: Generated<number | string>;
+  at: string;
+  actor_token_id: string | null;
+  actor_name: string | null;
+  actor_role: string | null;
+  action: string;
+  target_kind: string;
+  target_id: string | null;
+  request_id: string | null;
+  source: string | null;
+  outcome: string;
+  changes: string;
+}
+
+export interface AuditPurgeTable {
+  id: string;
+  at: string;
+  before: string;
+}
+
 export interface Database {
   api_tokens: ApiTokenTable;
   releases: ReleaseTable;
@@ -268,4 +289,6 @@ export interface Database {
   rollout_nodes: RolloutNodeTable;
   rollout_memberships: RolloutMembershipTable;
   director_assignments: DirectorAssignmentTable;
+  audit_log: AuditLogTable;
+  audit_purges: AuditPurgeTable;
 }

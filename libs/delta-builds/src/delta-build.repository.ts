@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { DeltaBuildState } from '#otter/contracts';
-import { DB, isUniqueViolation, type Db, type DeltaBuildTable } from '#otter/db';
+import { DB, type Db, type DeltaBuildTable } from '#otter/db';
 
 export interface ImageRef {
   version: string;
@@ -42,37 +42,38 @@ export class DeltaBuildRepository {
     const existing = await this.get(build.id);
     if (existing) return { record: existing, created: false };
     const now = new Date().toISOString();
-    try {
-      await this.db
-        .insertInto('delta_builds')
-        .values({
-          id: build.id,
-          hardware_id: build.hardwareId,
-          from_version: build.from.version,
-          to_version: build.to.version,
-          from_sha256: build.from.sha256,
-          to_sha256: build.to.sha256,
-          from_length: build.from.length,
-          to_length: build.to.length,
-          target_path: build.targetPath,
-          state: 'queued',
-          progress: 0,
-          patch_length: null,
-          patch_sha256: null,
-          blob_key: null,
-          build_seconds: null,
-          peak_rss_bytes: null,
-          error: null,
-          created_at: now,
-          updated_at: now,
-        })
-        .execute();
-    } catch (e) {
-      // Two triggers of one pair at the same moment: the other insert won, and that row is the build.
-      if (!isUniqueViolation(e)) throw e;
-      return { record: (await this.get(build.id))!, created: false };
-    }
-    return { record: (await this.get(build.id))!, created: true };
+    // Two triggers of one pair at the same moment: the other insert wins, and that row is the build. ON CONFLICT
+    // rather than catching the violation, which would abort an enclosing transaction on PostgreSQL (an audited
+    // request runs in one).
+    const inserted = await this.db
+      .insertInto('delta_builds')
+      .values({
+        id: build.id,
+        hardware_id: build.hardwareId,
+        from_version: build.from.version,
+        to_version: build.to.version,
+        from_sha256: build.from.sha256,
+        to_sha256: build.to.sha256,
+        from_length: build.from.length,
+        to_length: build.to.length,
+        target_path: build.targetPath,
+        state: 'queued',
+        progress: 0,
+        patch_length: null,
+        patch_sha256: null,
+        blob_key: null,
+        build_seconds: null,
+        peak_rss_bytes: null,
+        error: null,
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst();
+    return {
+      record: (await this.get(build.id))!,
+      created: Number(inserted.numInsertedOrUpdatedRows ?? 0n) > 0,
+    };
   }
 
   async get(id: string): Promise<DeltaBuildRecord | undefined> {

@@ -13,12 +13,14 @@ import {
   type ReleaseDto,
   type SavingsDto,
 } from '#otter/contracts';
+import { afterCommit, inAmbientTransaction } from '#otter/db';
 import { OtterError, ValidationError } from '#otter/errors';
 import { JOBS, QUEUES, deltaJobOptions, deltaPublishDelayMs } from '#otter/queue';
 import { ReleaseError, ReleaseService, targetPathOf } from '#otter/releases';
 import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
 import { deltaBuildId, deltaPublishJob, deltaTargetPath } from './delta-build-names.js';
 import { DeltaBuildRepository, type DeltaBuildRecord, type ImageRef } from './delta-build.repository.js';
+import { DeltaMetrics } from './delta-metrics.js';
 import { DownloadRepository } from './download.repository.js';
 
 /** A release image as the image repository signs it, and where its bytes are. */
@@ -43,6 +45,7 @@ export class DeltaBuildService {
   constructor(
     private readonly builds: DeltaBuildRepository,
     private readonly downloads: DownloadRepository,
+    private readonly metrics: DeltaMetrics,
     private readonly releases: ReleaseService,
     @Inject(IMAGE_REPOSITORY) private readonly repository: TufRepository,
     @InjectQueue(QUEUES.deltaBuild) private readonly queue: Queue,
@@ -60,8 +63,10 @@ export class DeltaBuildService {
     }
     if (input.from === input.to) throw new ValidationError('from and to must be different releases');
     const build = await this.ensureBuild(input.hardware, input.from, input.to);
-    // Answer once the job is in Redis, or after a bounded wait: the build is recorded either way.
-    await Promise.race([build.queued, sleep(ENQUEUE_WAIT_MS, false, { ref: false })]);
+    // Answer once the job is in Redis, or after a bounded wait: the build is recorded either way. In an audited
+    // request the job is queued after the commit (afterCommit), and the request's transaction waits for that.
+    if (!inAmbientTransaction())
+      await Promise.race([build.queued, sleep(ENQUEUE_WAIT_MS, false, { ref: false })]);
     return toDto(build.record);
   }
 
@@ -142,15 +147,16 @@ export class DeltaBuildService {
       targetPath,
     });
     let queued: Promise<boolean> = Promise.resolve(false);
+    // A worker must not take the job before the row it builds is committed.
     if (created) {
       this.logger.log({ build: id, targetPath }, 'delta build queued');
-      queued = this.enqueue(id);
+      queued = afterCommit(() => this.enqueue(id), false);
     } else if (record.state === 'failed' && (await this.builds.requeueFailed(id))) {
       // The failed jobs keep their ids (and so would swallow a new add): drop them, then start over.
       this.logger.log({ build: id, targetPath }, 'failed delta build queued again');
-      queued = this.dropJobs(id).then(() => this.enqueue(id));
+      queued = afterCommit(() => this.dropJobs(id).then(() => this.enqueue(id)), false);
     } else if (record.state === 'queued') {
-      queued = this.enqueue(id);
+      queued = afterCommit(() => this.enqueue(id), false);
     }
     queued = queued.catch((e: unknown) => {
       this.logger.warn({ build: id, err: describe(e) }, 'could not queue the delta build');
@@ -243,6 +249,7 @@ export class DeltaBuildService {
       bytesDownloaded: report.bytesDownloaded,
       fullBytes,
     });
+    this.metrics.downloaded(node.hardwareId, fullBytes, report.bytesDownloaded);
   }
 
   /** What the node downloaded lately (newest first): each release, how, and its bytes. */

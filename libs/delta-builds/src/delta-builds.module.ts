@@ -6,6 +6,8 @@ import { RetentionModule } from '#otter/retention';
 import { TufModule } from '#otter/tuf';
 import { DeltaBuildRepository } from './delta-build.repository.js';
 import { DeltaBuildService } from './delta-build.service.js';
+import { DeltaMetrics } from './delta-metrics.js';
+import { DeltaStatsRepository } from './delta-stats.repository.js';
 import { DeltaReleaseTrigger } from './delta-release-trigger.js';
 import { DownloadRepository } from './download.repository.js';
 
@@ -20,7 +22,14 @@ import { DownloadRepository } from './download.repository.js';
     RetentionModule,
     BullModule.registerQueue({ name: QUEUES.deltaBuild }),
   ],
-  providers: [DeltaBuildRepository, DownloadRepository, DeltaBuildService, DeltaReleaseTrigger],
+  providers: [
+    DeltaBuildRepository,
+    DownloadRepository,
+    DeltaStatsRepository,
+    DeltaMetrics,
+    DeltaBuildService,
+    DeltaReleaseTrigger,
+  ],
   exports: [DeltaBuildService, DeltaBuildRepository],
 })
 export class DeltaBuildsModule {}

@@ -159,6 +159,39 @@ export class DirectorMetadataStore {
     return row && { version: Number(row.version), expiresAt: row.expires_at, body: row.body };
   }
 
+  /**
+   * The soonest expiry per role over every node's latest version (and the shared root's): what a metrics
+   * alert watches. Node repositories are a key range of the primary key (`director/` to `director0`), and each
+   * latest version one probe of it.
+   */
+  async soonestExpiries(): Promise<Array<{ role: string; expiresAt: string }>> {
+    const rows = await this.db
+      .selectFrom('tuf_metadata as m')
+      .where((eb) =>
+        eb.or([
+          eb('m.repository', '=', DIRECTOR_ROOT_REPOSITORY),
+          eb.and([
+            eb('m.repository', '>=', `${DIRECTOR_ROOT_REPOSITORY}/`),
+            eb('m.repository', '<', `${DIRECTOR_ROOT_REPOSITORY}0`),
+          ]),
+        ]),
+      )
+      .where(({ eb, selectFrom }) =>
+        eb(
+          'm.version',
+          '=',
+          selectFrom('tuf_metadata as n')
+            .select(({ fn }) => fn.max('n.version').as('v'))
+            .whereRef('n.repository', '=', 'm.repository')
+            .whereRef('n.role', '=', 'm.role'),
+        ),
+      )
+      .select((eb) => ['m.role', eb.fn.min('m.expires_at').as('expires_at')])
+      .groupBy('m.role')
+      .execute();
+    return rows.map((r) => ({ role: r.role, expiresAt: String(r.expires_at) }));
+  }
+
   /** Fails with a unique violation when that root version exists already (a concurrent publish won). */
   async insertRoot(root: StoredRole): Promise<void> {
     await this.db

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, Module } from '@nestjs/common';
 import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import { loadOrCreateDevRootKey, OnlineKeyStore } from '#otter/tuf-signing';
 import { DirectorAssignmentRepository } from './director-assignment.repository.js';
+import { DirectorMetrics } from './director-metrics.js';
 import { DirectorMetadataStore } from './director-metadata.store.js';
 import { DirectorRoot } from './director-root.js';
 import { DirectorRepository } from './director.repository.js';
@@ -79,6 +80,7 @@ export class DirectorAssignmentsModule {}
       },
     },
     DirectorInitializer,
+    DirectorMetrics,
   ],
   exports: [DirectorAssignmentsModule, DirectorRepository, DirectorInitializer],
 })

@@ -96,6 +96,10 @@ export const ERROR_STATUS = {
   ROLLOUT_STATE_INVALID: 409,
   ROLLOUT_NODE_NOT_FOUND: 404,
   ROLLOUT_RELEASE_UNMEASURED: 422,
+  // Operations (apps/api/src/operations): /readyz while the database, Redis or the blob store does not answer,
+  // and a /metrics scrape without the OTTER_METRICS_TOKEN bearer.
+  NOT_READY: 503,
+  METRICS_UNAUTHORIZED: 401,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

@@ -12,6 +12,7 @@ import { ReleaseService } from '#otter/releases';
 import { AttestationNonces } from './attestation-nonces.js';
 import { numericKeys } from './enrollment.service.js';
 import { NodeError } from './node.errors.js';
+import { NodeMetrics } from './node-metrics.js';
 import {
   NodeRepository,
   type NodeRecord,
@@ -36,6 +37,7 @@ export class AttestationService {
     private readonly nodes: NodeRepository,
     private readonly nonces: AttestationNonces,
     private readonly releases: ReleaseService,
+    private readonly metrics: NodeMetrics,
   ) {}
 
   async challenge(node: NodeRecord, runningVersion?: string): Promise<AttestationChallenge> {
@@ -112,6 +114,7 @@ export class AttestationService {
       await this.nodes.update(node.id, { runningVersion: version, integrityFailedAt: null });
     else if (verdict.passed) await this.nodes.update(node.id, { integrityFailedAt: null });
     const stored = await this.nodes.addVerdict(verdict);
+    this.metrics.verdict(stored.passed);
     this.logger.log({ node: node.id, passed: stored.passed, reason: stored.reason }, 'attestation verdict');
     const dto = toDto(stored);
     if (!stored.passed) throw new NodeError('ATTESTATION_FAILED', stored.reason, { verdict: dto });
@@ -154,6 +157,7 @@ export class AttestationService {
         releaseProven: false,
         mismatches: [],
       });
+      this.metrics.verdict(false);
     }
   }
 

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import type { NodeIdentityState, ReenrollmentDto } from '#otter/contracts';
 import { NodeError } from './node.errors.js';
@@ -27,8 +27,6 @@ export interface Actor {
  */
 @Injectable()
 export class NodeReenrollmentService {
-  private readonly logger = new Logger(NodeReenrollmentService.name);
-
   constructor(
     private readonly nodes: NodeRepository,
     private readonly nodeService: NodeService,
@@ -57,17 +55,7 @@ export class NodeReenrollmentService {
     if (!(await this.nodes.openReenrollment(nodeId, { until, by }, REENROLLABLE_STATES))) {
       throw new NodeError('NODE_STATE_INVALID', 'the node changed state meanwhile: look at it again');
     }
-    // The audit record of this admin action (there is no audit table yet): one structured line.
-    this.logger.warn(
-      {
-        audit: 'node.reenroll.opened',
-        node: nodeId,
-        state: node.state,
-        actor: { tokenId: actor.tokenId, name: actor.name },
-        until,
-      },
-      'node re-enrollment opened by an admin: its own TPM may enroll once more into this node',
-    );
+    // Audited as node.reenroll.opened (libs/audit): the row commits with this window, actor and all.
     return { node: await this.nodeService.get(nodeId), reenrollUntil: until };
   }
 }

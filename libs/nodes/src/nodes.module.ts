@@ -8,6 +8,8 @@ import { AttestationService } from './attestation.service.js';
 import { DeviceIdentityService } from './device-identity.service.js';
 import { EnrollmentRepository } from './enrollment.repository.js';
 import { EnrollmentService } from './enrollment.service.js';
+import { NodeFleetRepository } from './node-fleet.repository.js';
+import { NodeMetrics } from './node-metrics.js';
 import { NodeInventoryRepository } from './node-inventory.repository.js';
 import { NodeListRepository } from './node-list.repository.js';
 import { NodeRepository } from './node.repository.js';
@@ -21,6 +23,8 @@ import { TrustedTpmCas } from './trusted-tpm-cas.js';
   imports: [IdentityModule.forRoot(), TufModule, ReleasesModule, RetentionModule],
   providers: [
     NodeRepository,
+    NodeFleetRepository,
+    NodeMetrics,
     NodeListRepository,
     NodeInventoryRepository,
     NodeSightings,

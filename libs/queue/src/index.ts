@@ -10,3 +10,4 @@ export {
 } from './job-options.js';
 export type { DeltaJobTuning } from './job-options.js';
 export { QueueModule, redisOptions } from './queue.module.js';
+export { QueueMetrics, REPORTED_JOB_STATES } from './queue-metrics.js';

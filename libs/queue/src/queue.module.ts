@@ -1,9 +1,11 @@
 import { BullModule } from '@nestjs/bullmq';
 import { Module, type DynamicModule } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import type { OtterConfig } from '#otter/config';
 import { DEFAULT_JOB_OPTIONS } from './job-options.js';
+import { QueueMetrics } from './queue-metrics.js';
 
-/** BullMQ on the configured Redis, with Otter's prefix and the one set of retry/backoff defaults. */
+/** BullMQ on the configured Redis, with Otter's prefix, the one set of retry/backoff defaults, and its metrics. */
 @Module({})
 export class QueueModule {
   static forRoot(config: OtterConfig, ...queues: string[]): DynamicModule {
@@ -16,8 +18,11 @@ export class QueueModule {
           defaultJobOptions: DEFAULT_JOB_OPTIONS,
         }),
         BullModule.registerQueue(...queues.map((name) => ({ name }))),
+        DiscoveryModule,
       ],
-      exports: [BullModule],
+      // Depths of every queue the application registers (here or in a lib's module) and its workers' jobs.
+      providers: [QueueMetrics],
+      exports: [BullModule, QueueMetrics],
     };
   }
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AuditService } from '#otter/audit';
 import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import type { ReleaseDto } from '#otter/contracts';
 import { isUniqueViolation } from '#otter/db';
@@ -27,6 +28,7 @@ export class ReleaseService {
     @Inject(IMAGE_REPOSITORY) private readonly repository: TufRepository,
     @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
     private readonly events: ReleaseEvents,
+    private readonly audit: AuditService,
   ) {}
 
   byId(id: string): Promise<ReleaseDto | undefined> {
@@ -85,18 +87,27 @@ export class ReleaseService {
     }
     let release: ReleaseDto;
     try {
-      release = await this.releases.insert({
-        id,
-        hardwareId: fields.hardware,
-        version: fields.version,
-        targetPath,
-        sha256: stored.sha256,
-        length: stored.length,
-        measurements: fields.measurements,
-        notes: fields.notes,
-        createdBy,
-        blobKey,
-      });
+      // The release row records the stored image and its signed target: its audit row commits with it.
+      release = await this.audit.commitWith(
+        () =>
+          this.releases.insert({
+            id,
+            hardwareId: fields.hardware,
+            version: fields.version,
+            targetPath,
+            sha256: stored.sha256,
+            length: stored.length,
+            measurements: fields.measurements,
+            notes: fields.notes,
+            createdBy,
+            blobKey,
+          }),
+        (r) => ({
+          action: 'release.pushed',
+          target: { kind: 'release', id: r.id },
+          changes: { hardwareId: r.hardwareId, version: r.version, sha256: r.sha256, length: r.length },
+        }),
+      );
       this.logger.log(
         { release: id, targetPath, length: stored.length, sha256: stored.sha256 },
         'release published',

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AuditModule } from '#otter/audit';
 import { NodeHistoryLimits } from './node-history-limits.js';
 import { RetentionRepository } from './retention.repository.js';
 import { RetentionService } from './retention.service.js';
@@ -9,6 +10,7 @@ import { RetentionService } from './retention.service.js';
  * RetentionService.
  */
 @Module({
+  imports: [AuditModule],
   providers: [RetentionRepository, NodeHistoryLimits, RetentionService],
   exports: [NodeHistoryLimits, RetentionService],
 })

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '#otter/config';
 import { createDatabase, migrateToLatest, testDatabases, type Db } from '#otter/db';
+import { auditServiceFor, insertAuditRow } from '../../audit/src/testing.js';
 import { RetentionRepository, type NodeHistoryTable } from './retention.repository.js';
 import { RetentionService } from './retention.service.js';
 import { enrollmentRow, historyRow, insertHistory } from './testing.js';
@@ -177,8 +178,10 @@ describe.each(dbs)('retention on $name', ({ config: database }) => {
       OTTER_RETENTION_VERDICTS_MAX_AGE: '2',
       OTTER_RETENTION_DOWNLOADS_MAX_AGE: '2',
       OTTER_RETENTION_ENROLLMENTS_MAX_AGE: '2',
+      OTTER_AUDIT_RETENTION_DAYS: '1',
     });
-    const report = await new RetentionService(repository, config).purge();
+    await insertAuditRow(db, new Date(Date.now() - 2 * 86_400_000));
+    const report = await new RetentionService(repository, auditServiceFor(db, config), config).purge();
     // Other tests' rows in this database are older than 2 s too: count at least this node's.
     for (const n of Object.values(report)) expect(n).toBeGreaterThanOrEqual(1);
     for (const table of ['device_reports', 'attestation_verdicts', 'downloads'] as const)

@@ -8,6 +8,8 @@ import { DIRECTOR_ASSIGNMENTS, type DirectorAssignments } from './director-assig
 import { MeasuredReleaseCheck } from './measured-release.js';
 import { RolloutTickTrigger } from './rollout-tick.trigger.js';
 import { RolloutTicker } from './rollout-ticker.js';
+import { RolloutMetrics } from './rollout-metrics.js';
+import { RolloutStatsRepository } from './rollout-stats.repository.js';
 import { RolloutRepository } from './rollout.repository.js';
 import { RolloutService } from './rollout.service.js';
 import { UpdateProgressService } from './update-progress.service.js';
@@ -38,6 +40,8 @@ export class RolloutsModule {
       providers: [
         { provide: DIRECTOR_ASSIGNMENTS, useExisting: options.assignments },
         RolloutRepository,
+        RolloutStatsRepository,
+        RolloutMetrics,
         AssignmentRestorer,
         MeasuredReleaseCheck,
         RolloutTickTrigger,

@@ -3,6 +3,7 @@ import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import { loadOrCreateDevRootKey, OnlineKeyStore } from '#otter/tuf-signing';
 import { DelegationLayout, IMAGE_REPOSITORY_FAMILIES } from './delegation-layout.js';
 import { TufMetadataRepository } from './tuf-metadata.repository.js';
+import { IMAGE_REPOSITORY_NAME, TufMetrics } from './tuf-metrics.js';
 import { TufRepository } from './tuf-repository.js';
 
 export const IMAGE_REPOSITORY = Symbol('IMAGE_REPOSITORY');
@@ -45,12 +46,13 @@ export class ImageRepositoryInitializer {
       provide: IMAGE_REPOSITORY,
       inject: [OTTER_CONFIG, TufMetadataRepository],
       useFactory: async (config: OtterConfig, store: TufMetadataRepository): Promise<TufRepository> => {
-        const keys = await OnlineKeyStore.open('image', config, new Logger('OnlineKeyStore'));
+        const keys = await OnlineKeyStore.open(IMAGE_REPOSITORY_NAME, config, new Logger('OnlineKeyStore'));
         const layout = new DelegationLayout(IMAGE_REPOSITORY_FAMILIES, config.tuf.binBits);
-        return new TufRepository('image', store, keys, layout, config.tuf);
+        return new TufRepository(IMAGE_REPOSITORY_NAME, store, keys, layout, config.tuf);
       },
     },
     ImageRepositoryInitializer,
+    TufMetrics,
   ],
   exports: [IMAGE_REPOSITORY, ImageRepositoryInitializer],
 })

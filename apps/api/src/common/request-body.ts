@@ -22,3 +22,14 @@ export function requireJson(contentType: string | undefined): void {
     throw new OtterError('UNSUPPORTED_MEDIA_TYPE', 'the request body must be application/json');
   }
 }
+
+/** Parses query parameters or throws a 400 naming the first offending parameter and why. */
+export function parseQuery<T>(schema: z.ZodType<T>, query: unknown): T {
+  const result = schema.safeParse(query ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const keys = issue && issue.code === 'unrecognized_keys' ? issue.keys : [];
+  const field = [...(issue?.path ?? []), ...keys.slice(0, 1)].map(String).join('.') || '(query)';
+  const reason = issue?.message ?? 'invalid query';
+  throw new ValidationError(`invalid query: ${field}: ${reason}`, { field, reason });
+}

@@ -1,4 +1,5 @@
 import { Body, Controller, Get, Headers, HttpCode, Post, Query } from '@nestjs/common';
+import { Audited, resultFields } from '#otter/audit';
 import { RequireRole } from '#otter/auth';
 import {
   HARDWARE_ID_PATTERN,
@@ -17,6 +18,10 @@ export class DeltasController {
 
   /** 202: the build is queued (or already exists: the same pair returns the existing build). */
   @Post('deltas')
+  @Audited('delta.requested', {
+    target: { kind: 'delta', result: 'id' },
+    changes: resultFields('hardwareId', 'from', 'to', 'state'),
+  })
   @HttpCode(202)
   @RequireRole('release-engineer')
   request(@Headers('content-type') type: string | undefined, @Body() body: unknown): Promise<DeltaBuildDto> {

@@ -1,4 +1,5 @@
 import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Audited, resultFields } from '#otter/audit';
 import { RequireRole } from '#otter/auth';
 import type { PublishedRootDto, TufOnlineKeyDto, TufOnlineKeysDto } from '#otter/contracts';
 import { DirectorRepository } from '#otter/director';
@@ -17,6 +18,10 @@ export class DirectorAdminController {
   }
 
   @Post('root')
+  @Audited('director.root.published', {
+    target: { kind: 'director', result: 'version' },
+    changes: resultFields('version', 'expires'),
+  })
   @HttpCode(201)
   async publishRoot(@Body() body: unknown): Promise<PublishedRootDto> {
     const root = await this.director.publishRoot(parseBody(rootEnvelope, body));
@@ -29,6 +34,10 @@ export class DirectorAdminController {
   }
 
   @Post('online-keys/:role/rotate')
+  @Audited('director.key.rotated', {
+    target: { kind: 'tuf-key', param: 'role' },
+    changes: resultFields('keyId'),
+  })
   @HttpCode(201)
   async rotate(@Param('role') role: string): Promise<TufOnlineKeyDto> {
     return this.director.rotateOnlineKey(onlineRoleParam(role));
@@ -36,6 +45,7 @@ export class DirectorAdminController {
 
   /** After restoring a database backup: every node's metadata is re-signed, with a newer version, on its next poll. */
   @Post('metadata/invalidate')
+  @Audited('director.metadata.invalidated', { target: { kind: 'director' }, changes: resultFields('nodes') })
   @HttpCode(200)
   async invalidate(): Promise<{ nodes: number }> {
     return { nodes: await this.director.invalidateAll() };

@@ -10,6 +10,7 @@ import {
   Put,
   Query,
 } from '@nestjs/common';
+import { Audited, bodyFields, resultFields } from '#otter/audit';
 import { CurrentPrincipal, RequireRole, type Principal } from '#otter/auth';
 import {
   nodeListQuerySchema,
@@ -24,6 +25,8 @@ import { parseQuery } from '../common/request-query.js';
 import { allowRequest } from '../devices/device-requests.js';
 import { NodeDetailService } from './node-detail.service.js';
 import { setLabelsRequest } from './node-requests.js';
+
+const NODE = { kind: 'node', param: 'id' } as const;
 
 /**
  * Operators' node routes. Everything that lets a node in or keeps it out (approve, reject, revoke, re-pin its
@@ -53,6 +56,7 @@ export class NodesController {
   }
 
   @Post('nodes/:id/approve')
+  @Audited('node.approved', { target: NODE, changes: resultFields('state') })
   @HttpCode(200)
   @RequireRole('admin')
   approve(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
@@ -60,6 +64,7 @@ export class NodesController {
   }
 
   @Post('nodes/:id/reject')
+  @Audited('node.rejected', { target: NODE, changes: resultFields('state') })
   @HttpCode(200)
   @RequireRole('admin')
   reject(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
@@ -67,6 +72,7 @@ export class NodesController {
   }
 
   @Post('nodes/:id/revoke')
+  @Audited('node.revoked', { target: NODE, changes: resultFields('state') })
   @HttpCode(200)
   @RequireRole('admin')
   revoke(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
@@ -74,6 +80,7 @@ export class NodesController {
   }
 
   @Post('nodes/:id/repin')
+  @Audited('node.repinned', { target: NODE, changes: resultFields('state') })
   @HttpCode(200)
   @RequireRole('admin')
   repin(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDto> {
@@ -82,6 +89,7 @@ export class NodesController {
 
   /** Lets a re-imaged board's own TPM enroll once more into this node, for OTTER_REENROLL_WINDOW seconds. */
   @Post('nodes/:id/re-enroll')
+  @Audited('node.reenroll.opened', { target: NODE, changes: resultFields('reenrollUntil') })
   @HttpCode(200)
   @RequireRole('admin')
   reenroll(
@@ -93,6 +101,7 @@ export class NodesController {
 
   /** Replaces the node's labels, which rollout selectors match. */
   @Put('nodes/:id/labels')
+  @Audited('node.labels.set', { target: NODE, changes: resultFields('labels') })
   @RequireRole('release-engineer')
   setLabels(
     @Param('id', new ParseUUIDPipe()) id: string,
@@ -104,6 +113,10 @@ export class NodesController {
   }
 
   @Post('enrollment-allowlist')
+  @Audited('enrollment.allowlist.added', {
+    target: { kind: 'allowlist' },
+    changes: bodyFields('kind', 'issuer', 'serial', 'value', 'note'),
+  })
   @HttpCode(204)
   @RequireRole('admin')
   async allow(@Headers('content-type') type: string | undefined, @Body() body: unknown): Promise<void> {

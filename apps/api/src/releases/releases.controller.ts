@@ -1,4 +1,5 @@
 import { Controller, Get, HttpCode, Post, Query, Req } from '@nestjs/common';
+import { Audited } from '#otter/audit';
 import type { FastifyRequest } from 'fastify';
 import { CurrentPrincipal, RequireRole, type Principal } from '#otter/auth';
 import { HARDWARE_ID_PATTERN, type ReleaseDto, type ReleaseListDto } from '#otter/contracts';
@@ -12,6 +13,8 @@ export class ReleasesController {
   constructor(private readonly releases: ReleaseService) {}
 
   @Post()
+  // The upload streams to the blob store first; ReleaseService writes the row with the release's own row.
+  @Audited('release.pushed', { target: { kind: 'release', result: 'id' }, transaction: 'service' })
   @HttpCode(201)
   @RequireRole('release-engineer')
   @StreamsRequestBody()

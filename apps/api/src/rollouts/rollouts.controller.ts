@@ -1,15 +1,22 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, ParseUUIDPipe, Post } from '@nestjs/common';
+import { Audited, resultFields } from '#otter/audit';
 import { CurrentPrincipal, RequireRole, type Principal } from '#otter/auth';
 import type { RolloutDto, RolloutListDto, RolloutNodeDto, RolloutNodeListDto } from '#otter/contracts';
 import { RolloutService } from '#otter/rollouts';
 import { parseBody, requireJson } from '../common/request-body.js';
 import { createRolloutRequest, reasonRequest } from './rollout-requests.js';
 
+const ROLLOUT = { kind: 'rollout', param: 'id' } as const;
+
 @Controller('api/v1/rollouts')
 export class RolloutsController {
   constructor(private readonly rollouts: RolloutService) {}
 
   @Post()
+  @Audited('rollout.created', {
+    target: { kind: 'rollout', result: 'id' },
+    changes: resultFields('name', 'releaseId', 'state'),
+  })
   @HttpCode(201)
   @RequireRole('release-engineer')
   create(
@@ -40,6 +47,7 @@ export class RolloutsController {
   }
 
   @Post(':id/start')
+  @Audited('rollout.started', { target: ROLLOUT, changes: resultFields('state') })
   @HttpCode(200)
   @RequireRole('release-engineer')
   start(@Param('id', new ParseUUIDPipe()) id: string): Promise<RolloutDto> {
@@ -47,6 +55,7 @@ export class RolloutsController {
   }
 
   @Post(':id/pause')
+  @Audited('rollout.paused', { target: ROLLOUT, changes: resultFields('state', 'stateReason') })
   @HttpCode(200)
   @RequireRole('release-engineer')
   pause(
@@ -58,6 +67,7 @@ export class RolloutsController {
   }
 
   @Post(':id/resume')
+  @Audited('rollout.resumed', { target: ROLLOUT, changes: resultFields('state') })
   @HttpCode(200)
   @RequireRole('release-engineer')
   resume(@Param('id', new ParseUUIDPipe()) id: string): Promise<RolloutDto> {
@@ -65,6 +75,7 @@ export class RolloutsController {
   }
 
   @Post(':id/abort')
+  @Audited('rollout.aborted', { target: ROLLOUT, changes: resultFields('state', 'stateReason') })
   @HttpCode(200)
   @RequireRole('release-engineer')
   abort(
@@ -76,6 +87,10 @@ export class RolloutsController {
   }
 
   @Post(':id/nodes/:nodeId/exclude')
+  @Audited('rollout.node.excluded', {
+    target: { kind: 'node', param: 'nodeId' },
+    changes: resultFields('rolloutId', 'state', 'reason'),
+  })
   @HttpCode(200)
   @RequireRole('release-engineer')
   exclude(

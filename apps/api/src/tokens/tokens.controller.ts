@@ -1,4 +1,5 @@
 import { Body, Controller, Delete, Get, Header, Headers, HttpCode, Param, Post } from '@nestjs/common';
+import { Audited, resultFields } from '#otter/audit';
 import type { CreatedTokenDto, TokenListDto } from '#otter/contracts';
 import { RequireRole, TokenService } from '#otter/auth';
 import { createTokenRequest, parseBody, requireJson } from './token-requests.js';
@@ -11,6 +12,10 @@ export class TokensController {
 
   @Post()
   @HttpCode(201)
+  @Audited('token.created', {
+    target: { kind: 'token', result: 'id' },
+    changes: resultFields('name', 'role'),
+  })
   // The response carries the secret; no cache may keep it.
   @Header('cache-control', 'no-store')
   async create(
@@ -29,6 +34,7 @@ export class TokensController {
   }
 
   @Delete(':id')
+  @Audited('token.revoked', { target: { kind: 'token', param: 'id' } })
   @HttpCode(204)
   async revoke(@Param('id') id: string): Promise<void> {
     await this.tokens.revoke(id);

@@ -1,4 +1,5 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
+import { Audited, resultFields } from '#otter/audit';
 import { RequireRole } from '#otter/auth';
 import type { PublishedRootDto, TufOnlineKeyDto, TufOnlineKeysDto } from '#otter/contracts';
 import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
@@ -21,6 +22,10 @@ export class TufAdminController {
   }
 
   @Post('root')
+  @Audited('tuf.root.published', {
+    target: { kind: 'tuf-root', result: 'version' },
+    changes: resultFields('version', 'expires'),
+  })
   @HttpCode(201)
   async publishRoot(@Body() body: unknown): Promise<PublishedRootDto> {
     const root = await this.repository.publishRoot(parseBody(rootEnvelope, body));
@@ -36,6 +41,7 @@ export class TufAdminController {
   }
 
   @Post('online-keys/:role/rotate')
+  @Audited('tuf.key.rotated', { target: { kind: 'tuf-key', param: 'role' }, changes: resultFields('keyId') })
   @HttpCode(201)
   async rotate(@Param('role') role: string): Promise<TufOnlineKeyDto> {
     return this.repository.rotateOnlineKey(onlineRoleParam(role));

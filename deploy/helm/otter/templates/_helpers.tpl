@@ -80,6 +80,13 @@ app.kubernetes.io/component: {{ .component }}
     secretKeyRef:
       name: {{ include "otter.secretName" . }}
       key: {{ .Values.secrets.keys.keyPassphrase }}
+{{- if .Values.secrets.keys.metricsToken }}
+- name: OTTER_METRICS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "otter.secretName" . }}
+      key: {{ .Values.secrets.keys.metricsToken }}
+{{- end }}
 {{- range $name, $value := .Values.extraEnv }}
 - name: {{ $name }}
   value: {{ $value | quote }}
@@ -123,4 +130,41 @@ securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 volumes:
   {{- include "otter.volumes" . | nindent 2 }}
+{{- end -}}
+
+{{/* A worker's metrics port (scheduler, delta-worker): env, container port and liveness probe. */}}
+{{- define "otter.workerMetricsEnv" -}}
+{{- if .Values.metrics.enabled }}
+- name: OTTER_METRICS_PORT
+  value: {{ .Values.metrics.port | quote }}
+- name: OTTER_METRICS_HOST
+  value: "0.0.0.0"
+{{- end }}
+{{- end -}}
+
+{{- define "otter.workerMetricsPort" -}}
+{{- if .Values.metrics.enabled }}
+ports:
+  - name: metrics
+    containerPort: {{ .Values.metrics.port }}
+    protocol: TCP
+# The process answers on its metrics port (a TCP check: a scrape may need OTTER_METRICS_TOKEN).
+livenessProbe:
+  tcpSocket:
+    port: metrics
+  initialDelaySeconds: 30
+  periodSeconds: 15
+  failureThreshold: 4
+{{- end }}
+{{- end -}}
+
+{{/* Call with (dict "root" $ "port" <port> "scheme" <http|https>). */}}
+{{- define "otter.scrapeAnnotations" -}}
+{{- if .root.Values.metrics.enabled }}
+annotations:
+  prometheus.io/scrape: "true"
+  prometheus.io/path: /metrics
+  prometheus.io/port: {{ .port | quote }}
+  prometheus.io/scheme: {{ .scheme }}
+{{- end }}
 {{- end -}}
