@@ -40,6 +40,7 @@ bench: build
 	@$(ENV); eval "$$(scripts/test-services.sh)"; node bench/metrics.bench.mjs
 	@$(ENV); eval "$$(scripts/test-services.sh)"; BENCH_BEFORE_REF=$(BENCH_BEFORE_REF) node bench/director-poll.bench.mjs
 	@$(ENV); eval "$$(scripts/test-services.sh)"; node bench/events.bench.mjs
+	@$(ENV); eval "$$(scripts/test-services.sh)"; node bench/node-list.bench.mjs
 
 # Otter's delta builder next to Debian's bsdiff, xdelta3 and zstd on a corpus built from the npm registry
 # (cached in .otter-bench/). About 10 minutes on 2 cores; BENCH_DELTA_QUICK=1 for a smoke run.

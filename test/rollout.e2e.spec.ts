@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { INestApplicationContext } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RolloutDto, RolloutNodeDto } from '#otter/contracts';
+import type { NodeDetailDto, RolloutDto, RolloutNodeDto } from '#otter/contracts';
 import { loadConfig } from '#otter/config';
 import { startSoftwareTpm, type SoftwareTpm } from '#otter/tpm';
 import { DeviceAgent } from '../apps/agent/src/device/device-agent.js';
@@ -102,6 +102,8 @@ function startAgent(node: Node): void {
       '--simulate',
       '--poll-interval',
       '0.5',
+      '--labels-file',
+      join(node.dir, 'labels'),
       ...(node.bad ? ['--health-command', 'echo "service otterd did not start" >&2; exit 1'] : []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
@@ -157,6 +159,10 @@ beforeAll(async () => {
     expect((await enroll()).state).toBe('active');
     writeFileSync(join(node.dir, 'slot-a.img'), v1);
     writeFileSync(join(node.dir, 'slot-b.img'), '');
+    writeFileSync(
+      join(node.dir, 'labels'),
+      `# the node's own labels, reported in its inventory\nrack=r${node.id.slice(0, 4)}\n`,
+    );
     startAgent(node);
   }
 }, 120_000);
@@ -276,6 +282,36 @@ describe('a rollout across agents on swtpm', () => {
       'booted',
       'attested',
       'committed',
+    ]);
+
+    // The node's story as an operator reads it: the inventory its agent sent once it ran slot B, the update
+    // history with bytes, the download, the rollout and the verdict that proved 2.0.0.
+    const story = (): Promise<NodeDetailDto> => json<NodeDetailDto>('GET', `/api/v1/nodes/${good.id}`);
+    await expect
+      .poll(async () => (await story()).inventory?.value.activeSlot, { timeout: 15_000, interval: 500 })
+      .toBe('b');
+    const detail = await story();
+    expect(detail.inventory!.value).toMatchObject({
+      bootEnv: 'file',
+      bootLoader: 'simulated',
+      slots: { a: { version: '1.0.0' }, b: { version: '2.0.0' } },
+      agentVersion: expect.stringMatching(/^\d+\.\d+\.\d+$/),
+      deviceLabels: { rack: `r${good.id.slice(0, 4)}` },
+    });
+    expect(detail.inventory!.value.memoryBytes).toBeGreaterThan(0);
+    expect(detail.node.lastSeenAt).not.toBeNull();
+    expect(detail.attestation.last).toMatchObject({
+      passed: true,
+      releaseVersion: '2.0.0',
+      releaseProven: true,
+    });
+    expect(detail.updates.steps.find((s) => s.step === 'installed')).toMatchObject({
+      version: '2.0.0',
+      bytes: expect.any(Number),
+    });
+    expect(detail.updates.downloads[0]).toMatchObject({ version: '2.0.0', fullBytes: v2.length });
+    expect(detail.rollouts).toEqual([
+      expect.objectContaining({ rolloutId: created.id, version: '2.0.0', state: 'succeeded' }),
     ]);
   }, 120_000);
 

@@ -16,6 +16,7 @@ import { EventsHttpModule } from './events/events-http.module.js';
 import { DirectorHttpModule } from './director/director-http.module.js';
 import { HealthController } from './health.controller.js';
 import { OperationsModule } from './operations/operations.module.js';
+import { NodesHttpModule } from './nodes/nodes-http.module.js';
 import { ReleasesHttpModule } from './releases/releases-http.module.js';
 import { RolloutsHttpModule } from './rollouts/rollouts-http.module.js';
 import { TokensHttpModule } from './tokens/tokens-http.module.js';
@@ -45,6 +46,7 @@ export class ApiModule {
         AuditModule,
         AuditHttpModule,
         EventsHttpModule,
+        NodesHttpModule,
       ],
       controllers: [HealthController],
       providers: [

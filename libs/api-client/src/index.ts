@@ -15,6 +15,7 @@ export { UploadSourceError } from './multipart-upload.js';
 export { TufAdminClient, TUF_REPOSITORIES } from './tuf-admin-client.js';
 export type { TufRepositoryName } from './tuf-admin-client.js';
 export { NodesClient } from './nodes-client.js';
+export type { NodeListParams } from './nodes-client.js';
 export { DeltasClient } from './deltas-client.js';
 export { RolloutsClient } from './rollouts-client.js';
 export { dpopProof, dpopHeaders } from './dpop-proof.js';

@@ -1,16 +1,55 @@
 import type {
   AllowEnrollmentRequest,
+  NodeDetailDto,
   NodeDto,
   NodeListDto,
   ReenrollmentDto,
   SetNodeLabelsRequest,
 } from '#otter/contracts';
+
+/** GET /api/v1/nodes query parameters as the API names them (`label` repeats). */
+export interface NodeListParams {
+  limit?: number;
+  cursor?: string;
+  hardware?: string;
+  state?: string;
+  version?: string;
+  label?: string[];
+  attestation?: string;
+  seenWithin?: string;
+  notSeenFor?: string;
+  q?: string;
+}
 import { OtterApiClient } from './otter-api-client.js';
 
 /** Fleet operations on enrolled nodes (`/api/v1/nodes`). */
 export class NodesClient extends OtterApiClient {
-  async listNodes(): Promise<NodeDto[]> {
-    return (await this.request<NodeListDto>('GET', 'api/v1/nodes')).nodes;
+  /** Every node matching `params`, following the pages to the end. */
+  async listNodes(params: Omit<NodeListParams, 'cursor'> = {}): Promise<NodeDto[]> {
+    const nodes: NodeDto[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.listNodePage({ ...params, cursor });
+      nodes.push(...page.nodes);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    return nodes;
+  }
+
+  /** One page of nodes; its `nextCursor` (as `cursor`) fetches the next. */
+  listNodePage(params: NodeListParams = {}): Promise<NodeListDto> {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(params)) {
+      if (value === undefined) continue;
+      for (const v of Array.isArray(value) ? value : [value]) query.append(key, String(v));
+    }
+    const text = query.toString();
+    return this.request<NodeListDto>('GET', `api/v1/nodes${text ? `?${text}` : ''}`);
+  }
+
+  /** One node's whole story: identity, inventory, attestation and update history, rollouts. */
+  nodeDetail(id: string): Promise<NodeDetailDto> {
+    return this.request<NodeDetailDto>('GET', `api/v1/nodes/${encodeURIComponent(id)}`);
   }
 
   approveNode(id: string): Promise<NodeDto> {

@@ -73,6 +73,7 @@ export const configSchema = z
     OTTER_ATTESTATION_NONCE_TTL: seconds(120),
     OTTER_ENROLLMENT_TTL: seconds(300),
     OTTER_REENROLL_WINDOW: seconds(DAY),
+    OTTER_ATTESTATION_FRESHNESS: seconds(DAY),
     // Flood controls of the unauthenticated device endpoints and retention (docs/attestation.md, "Floods").
     OTTER_MAX_OPEN_ENROLLMENTS: count(1000),
     OTTER_ATTESTATION_NONCES_PER_NODE: count(16),

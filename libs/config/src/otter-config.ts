@@ -156,6 +156,8 @@ export interface DeviceConfig {
   enrollmentTtl: number;
   /** Seconds an admin's `otter node re-enroll` leaves the node's own TPM to enroll again. */
   reenrollWindow: number;
+  /** Seconds a passing verdict counts as fresh in node views (older: `stale`); rollouts set their own. */
+  attestationFreshness: number;
   /** Open (challenged, unexpired) enrollments at once; past it a new enrollment is refused with 503. */
   maxOpenEnrollments: number;
   /** Unused attestation nonces one node may hold; a new challenge drops its oldest beyond this. */
@@ -226,6 +228,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
       nonceTtl: e.OTTER_ATTESTATION_NONCE_TTL,
       enrollmentTtl: e.OTTER_ENROLLMENT_TTL,
       reenrollWindow: e.OTTER_REENROLL_WINDOW,
+      attestationFreshness: e.OTTER_ATTESTATION_FRESHNESS,
       maxOpenEnrollments: e.OTTER_MAX_OPEN_ENROLLMENTS,
       noncesPerNode: e.OTTER_ATTESTATION_NONCES_PER_NODE,
     },

@@ -139,10 +139,15 @@ export interface NodeDto {
   /** What rollout selectors match on (`docs/rollouts.md`). */
   labels: Record<string, string>;
   createdAt: string;
+  /** The node's last authenticated device request, to about five minutes; null if it never made one. */
+  lastSeenAt: string | null;
 }
 
+/** A page of GET /api/v1/nodes (see node-story.ts for its query). */
 export interface NodeListDto {
   nodes: NodeDto[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
 }
 
 /**

@@ -110,3 +110,31 @@ export type {
   EventFilterQuery,
   EventTicketDto,
 } from './events.js';
+export { deviceText } from './device-text.js';
+export {
+  ATTESTATION_STATUSES,
+  DURATION_PATTERN,
+  NODE_HISTORY_LIMITS,
+  NODE_INVENTORY_LIMITS,
+  NODE_PAGE_LIMITS,
+  durationSeconds,
+  inventoryReceiptSchema,
+  inventoryReportSchema,
+  nodeDetailDtoSchema,
+  nodeDtoSchema,
+  nodeInventorySchema,
+  nodeListDtoSchema,
+  nodeListQuerySchema,
+} from './node-story.js';
+export type {
+  AttestationStatus,
+  InventoryReceipt,
+  InventoryReport,
+  NodeDetailDto,
+  NodeDownloadDto,
+  NodeInventory,
+  NodeListQuery,
+  PcrMismatchDto,
+  RolloutMembershipDto,
+  VerdictSummaryDto,
+} from './node-story.js';

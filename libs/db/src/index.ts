@@ -9,6 +9,8 @@ export type {
   TufMetadataTable,
   TufTargetTable,
   NodeTable,
+  NodeInventoryTable,
+  NodeLabelTable,
   EnrollmentTable,
   EnrollmentAllowlistTable,
   AttestationVerdictTable,
@@ -22,5 +24,5 @@ export type {
   AuditLogTable,
   AuditPurgeTable,
 } from './schema.js';
-export { seedNodeRow, testDatabases, testNodeRow } from './testing.js';
+export { seedNodeRow, testDatabases, testNodeLabelRows, testNodeRow } from './testing.js';
 export type { TestNodeRow } from './testing.js';

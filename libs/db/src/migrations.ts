@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
 import { auditLogMigration } from './audit-log-migration.js';
+import { nodeInventoryMigration } from './node-inventory-migration.js';
 import { tpmIdentityMigration } from './tpm-identity-migration.js';
 
 // Migrations are code, listed in order, so they ship inside the build and run the same on both dialects.
@@ -295,6 +296,7 @@ const migrations: Record<string, Migration> = {
     },
   },
   '0008_audit_log': auditLogMigration,
+  '0009_node_inventory': nodeInventoryMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -73,6 +73,34 @@ export interface NodeTable {
   reenroll_until: string | null;
   /** Who opened that window: the management token's name and id. */
   reenroll_by: string | null;
+  /** The node's last authenticated device request (to about five minutes). */
+  last_seen_at: Generated<string | null>;
+  /** The newest verdict, kept on the row (written with each verdict): 1 passed, 0 failed, NULL never. */
+  last_verdict_passed: Generated<number | null>;
+  last_verdict_reason: Generated<string | null>;
+  last_verdict_at: Generated<string | null>;
+}
+
+/** The agent's latest inventory of the node (one row a node). */
+export interface NodeInventoryTable {
+  node_id: string;
+  /** JSON NodeInventory. */
+  inventory: string;
+  /** Hex sha256 of the inventory as the agent hashed it: what it compares to skip an unchanged report. */
+  sha256: string;
+  /** The agent's time of the report. */
+  reported_at: string;
+  /** Otter's time it stored it. */
+  received_at: string;
+}
+
+/** The operator labels of `nodes.labels`, one row a label, for the node list's label filter. */
+export interface NodeLabelTable {
+  node_id: string;
+  key: string;
+  value: string;
+  /** The node's created_at: the list's page order, which the label index ends with. */
+  node_created_at: string;
 }
 
 export interface EnrollmentTable {
@@ -112,6 +140,8 @@ export interface AttestationVerdictTable {
   /** 1 when the verdict proves release_version booted (docs/attestation.md); 0 otherwise. */
   release_proven: Generated<number>;
   created_at: string;
+  /** JSON [{ pcr, quoted, reference, source }]: the PCRs that differed; NULL before 0009_node_inventory. */
+  pcr_mismatches: Generated<string | null>;
 }
 
 export interface DeviceReportTable {
@@ -123,6 +153,9 @@ export interface DeviceReportTable {
   detail: string;
   reported_at: string;
   created_at: string;
+  /** An update step's release version and bytes (kind `update`); NULL otherwise. */
+  version: Generated<string | null>;
+  bytes: Generated<number | string | null>;
 }
 
 export interface DeltaBuildTable {
@@ -244,6 +277,8 @@ export interface Database {
   tuf_metadata: TufMetadataTable;
   tuf_targets: TufTargetTable;
   nodes: NodeTable;
+  node_inventory: NodeInventoryTable;
+  node_labels: NodeLabelTable;
   enrollments: EnrollmentTable;
   enrollment_allowlist: EnrollmentAllowlistTable;
   attestation_verdicts: AttestationVerdictTable;

@@ -2,11 +2,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
+import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import type { DatabaseConfig } from '#otter/config';
 import type { Insertable } from 'kysely';
 import type { Db } from './create-database.js';
-import type { NodeTable } from './schema.js';
+import { migrationProvider } from './migrations.js';
+import type { NodeLabelTable, NodeTable } from './schema.js';
 
 /**
  * The two dialects every repository test runs against. PostgreSQL gets a fresh schema per call, so test
@@ -52,6 +55,9 @@ export interface TestNodeRow {
   pinnedPcrs?: Record<string, string>;
   /** created_at and updated_at; default now (benches that run on a simulated clock pass theirs). */
   createdAt?: string;
+  lastSeenAt?: string | null;
+  /** The newest verdict as the node row keeps it (the verdict table is not written). */
+  lastVerdict?: { passed: boolean; at: string; reason?: string } | null;
 }
 
 /**
@@ -82,12 +88,43 @@ export function testNodeRow(node: TestNodeRow & { id?: string } = {}): Insertabl
     updated_at: now,
     ek_key_sha256: randomBytes(32).toString('hex'),
     ek_issuer_serial_sha256: randomBytes(32).toString('hex'),
+    // Columns of 0009_node_inventory only when asked for, so rows fit a database migrated to before it too.
+    ...(node.lastSeenAt !== undefined && { last_seen_at: node.lastSeenAt }),
+    ...(node.lastVerdict && {
+      last_verdict_passed: node.lastVerdict.passed ? 1 : 0,
+      last_verdict_reason: node.lastVerdict.reason ?? 'seeded',
+      last_verdict_at: node.lastVerdict.at,
+    }),
   };
+}
+
+/** The node_labels rows of a node row's labels (what NodeRepository.setLabels writes next to them). */
+export function testNodeLabelRows(row: Insertable<NodeTable>): Array<Insertable<NodeLabelTable>> {
+  const labels = JSON.parse(row.labels ?? '{}') as Record<string, string>;
+  return Object.entries(labels).map(([key, value]) => ({
+    node_id: row.id,
+    key,
+    value,
+    node_created_at: row.created_at,
+  }));
 }
 
 /** Inserts testNodeRow(node); returns its id. */
 export async function seedNodeRow(db: Db, node: TestNodeRow = {}): Promise<string> {
   const row = testNodeRow(node);
   await db.insertInto('nodes').values(row).execute();
+  const labels = testNodeLabelRows(row);
+  if (labels.length > 0) await db.insertInto('node_labels').values(labels).execute();
   return row.id;
+}
+
+/** Migrates `db` up to and including the migration `name` (for migration specs that seed the rows before one). */
+export async function migrateTo(db: Db, name: string, postgres: boolean): Promise<void> {
+  const migrationTableSchema = postgres
+    ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s
+    : undefined;
+  const { error } = await new Migrator({ db, provider: migrationProvider, migrationTableSchema }).migrateTo(
+    name,
+  );
+  if (error) throw error;
 }

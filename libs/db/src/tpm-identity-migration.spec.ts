@@ -1,11 +1,8 @@
 import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
-import { Migrator } from 'kysely/migration';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ekIssuerSerialSha256 } from '#otter/tpm-wire';
-import { createDatabase, isUniqueViolation, migrateToLatest, type Db } from './create-database.js';
-import { migrationProvider } from './migrations.js';
-import { testDatabases, testNodeRow } from './testing.js';
+import { createDatabase, isUniqueViolation, migrateToLatest } from './create-database.js';
+import { migrateTo, testDatabases, testNodeRow } from './testing.js';
 
 const dbs = await testDatabases();
 afterAll(async () => Promise.all(dbs.map((d) => d.drop())));
@@ -35,16 +32,6 @@ function rsaKey(): { modulus: Buffer; keySha256: string } {
       .update(publicKey.export({ type: 'spki', format: 'der' }))
       .digest('hex'),
   };
-}
-
-async function migrateTo(db: Db, name: string, postgres: boolean): Promise<void> {
-  const migrationTableSchema = postgres
-    ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s
-    : undefined;
-  const { error } = await new Migrator({ db, provider: migrationProvider, migrationTableSchema }).migrateTo(
-    name,
-  );
-  if (error) throw error;
 }
 
 describe.each(dbs)('0005_tpm_identity on $name', ({ config }) => {

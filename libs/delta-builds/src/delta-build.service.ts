@@ -9,6 +9,7 @@ import {
   type DeltaBuildDto,
   type DeltaRequest,
   type DownloadReport,
+  type NodeDownloadDto,
   type ReleaseDto,
   type SavingsDto,
 } from '#otter/contracts';
@@ -259,6 +260,11 @@ export class DeltaBuildService {
       fullBytes,
     });
     this.metrics.downloaded(node.hardwareId, fullBytes, report.bytesDownloaded);
+  }
+
+  /** What the node downloaded lately (newest first): each release, how, and its bytes. */
+  downloadsOf(nodeId: string, limit: number): Promise<NodeDownloadDto[]> {
+    return this.downloads.forNode(nodeId, limit);
   }
 
   async savings(hardware?: string): Promise<SavingsDto> {

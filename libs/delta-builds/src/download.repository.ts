@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { ExpressionBuilder } from 'kysely';
+import type { NodeDownloadDto } from '#otter/contracts';
 import { DB, type Database, type Db } from '#otter/db';
 import { NodeHistoryLimits } from '#otter/retention';
 
@@ -44,6 +45,25 @@ export class DownloadRepository {
       })
       .execute();
     await this.limits.afterInsert('downloads', download.nodeId);
+  }
+
+  /** The node's newest `limit` downloads, newest first. */
+  async forNode(nodeId: string, limit: number): Promise<NodeDownloadDto[]> {
+    const rows = await this.db
+      .selectFrom('downloads')
+      .selectAll()
+      .where('node_id', '=', nodeId)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      version: r.version,
+      method: r.method === 'delta' ? 'delta' : 'full',
+      bytesDownloaded: Number(r.bytes_downloaded),
+      fullBytes: Number(r.full_bytes),
+      at: r.created_at,
+    }));
   }
 
   async totalsByRelease(

@@ -4,6 +4,7 @@ import {
   parseTpm2bPublic,
   releaseProofPcrs,
   verifyQuote,
+  type PcrPolicyResult,
   type TpmPublic,
 } from '#otter/attestation';
 import type {
@@ -20,7 +21,12 @@ import { AttestationNonces } from './attestation-nonces.js';
 import { numericKeys } from './enrollment.service.js';
 import { NodeError } from './node.errors.js';
 import { NodeMetrics } from './node-metrics.js';
-import { NodeRepository, type NodeRecord, type VerdictRecord } from './node.repository.js';
+import {
+  NodeRepository,
+  type NodeRecord,
+  type VerdictMismatch,
+  type VerdictRecord,
+} from './node.repository.js';
 
 /**
  * Remote attestation: a fresh nonce, a quote from the node's trusted AK over it, and a verdict on the quoted
@@ -84,6 +90,7 @@ export class AttestationService {
         pcrValues: values,
         releaseVersion: version,
         releaseProven: false,
+        mismatches: [],
       };
     } else {
       const policy = evaluatePcrPolicy({
@@ -111,6 +118,7 @@ export class AttestationService {
         pcrValues: values,
         releaseVersion: version ?? null,
         releaseProven: proven,
+        mismatches: verdictMismatches(policy, node.pinnedPcrs, reference ?? {}),
       };
     }
     if (verdict.passed && version)
@@ -159,6 +167,7 @@ export class AttestationService {
         pcrValues: {},
         releaseVersion: node.runningVersion,
         releaseProven: false,
+        mismatches: [],
       });
       this.metrics.verdict(false);
       await this.publisher.publish(verdictEvent(node, stored, { differingPcrs: [], missingPcrs: [] }));
@@ -202,6 +211,30 @@ function verdictEvent(
     ...differences,
     version: verdict.releaseVersion,
   };
+}
+
+/** Each PCR that failed the policy, quoted value next to the expected one; a PCR not quoted has none. */
+function verdictMismatches(
+  policy: PcrPolicyResult,
+  pinned: Record<string, string>,
+  reference: Record<string, string>,
+): VerdictMismatch[] {
+  const out: VerdictMismatch[] = policy.mismatches.map((m) => ({
+    pcr: m.pcr,
+    quoted: m.actual,
+    reference: m.expected,
+    source: m.source,
+  }));
+  for (const pcr of policy.missing) {
+    const fromPinned = pinned[String(pcr)];
+    out.push({
+      pcr,
+      quoted: null,
+      reference: (fromPinned ?? reference[String(pcr)] ?? '').toLowerCase(),
+      source: fromPinned !== undefined ? 'pinned' : 'reference',
+    });
+  }
+  return out.sort((a, b) => a.pcr - b.pcr);
 }
 
 function describeMismatch(policy: {

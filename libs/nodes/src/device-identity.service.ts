@@ -18,6 +18,7 @@ import {
 } from '#otter/identity';
 import { deviceKeyThumbprint } from './device-key-thumbprint.js';
 import { NodeError } from './node.errors.js';
+import { NodeSightings } from './node-sightings.js';
 import { NodeRepository, type NodeRecord } from './node.repository.js';
 import { NODE_TRANSITIONS } from './node-transitions.js';
 
@@ -35,6 +36,7 @@ export class DeviceIdentityService {
     private readonly ca: DeviceCertificateAuthority,
     private readonly tokens: DeviceTokenService,
     @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
+    private readonly sightings: NodeSightings,
   ) {}
 
   async issueIdentity(nodeId: string, request: IdentityRequest): Promise<IdentityResult> {
@@ -146,8 +148,11 @@ export class DeviceIdentityService {
    * The node a device request speaks for (its access token and the DPoP proof that must come with it), refused
    * if revoked, no longer active, or holding another device key than the one the token is bound to.
    */
+  /** The node of an authenticated device request; marks it seen (its last-seen time, to about five minutes). */
   async authenticate(accessToken: string, request: DpopRequest): Promise<NodeRecord> {
-    return this.allowedNode(await this.tokens.verifyBoundRequest(accessToken, request));
+    const node = await this.allowedNode(await this.tokens.verifyBoundRequest(accessToken, request));
+    await this.sightings.seen(node.id);
+    return node;
   }
 
   /**

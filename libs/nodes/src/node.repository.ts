@@ -30,6 +30,18 @@ export interface NodeRecord {
   /** An open re-enrollment window (`otter node re-enroll`): its end, and who opened it. */
   reenrollUntil: string | null;
   reenrollBy: string | null;
+  /** The last authenticated device request, to about five minutes (NodeRepository.touch). */
+  lastSeenAt: string | null;
+  /** The newest verdict as the row keeps it (written with each verdict). */
+  lastVerdict: { passed: boolean; reason: string; at: string } | null;
+}
+
+/** A PCR of a verdict's quote that differed from what it should be (or was not quoted: `quoted` null). */
+export interface VerdictMismatch {
+  pcr: number;
+  quoted: string | null;
+  reference: string;
+  source: 'pinned' | 'reference';
 }
 
 export interface VerdictRecord {
@@ -40,7 +52,20 @@ export interface VerdictRecord {
   releaseVersion: string | null;
   /** Passed against signed measurements of releaseVersion beyond the pinned PCRs: proof the release booted. */
   releaseProven: boolean;
+  /** The PCRs that differed; null for verdicts stored before Otter kept them. */
+  mismatches: VerdictMismatch[] | null;
   createdAt: string;
+}
+
+/** An update step the agent reported (device_reports of kind `update`). */
+export interface UpdateStepRecord {
+  step: string;
+  ok: boolean;
+  version: string | null;
+  bytes: number | null;
+  detail: string;
+  reportedAt: string;
+  receivedAt: string;
 }
 
 export type NewNode = Pick<
@@ -244,53 +269,118 @@ export class NodeRepository {
 
   /** Replaces the whole label set; the caller has validated it. */
   async setLabels(id: string, labels: Record<string, string>): Promise<boolean> {
-    const result = await this.db
-      .updateTable('nodes')
-      .set({ labels: JSON.stringify(labels), updated_at: new Date().toISOString() })
-      .where('id', '=', id)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+    // node_labels mirrors the JSON (what the node list filters by): both change together or neither does.
+    return this.db.transaction().execute(async (trx) => {
+      const node = await trx
+        .updateTable('nodes')
+        .set({ labels: JSON.stringify(labels), updated_at: new Date().toISOString() })
+        .where('id', '=', id)
+        .returning('created_at')
+        .executeTakeFirst();
+      if (!node) return false;
+      await trx.deleteFrom('node_labels').where('node_id', '=', id).execute();
+      const rows = Object.entries(labels).map(([key, value]) => ({
+        node_id: id,
+        key,
+        value,
+        node_created_at: node.created_at,
+      }));
+      if (rows.length > 0) await trx.insertInto('node_labels').values(rows).execute();
+      return true;
+    });
   }
 
+  /**
+   * Marks the node seen at `now`, unless the row already says it was seen since `since` (another api process
+   * got there first): one cheap update, and none when nothing moved.
+   */
+  async touch(id: string, now: string, since: string): Promise<void> {
+    await this.db
+      .updateTable('nodes')
+      .set({ last_seen_at: now })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('last_seen_at', 'is', null), eb('last_seen_at', '<', since)]))
+      .execute();
+  }
+
+  /** Stores the verdict and makes it the node's last one on its row, in one transaction. */
   async addVerdict(verdict: Omit<VerdictRecord, 'createdAt'>): Promise<VerdictRecord> {
     const createdAt = new Date().toISOString();
-    await this.db
-      .insertInto('attestation_verdicts')
-      .values({
-        id: randomUUID(),
-        node_id: verdict.nodeId,
-        passed: verdict.passed ? 1 : 0,
-        reason: verdict.reason,
-        pcr_values: JSON.stringify(verdict.pcrValues),
-        release_version: verdict.releaseVersion,
-        release_proven: verdict.releaseProven ? 1 : 0,
-        created_at: createdAt,
-      })
-      .execute();
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('attestation_verdicts')
+        .values({
+          id: randomUUID(),
+          node_id: verdict.nodeId,
+          passed: verdict.passed ? 1 : 0,
+          reason: verdict.reason,
+          pcr_values: JSON.stringify(verdict.pcrValues),
+          release_version: verdict.releaseVersion,
+          release_proven: verdict.releaseProven ? 1 : 0,
+          created_at: createdAt,
+          pcr_mismatches: verdict.mismatches === null ? null : JSON.stringify(verdict.mismatches),
+        })
+        .execute();
+      await trx
+        .updateTable('nodes')
+        .set({
+          last_verdict_passed: verdict.passed ? 1 : 0,
+          last_verdict_reason: verdict.reason,
+          last_verdict_at: createdAt,
+        })
+        .where('id', '=', verdict.nodeId)
+        .execute();
+    });
     await this.limits.afterInsert('attestation_verdicts', verdict.nodeId);
     return { ...verdict, createdAt };
   }
 
   async latestVerdict(nodeId: string): Promise<VerdictRecord | undefined> {
-    const row = await this.db
+    return (await this.verdicts(nodeId, 1))[0];
+  }
+
+  /** The node's newest `limit` verdicts, newest first. */
+  async verdicts(nodeId: string, limit: number): Promise<VerdictRecord[]> {
+    const rows = await this.db
       .selectFrom('attestation_verdicts')
       .selectAll()
       .where('node_id', '=', nodeId)
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    return (
-      row && {
-        nodeId: row.node_id,
-        passed: Number(row.passed) === 1,
-        reason: row.reason,
-        pcrValues: JSON.parse(row.pcr_values) as Record<string, string>,
-        releaseVersion: row.release_version,
-        releaseProven: Number(row.release_proven) === 1,
-        createdAt: row.created_at,
-      }
-    );
+      .limit(limit)
+      .execute();
+    return rows.map((row) => ({
+      nodeId: row.node_id,
+      passed: Number(row.passed) === 1,
+      reason: row.reason,
+      pcrValues: JSON.parse(row.pcr_values) as Record<string, string>,
+      releaseVersion: row.release_version,
+      releaseProven: Number(row.release_proven) === 1,
+      mismatches: row.pcr_mismatches === null ? null : (JSON.parse(row.pcr_mismatches) as VerdictMismatch[]),
+      createdAt: row.created_at,
+    }));
+  }
+
+  /** The node's newest `limit` update steps (what its agent reported), newest first. */
+  async updateSteps(nodeId: string, limit: number): Promise<UpdateStepRecord[]> {
+    const rows = await this.db
+      .selectFrom('device_reports')
+      .selectAll()
+      .where('node_id', '=', nodeId)
+      .where('kind', '=', 'update')
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      step: r.event,
+      ok: Number(r.ok) === 1,
+      version: r.version,
+      bytes: r.bytes === null ? null : Number(r.bytes),
+      detail: r.detail,
+      reportedAt: r.reported_at,
+      receivedAt: r.created_at,
+    }));
   }
 
   async addReport(report: {
@@ -344,7 +434,7 @@ function toChangeRow(change: NodeChange) {
   };
 }
 
-function toRecord(r: Selectable<NodeTable>): NodeRecord {
+export function toRecord(r: Selectable<NodeTable>): NodeRecord {
   return {
     id: r.id,
     hardwareId: r.hardware_id,
@@ -373,5 +463,14 @@ function toRecord(r: Selectable<NodeTable>): NodeRecord {
     ekIssuerSerialSha256: r.ek_issuer_serial_sha256,
     reenrollUntil: r.reenroll_until,
     reenrollBy: r.reenroll_by,
+    lastSeenAt: r.last_seen_at,
+    lastVerdict:
+      r.last_verdict_at === null
+        ? null
+        : {
+            passed: Number(r.last_verdict_passed) === 1,
+            reason: r.last_verdict_reason ?? '',
+            at: r.last_verdict_at,
+          },
   };
 }

@@ -29,12 +29,8 @@ export class NodeService {
     private readonly publisher: EventPublisher,
   ) {}
 
-  async list(): Promise<NodeDto[]> {
-    return Promise.all((await this.nodes.list()).map((n) => this.toDto(n)));
-  }
-
   async get(id: string): Promise<NodeDto> {
-    return this.toDto(await this.require(id));
+    return nodeDto(await this.require(id));
   }
 
   async approve(id: string): Promise<NodeDto> {
@@ -68,14 +64,14 @@ export class NodeService {
     );
     await this.nodes.update(id, { pinnedPcrs: pinned });
     this.logger.warn({ node: id }, 'boot PCRs re-pinned by an operator');
-    return this.toDto((await this.nodes.get(id))!);
+    return nodeDto((await this.nodes.get(id))!);
   }
 
   /** Replaces the node's labels (what rollout selectors match); a rollout already started keeps its group. */
   async setLabels(id: string, labels: Record<string, string>): Promise<NodeDto> {
     if (!(await this.nodes.setLabels(id, labels))) throw new NodeError('NODE_NOT_FOUND', 'no such node');
     this.logger.log({ node: id, labels }, 'node labels set');
-    return this.toDto((await this.nodes.get(id))!);
+    return nodeDto((await this.nodes.get(id))!);
   }
 
   /** Pre-approves a TPM by its EK certificate's issuer + serial (stored as their hash) or its EK public area. */
@@ -103,7 +99,7 @@ export class NodeService {
     }
     this.logger.log({ node: id, from: before.state, to: transition.to }, 'node state changed');
     await this.publisher.publish({ kind: NODE_TRANSITION_EVENTS[name], ...nodeIds(before) });
-    return this.toDto((await this.nodes.get(id))!);
+    return nodeDto((await this.nodes.get(id))!);
   }
 
   private async require(id: string): Promise<NodeRecord> {
@@ -111,24 +107,26 @@ export class NodeService {
     if (!node) throw new NodeError('NODE_NOT_FOUND', 'no such node');
     return node;
   }
+}
 
-  private async toDto(n: NodeRecord): Promise<NodeDto> {
-    const v = await this.nodes.latestVerdict(n.id);
-    return {
-      id: n.id,
-      hardwareId: n.hardwareId,
-      state: n.state,
-      runningVersion: n.runningVersion,
-      lastVerdict: v
-        ? {
-            passed: v.passed,
-            reason: v.reason,
-            at: v.createdAt,
-            ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(v.createdAt)) / 1000)),
-          }
-        : null,
-      labels: n.labels,
-      createdAt: n.createdAt,
-    };
-  }
+/** The operator's view of a node row (its last verdict is kept on the row: no other read). */
+export function nodeDto(n: NodeRecord, now = Date.now()): NodeDto {
+  const v = n.lastVerdict;
+  return {
+    id: n.id,
+    hardwareId: n.hardwareId,
+    state: n.state,
+    runningVersion: n.runningVersion,
+    lastVerdict: v
+      ? {
+          passed: v.passed,
+          reason: v.reason,
+          at: v.at,
+          ageSeconds: Math.max(0, Math.round((now - Date.parse(v.at)) / 1000)),
+        }
+      : null,
+    labels: n.labels,
+    createdAt: n.createdAt,
+    lastSeenAt: n.lastSeenAt,
+  };
 }

@@ -10,7 +10,11 @@ import { EnrollmentRepository } from './enrollment.repository.js';
 import { EnrollmentService } from './enrollment.service.js';
 import { NodeFleetRepository } from './node-fleet.repository.js';
 import { NodeMetrics } from './node-metrics.js';
+import { NodeInventoryRepository } from './node-inventory.repository.js';
+import { NodeListRepository } from './node-list.repository.js';
 import { NodeRepository } from './node.repository.js';
+import { NodeSightings } from './node-sightings.js';
+import { NodeStoryService } from './node-story.service.js';
 import { NodeReenrollmentService } from './node-reenrollment.service.js';
 import { NodeService } from './node.service.js';
 import { TrustedTpmCas } from './trusted-tpm-cas.js';
@@ -21,6 +25,10 @@ import { TrustedTpmCas } from './trusted-tpm-cas.js';
     NodeRepository,
     NodeFleetRepository,
     NodeMetrics,
+    NodeListRepository,
+    NodeInventoryRepository,
+    NodeSightings,
+    NodeStoryService,
     EnrollmentRepository,
     TrustedTpmCas,
     AttestationNonces,
@@ -35,6 +43,7 @@ import { TrustedTpmCas } from './trusted-tpm-cas.js';
     DeviceIdentityService,
     AttestationService,
     NodeService,
+    NodeStoryService,
     NodeReenrollmentService,
   ],
 })

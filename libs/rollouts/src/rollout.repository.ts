@@ -156,7 +156,14 @@ export class RolloutRepository {
   /** An agent's update step, kept with the node's other reports for the timeline. */
   async addUpdateReport(
     nodeId: string,
-    report: { step: string; ok: boolean; detail: string; reportedAt: string },
+    report: {
+      step: string;
+      ok: boolean;
+      detail: string;
+      reportedAt: string;
+      version: string;
+      bytes: number | null;
+    },
   ): Promise<void> {
     await this.db
       .insertInto('device_reports')
@@ -169,6 +176,8 @@ export class RolloutRepository {
         detail: report.detail,
         reported_at: report.reportedAt,
         created_at: new Date().toISOString(),
+        version: report.version,
+        bytes: report.bytes,
       })
       .execute();
     await this.limits.afterInsert('device_reports', nodeId);
@@ -417,6 +426,46 @@ export class RolloutRepository {
       .orderBy('node_id')
       .execute();
     return rows.map(toNodeRecord);
+  }
+
+  /** Every rollout the node took part in (newest first, at most `limit`), with the rollout's own record. */
+  async membershipsOf(
+    nodeId: string,
+    limit: number,
+  ): Promise<Array<{ rollout: RolloutRecord; node: RolloutNodeRecord }>> {
+    const rows = await this.db
+      .selectFrom('rollout_nodes as rn')
+      .innerJoin('rollouts as r', 'r.id', 'rn.rollout_id')
+      .selectAll('r')
+      .select([
+        'rn.node_id',
+        'rn.wave',
+        'rn.state as node_state',
+        'rn.reason',
+        'rn.from_version',
+        'rn.admitted_at',
+        'rn.finished_at',
+        'rn.updated_at as node_updated_at',
+      ])
+      .where('rn.node_id', '=', nodeId)
+      .orderBy('r.created_at', 'desc')
+      .orderBy('r.id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => ({
+      rollout: toRecord(row),
+      node: toNodeRecord({
+        rollout_id: row.id,
+        node_id: row.node_id,
+        wave: row.wave,
+        state: row.node_state,
+        reason: row.reason,
+        from_version: row.from_version,
+        admitted_at: row.admitted_at,
+        finished_at: row.finished_at,
+        updated_at: row.node_updated_at,
+      }),
+    }));
   }
 
   /** The node's place in its unfinished rollout, if any. */

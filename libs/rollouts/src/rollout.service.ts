@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import type {
+  RolloutMembershipDto,
   CreateRolloutRequest,
   ReleaseDto,
   RolloutDto,
@@ -254,6 +255,29 @@ export class RolloutService {
 
   async list(): Promise<RolloutDto[]> {
     return Promise.all((await this.rollouts.list()).map((r) => this.toDto(r)));
+  }
+
+  /** The rollouts a node took part in, newest first: each rollout's state and the node's place in it. */
+  async membershipsOf(nodeId: string, limit: number): Promise<RolloutMembershipDto[]> {
+    const rows = await this.rollouts.membershipsOf(nodeId, limit);
+    const versions = new Map<string, string | null>();
+    for (const { rollout } of rows) {
+      if (!versions.has(rollout.releaseId))
+        versions.set(rollout.releaseId, (await this.releases.byId(rollout.releaseId))?.version ?? null);
+    }
+    return rows.map(({ rollout, node }) => ({
+      rolloutId: rollout.id,
+      name: rollout.name,
+      rolloutState: rollout.state,
+      version: versions.get(rollout.releaseId) ?? null,
+      wave: node.wave,
+      state: node.state,
+      reason: node.reason,
+      fromVersion: node.fromVersion,
+      admittedAt: node.admittedAt,
+      finishedAt: node.finishedAt,
+      updatedAt: node.updatedAt,
+    }));
   }
 
   async nodes(id: string): Promise<RolloutNodeDto[]> {

@@ -40,6 +40,8 @@ export class UpdateProgressService {
       ok,
       detail: `${report.version}${detail ? ` (${detail})` : ''}`,
       reportedAt: report.at,
+      version: report.version,
+      bytes: report.bytes ?? null,
     });
     this.logger.log(
       { node: node.id, step: report.step, version: report.version, rollout: report.rolloutId },

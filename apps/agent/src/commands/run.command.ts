@@ -10,6 +10,7 @@ import {
 import { CommandRebooter, SimulatedRebooter, type Rebooter } from '../daemon/rebooter.js';
 import { UpdateDaemon } from '../daemon/update-daemon.js';
 import { DeviceAgent } from '../device/device-agent.js';
+import { systemInventorySources } from '../inventory/inventory-sources.js';
 
 interface RunFlags {
   stateDir: string;
@@ -23,6 +24,9 @@ interface RunFlags {
   simulate?: boolean;
   pollInterval: number;
   once?: boolean;
+  labelsFile: string;
+  osRelease: string;
+  diskPath: string;
 }
 
 function seconds(value: string): number {
@@ -32,12 +36,12 @@ function seconds(value: string): number {
 }
 
 /** `file:PATH`, `uboot` or `uboot:FW_ENV_CONFIG`, `grub:GRUBENV`. */
-function bootEnvironment(spec: string): BootEnvironment {
+function bootEnvironment(spec: string): { env: BootEnvironment; kind: 'file' | 'uboot' | 'grub' } {
   const [kind, ...rest] = spec.split(':');
   const arg = rest.join(':');
-  if (kind === 'file' && arg) return new FileBootEnvironment(arg);
-  if (kind === 'uboot') return new UBootEnvironment(arg ? { configFile: arg } : {});
-  if (kind === 'grub' && arg) return new GrubEnvironment({ file: arg });
+  if (kind === 'file' && arg) return { env: new FileBootEnvironment(arg), kind };
+  if (kind === 'uboot') return { env: new UBootEnvironment(arg ? { configFile: arg } : {}), kind };
+  if (kind === 'grub' && arg) return { env: new GrubEnvironment({ file: arg }), kind };
   throw new InvalidArgumentError(`--boot-env: file:PATH, uboot[:CONFIG] or grub:PATH, not ${spec}`);
 }
 
@@ -62,9 +66,12 @@ export function registerRunCommand(program: Command): void {
     )
     .option('--poll-interval <seconds>', 'seconds between polls (±20% jitter)', seconds, 60)
     .option('--once', 'one poll, then exit')
+    .option('--labels-file <file>', 'device labels for the inventory, key=value a line', '/etc/otter/labels')
+    .option('--os-release <file>', 'os-release(5) file for the inventory', '/etc/os-release')
+    .option('--disk-path <path>', "a path on the filesystem whose size is the inventory's disk size", '/')
     .action(async (flags: RunFlags) => {
       const agent = await DeviceAgent.open(flags.stateDir);
-      const env = bootEnvironment(flags.bootEnv);
+      const { env, kind: bootEnvKind } = bootEnvironment(flags.bootEnv);
       const slotManager = new SlotManager(env);
       await slotManager.ensureProvisioned('a');
       const bootloader = new SimulatedBootloader(env);
@@ -91,6 +98,12 @@ export function registerRunCommand(program: Command): void {
         rebooter,
         healthCommand: flags.healthCommand,
         simulateMeasuredBoot: !!flags.simulate,
+        inventorySources: systemInventorySources({
+          labelsFile: flags.labelsFile,
+          osReleaseFile: flags.osRelease,
+          diskPath: flags.diskPath,
+        }),
+        bootEnvKind,
         log,
       });
 

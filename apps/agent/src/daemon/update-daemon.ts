@@ -3,8 +3,13 @@ import { promisify } from 'node:util';
 import { SlotManager, otherSlot, type Slot } from '#otter/boot-env';
 import { UPDATE_REPORT_LIMITS, type UpdateReport, type UpdateStep } from '#otter/contracts';
 import { checkDirectorAssignment, installTarget, recordInstalledRelease } from '#otter/tuf-client';
+import { AGENT_VERSION } from '../agent-version.js';
 import { DeviceAgent } from '../device/device-agent.js';
 import type { DeviceApi } from '../device/device-api.js';
+import type { InventoryContext } from '../inventory/collect-inventory.js';
+import { InventoryReporter } from '../inventory/inventory-reporter.js';
+import type { InventorySources } from '../inventory/inventory-sources.js';
+import { readSlotVersions, recordSlotVersion } from '../inventory/slot-versions.js';
 import { CertificateRenewer } from './certificate-renewer.js';
 import { clipText } from './clip-text.js';
 import type { Rebooter } from './rebooter.js';
@@ -29,6 +34,10 @@ export interface UpdateDaemonOptions {
   healthCommand?: string;
   /** Measure the booted slot into the TPM (a node without a measuring bootloader: swtpm in tests, the demo). */
   simulateMeasuredBoot: boolean;
+  /** What the inventory reads about the machine (kernel, OS, sizes, device labels). */
+  inventorySources: InventorySources;
+  /** The boot environment's kind, for the inventory. */
+  bootEnvKind: InventoryContext['bootEnv'];
   log: (event: Record<string, unknown>) => void;
 }
 
@@ -52,6 +61,7 @@ export type CycleOutcome =
 export class UpdateDaemon {
   private readonly outbox: ReportOutbox;
   private readonly renewer: CertificateRenewer;
+  private readonly inventory: InventoryReporter;
 
   constructor(
     private readonly agent: DeviceAgent,
@@ -59,6 +69,7 @@ export class UpdateDaemon {
   ) {
     this.outbox = new ReportOutbox(options.stateDir);
     this.renewer = new CertificateRenewer(agent, options.log);
+    this.inventory = new InventoryReporter(options.stateDir, options.inventorySources, options.log);
   }
 
   async cycle(): Promise<CycleOutcome> {
@@ -71,6 +82,8 @@ export class UpdateDaemon {
     const pending = await readPendingUpdate(this.options.stateDir);
     const booted = status.booted ?? status.committed;
     if (this.options.simulateMeasuredBoot) await this.agent.measureBootedSlot(this.options.slots[booted]);
+    // Checked every cycle, sent only when it changed (a failed send never holds up the update).
+    await this.inventory.reportIfChanged(api, await this.inventoryContext(booted));
 
     if (pending && status.boot === 'trial') return this.verifyTrial(api, pending, booted);
     if (pending && status.boot === 'rolled-back') {
@@ -115,6 +128,23 @@ export class UpdateDaemon {
     return this.install(api, decision.target, booted);
   }
 
+  private async inventoryContext(booted: Slot): Promise<InventoryContext> {
+    let recorded = await readSlotVersions(this.options.stateDir);
+    // The slot the node was provisioned with holds what it enrolled with: recorded the first time, so it is
+    // still known once the node runs the other slot.
+    const running = this.agent.runningVersion;
+    if (recorded[booted] === null && running) {
+      await recordSlotVersion(this.options.stateDir, booted, running);
+      recorded = { ...recorded, [booted]: running };
+    }
+    return {
+      bootEnv: this.options.bootEnvKind,
+      activeSlot: booted,
+      slotVersions: recorded,
+      agentVersion: AGENT_VERSION,
+    };
+  }
+
   private async install(
     api: DeviceApi,
     target: {
@@ -153,6 +183,7 @@ export class UpdateDaemon {
       await say('failed', { detail: `install: ${error instanceof Error ? error.message : String(error)}` });
       return 'install-failed';
     }
+    await recordSlotVersion(this.options.stateDir, slot, base.version);
     const pending: PendingUpdate = {
       ...base,
       method: result.method,

@@ -11,6 +11,8 @@ import type {
   EnrollmentRequest,
   IdentityRequest,
   IdentityResult,
+  InventoryReceipt,
+  InventoryReport,
   UpdateReport,
   VerdictDto,
 } from '#otter/contracts';
@@ -82,6 +84,10 @@ export class DeviceApi {
     return this.post('api/v1/devices/me/updates', body);
   }
 
+  reportInventory(body: InventoryReport): Promise<InventoryReceipt> {
+    return this.request('PUT', 'api/v1/devices/me/inventory', body);
+  }
+
   instructions(): Promise<DeviceInstructionsDto> {
     return this.request('GET', 'api/v1/devices/me/instructions');
   }
@@ -90,7 +96,7 @@ export class DeviceApi {
     return this.request('POST', path, body);
   }
 
-  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  private async request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
     const url = new URL(path, this.server.endsWith('/') ? this.server : `${this.server}/`);
     const headers: Record<string, string> = this.credentials ? await this.authorize(method, url.href) : {};
     if (body !== undefined) headers['content-type'] = 'application/json';

@@ -47,13 +47,14 @@ async function asDevice(method: string, path: string, scheme = 'DPoP'): Promise<
 
 /** What a refused request must leave as it was: tokens, rollouts, the node's labels, reports. */
 async function stored(): Promise<string> {
-  const [tokens, rollouts, labels, reports] = await Promise.all([
+  const [tokens, rollouts, labels, reports, inventories] = await Promise.all([
     api.db.selectFrom('api_tokens').select(['id', 'revoked_at']).orderBy('id').execute(),
     api.db.selectFrom('rollouts').select('id').execute(),
     api.db.selectFrom('nodes').select('labels').where('id', '=', nodeId).executeTakeFirstOrThrow(),
     api.db.selectFrom('device_reports').select('id').execute(),
+    api.db.selectFrom('node_inventory').selectAll().execute(),
   ]);
-  return JSON.stringify({ tokens, rollouts, labels, reports });
+  return JSON.stringify({ tokens, rollouts, labels, reports, inventories });
 }
 
 const BOUNDARY = 'b0undary';
@@ -83,6 +84,7 @@ const routes: Array<[string, string, string]> = [
   ['management, multipart', 'POST', '/api/v1/releases'],
   ['device, JSON', 'POST', '/api/v1/devices/me/reports'],
   ['device, JSON (updates)', 'POST', '/api/v1/devices/me/updates'],
+  ['device, JSON (PUT inventory)', 'PUT', '/api/v1/devices/me/inventory'],
 ];
 
 describe('an unauthenticated request is a 401 whatever its body', () => {

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { HARDWARE_ID_PATTERN } from '#otter/contracts';
-import { deviceText } from '../common/device-text.js';
+import { deviceText, HARDWARE_ID_PATTERN } from '#otter/contracts';
 
 const version = z.string().min(1).max(64);
 

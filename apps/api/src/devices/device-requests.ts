@@ -1,6 +1,10 @@
 import { z } from 'zod';
-import { DEVICE_REPORT_LIMITS, HARDWARE_ID_PATTERN, type AllowEnrollmentRequest } from '#otter/contracts';
-import { deviceText } from '../common/device-text.js';
+import {
+  DEVICE_REPORT_LIMITS,
+  deviceText,
+  HARDWARE_ID_PATTERN,
+  type AllowEnrollmentRequest,
+} from '#otter/contracts';
 
 const base64 = (max: number) =>
   z

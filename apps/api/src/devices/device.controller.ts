@@ -7,17 +7,26 @@ import {
   Param,
   ParseUUIDPipe,
   Post,
+  Put,
   UseGuards,
 } from '@nestjs/common';
-import type {
-  AccessTokenDto,
-  AttestationChallenge,
-  IdentityResult,
-  NodeDto,
-  VerdictDto,
+import {
+  inventoryReportSchema,
+  type AccessTokenDto,
+  type AttestationChallenge,
+  type IdentityResult,
+  type InventoryReceipt,
+  type NodeDto,
+  type VerdictDto,
 } from '#otter/contracts';
 import { OtterError } from '#otter/errors';
-import { AttestationService, DeviceIdentityService, NodeService, type NodeRecord } from '#otter/nodes';
+import {
+  AttestationService,
+  DeviceIdentityService,
+  NodeService,
+  NodeStoryService,
+  type NodeRecord,
+} from '#otter/nodes';
 import { parseBody, requireJson } from '../common/request-body.js';
 import { CurrentNode, DeviceAuthGuard } from './device-auth.guard.js';
 import { RateLimited } from './device-rate-limits.js';
@@ -35,6 +44,7 @@ export class DeviceController {
     private readonly identity: DeviceIdentityService,
     private readonly attestation: AttestationService,
     private readonly nodes: NodeService,
+    private readonly stories: NodeStoryService,
   ) {}
 
   /** Self-authenticating: the certify must come from this node's trusted AK. */
@@ -87,6 +97,19 @@ export class DeviceController {
   ): Promise<void> {
     requireJson(type);
     await this.attestation.report(node, parseBody(deviceReport, body));
+  }
+
+  /** The node's inventory (kernel, OS, slots, sizes, its own labels): sent at start and when it changes. */
+  @Put('me/inventory')
+  @HttpCode(200)
+  @UseGuards(DeviceAuthGuard)
+  inventory(
+    @CurrentNode() node: NodeRecord,
+    @Headers('content-type') type: string | undefined,
+    @Body() body: unknown,
+  ): Promise<InventoryReceipt> {
+    requireJson(type);
+    return this.stories.reportInventory(node, parseBody(inventoryReportSchema, body));
   }
 
   /** A node reads its own record only. */

@@ -1,10 +1,29 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, ParseUUIDPipe, Post, Put } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Get,
+  Headers,
+  HttpCode,
+  Param,
+  ParseUUIDPipe,
+  Post,
+  Put,
+  Query,
+} from '@nestjs/common';
 import { Audited, bodyFields, resultFields } from '#otter/audit';
 import { CurrentPrincipal, RequireRole, type Principal } from '#otter/auth';
-import type { NodeDto, NodeListDto, ReenrollmentDto } from '#otter/contracts';
-import { NodeReenrollmentService, NodeService } from '#otter/nodes';
+import {
+  nodeListQuerySchema,
+  type NodeDetailDto,
+  type NodeDto,
+  type NodeListDto,
+  type ReenrollmentDto,
+} from '#otter/contracts';
+import { NodeReenrollmentService, NodeService, NodeStoryService } from '#otter/nodes';
 import { parseBody, requireJson } from '../common/request-body.js';
+import { parseQuery } from '../common/request-query.js';
 import { allowRequest } from '../devices/device-requests.js';
+import { NodeDetailService } from './node-detail.service.js';
 import { setLabelsRequest } from './node-requests.js';
 
 const NODE = { kind: 'node', param: 'id' } as const;
@@ -18,12 +37,22 @@ export class NodesController {
   constructor(
     private readonly nodes: NodeService,
     private readonly reenrollments: NodeReenrollmentService,
+    private readonly stories: NodeStoryService,
+    private readonly details: NodeDetailService,
   ) {}
 
+  /** A page of nodes, oldest first, narrowed by the query's filters; `nextCursor` fetches the next page. */
   @Get('nodes')
   @RequireRole('viewer')
-  async list(): Promise<NodeListDto> {
-    return { nodes: await this.nodes.list() };
+  list(@Query() query: unknown): Promise<NodeListDto> {
+    return this.stories.page(parseQuery(nodeListQuerySchema, query));
+  }
+
+  /** One node's whole story: identity, inventory, attestation and update history, rollouts. */
+  @Get('nodes/:id')
+  @RequireRole('viewer')
+  detail(@Param('id', new ParseUUIDPipe()) id: string): Promise<NodeDetailDto> {
+    return this.details.detail(id);
   }
 
   @Post('nodes/:id/approve')

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  deviceText,
   HARDWARE_ID_PATTERN,
   LABEL_PATTERN,
   maintenanceWindowProblem,
@@ -8,7 +9,6 @@ import {
   type CreateRolloutRequest,
   type UpdateReport,
 } from '#otter/contracts';
-import { deviceText } from '../common/device-text.js';
 
 const label = z.string().regex(LABEL_PATTERN, 'a label key or value: [A-Za-z0-9._/-], 1..63 characters');
 const hhmm = z.string().regex(WINDOW_TIME_PATTERN, 'a UTC time as HH:MM');

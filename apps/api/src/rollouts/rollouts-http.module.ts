@@ -7,16 +7,15 @@ import { DeviceAuthGuard } from '../devices/device-auth.guard.js';
 import { DeviceUpdatesController } from './device-updates.controller.js';
 import { RolloutsController } from './rollouts.controller.js';
 
+/** The rollouts lib wired to the director; one object, so every module importing it shares one instance. */
+export const ROLLOUTS_MODULE = RolloutsModule.register({
+  imports: [DirectorAssignmentsModule],
+  assignments: DirectorAssignmentRepository,
+});
+
 /** The rollout management API and the agents' update reports. Needs the BullMQ root (DeltasHttpModule's). */
 @Module({
-  imports: [
-    RolloutsModule.register({
-      imports: [DirectorAssignmentsModule],
-      assignments: DirectorAssignmentRepository,
-    }),
-    AuthModule,
-    NodesModule,
-  ],
+  imports: [ROLLOUTS_MODULE, AuthModule, NodesModule],
   controllers: [RolloutsController, DeviceUpdatesController],
   providers: [DeviceAuthGuard],
 })

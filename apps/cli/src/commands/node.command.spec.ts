@@ -51,6 +51,7 @@ async function seedVerdict(
   nodeId: string,
   verdict: { passed: boolean; reason: string; secondsAgo: number; pcrValues?: Record<string, string> },
 ): Promise<void> {
+  const at = new Date(Date.now() - verdict.secondsAgo * 1000).toISOString();
   await api.db
     .insertInto('attestation_verdicts')
     .values({
@@ -60,8 +61,18 @@ async function seedVerdict(
       reason: verdict.reason,
       pcr_values: JSON.stringify(verdict.pcrValues ?? {}),
       release_version: '1.0.0',
-      created_at: new Date(Date.now() - verdict.secondsAgo * 1000).toISOString(),
+      created_at: at,
     })
+    .execute();
+  // The node row keeps its newest verdict, as NodeRepository.addVerdict writes it.
+  await api.db
+    .updateTable('nodes')
+    .set({
+      last_verdict_passed: verdict.passed ? 1 : 0,
+      last_verdict_reason: verdict.reason,
+      last_verdict_at: at,
+    })
+    .where('id', '=', nodeId)
     .execute();
 }
 
@@ -92,7 +103,7 @@ describe('otter node list', () => {
     expect(await otter(['node', 'list'])).toEqual({ code: 0, stdout: '', stderr: 'no nodes\n' });
     const json = await otter(['node', 'list', '--json']);
     expect(json.code).toBe(0);
-    expect(JSON.parse(json.stdout)).toEqual({ nodes: [] });
+    expect(JSON.parse(json.stdout)).toEqual({ nodes: [], nextCursor: null });
   });
 
   it('prints a table with state, last verdict and its age, and the same as JSON with --json', async () => {
@@ -109,15 +120,17 @@ describe('otter node list', () => {
     const table = await otter(['node', 'list']);
     expect(table).toMatchObject({ code: 0, stderr: '' });
     const lines = table.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ID\s+HARDWARE\s+STATE\s+VERSION\s+LAST VERDICT\s+AGE\s+ENROLLED\s+LABELS$/);
+    expect(lines[0]).toMatch(
+      /^ID\s+HARDWARE\s+STATE\s+VERSION\s+LAST VERDICT\s+AGE\s+LAST SEEN\s+ENROLLED\s+LABELS$/,
+    );
     const row = (id: string): string => lines.find((l) => l.startsWith(id))!;
     const enrolled = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ';
     expect(row(pending)).toMatch(
-      new RegExp(`^${pending}\\s+rpi4\\s+pending-approval\\s+1\\.0\\.0\\s+-\\s+-\\s+${enrolled}\\s+-$`),
+      new RegExp(`^${pending}\\s+rpi4\\s+pending-approval\\s+1\\.0\\.0\\s+-\\s+-\\s+-\\s+${enrolled}\\s+-$`),
     );
     expect(row(passing)).toMatch(
       new RegExp(
-        `^${passing}\\s+rpi4\\s+active\\s+1\\.0\\.0\\s+pass: quote matches release 1\\.0\\.0\\s+4[23]s\\s+${enrolled}\\s+-$`,
+        `^${passing}\\s+rpi4\\s+active\\s+1\\.0\\.0\\s+pass: quote matches release 1\\.0\\.0\\s+4[23]s\\s+-\\s+${enrolled}\\s+-$`,
       ),
     );
     expect(row(failing)).toMatch(/\sFAIL: PCR 9 differs from the release reference\s+[56]s\s/);
@@ -134,6 +147,7 @@ describe('otter node list', () => {
       lastVerdict: null,
       lastVerdictReason: null,
       lastVerdictAgeSeconds: null,
+      lastSeenAt: null,
       labels: {},
     });
     expect(byId(passing)).toEqual({
@@ -144,6 +158,7 @@ describe('otter node list', () => {
       lastVerdict: 'pass',
       lastVerdictReason: 'quote matches release 1.0.0',
       lastVerdictAgeSeconds: expect.any(Number),
+      lastSeenAt: null,
       labels: {},
     });
     expect(byId(passing)!.lastVerdictAgeSeconds).toBeGreaterThanOrEqual(42);

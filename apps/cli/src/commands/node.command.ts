@@ -1,13 +1,34 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { NodesClient, resolveClientSettings } from '#otter/api-client';
+import { NodesClient, resolveClientSettings, type NodeListParams } from '#otter/api-client';
 import type { AllowEnrollmentRequest, NodeDto } from '#otter/contracts';
 import { processCliContext, writeJson, type CliContext } from '../cli-context.js';
 import { formatTimestamp, renderTable } from '../output.js';
 import { terminalText } from '../terminal-text.js';
 import { checkUsage, exitWithUsageCode, usageError } from '../usage-errors.js';
+import { renderNodeDetail } from './node-show.js';
 import { collect, labelSet, parseLabel } from './rollout-args.js';
+
+interface NodeListFlags {
+  hardware?: string;
+  state?: string;
+  version?: string;
+  label: string[];
+  attestation?: string;
+  seenWithin?: string;
+  notSeenFor?: string;
+  search?: string;
+  limit?: string;
+  cursor?: string;
+  all?: boolean;
+  json?: boolean;
+}
+
+/** A repeatable option's values, in order; the server checks each (and says which is wrong). */
+function collectText(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
 
 function nodesClient(ctx: CliContext): NodesClient {
   return new NodesClient(resolveClientSettings(ctx.env, ctx.cwd));
@@ -18,10 +39,51 @@ export function registerNodeCommands(program: Command, ctx: CliContext = process
 
   node
     .command('list')
-    .description('nodes with identity state, last attestation verdict and its age')
-    .option('--json', 'print as JSON: id, hardware, state, last verdict, its age in seconds')
-    .action(async (opts: { json?: boolean }) => {
-      const nodes = await nodesClient(ctx).listNodes();
+    .description(
+      'nodes with identity state, last attestation verdict and its age; a page at a time (oldest first), ' +
+        'narrowed by the filters',
+    )
+    .option('--hardware <id>', 'only this hardware id')
+    .option('--state <state>', 'only nodes in this identity state (active, pending-approval, ...)')
+    .option('--version <version>', 'only nodes running this release version')
+    .option(
+      '--label <key=value>',
+      'only nodes with this operator label (repeat: all of them)',
+      collectText,
+      [],
+    )
+    .option(
+      '--attestation <status>',
+      'passed, failed, stale (passed, but longer ago than the freshness) or never',
+    )
+    .option('--seen-within <duration>', 'seen within this long, e.g. 15m, 1h, 7d')
+    .option('--not-seen-for <duration>', 'not seen for at least this long (or never), e.g. 1d')
+    .option('--search <prefix>', 'node id prefix')
+    .option('--limit <n>', 'nodes a page (1..1000; the server says 100)')
+    .option('--cursor <cursor>', 'the page after the one that printed this cursor')
+    .option('--all', 'every page, not only the first')
+    .option('--json', 'print as JSON: id, hardware, state, last verdict, its age in seconds; and nextCursor')
+    .action(async (opts: NodeListFlags) => {
+      const client = nodesClient(ctx);
+      const params: NodeListParams = {
+        hardware: opts.hardware,
+        state: opts.state,
+        version: opts.version,
+        label: opts.label.length > 0 ? opts.label : undefined,
+        attestation: opts.attestation,
+        seenWithin: opts.seenWithin,
+        notSeenFor: opts.notSeenFor,
+        q: opts.search,
+        limit: opts.limit === undefined ? undefined : Number(opts.limit),
+      };
+      let nodes: NodeDto[];
+      let nextCursor: string | null = null;
+      if (opts.all) nodes = await client.listNodes(params);
+      else {
+        const page = await client.listNodePage({ ...params, cursor: opts.cursor });
+        nodes = page.nodes;
+        nextCursor = page.nextCursor;
+      }
       if (opts.json) {
         writeJson(ctx, {
           nodes: nodes.map((n) => ({
@@ -32,30 +94,47 @@ export function registerNodeCommands(program: Command, ctx: CliContext = process
             lastVerdict: n.lastVerdict && (n.lastVerdict.passed ? 'pass' : 'fail'),
             lastVerdictReason: n.lastVerdict?.reason ?? null,
             lastVerdictAgeSeconds: n.lastVerdict?.ageSeconds ?? null,
+            lastSeenAt: n.lastSeenAt,
             labels: n.labels,
           })),
+          nextCursor,
         });
         return;
       }
-      if (nodes.length === 0) {
-        ctx.stderr.write('no nodes\n');
-        return;
+      if (nodes.length === 0) ctx.stderr.write('no nodes\n');
+      else {
+        ctx.stdout.write(
+          renderTable(
+            ['ID', 'HARDWARE', 'STATE', 'VERSION', 'LAST VERDICT', 'AGE', 'LAST SEEN', 'ENROLLED', 'LABELS'],
+            nodes.map((n) => [
+              n.id,
+              n.hardwareId,
+              n.state,
+              n.runningVersion ?? '-',
+              n.lastVerdict ? `${n.lastVerdict.passed ? 'pass' : 'FAIL'}: ${n.lastVerdict.reason}` : '-',
+              n.lastVerdict ? `${n.lastVerdict.ageSeconds}s` : '-',
+              n.lastSeenAt ? formatTimestamp(n.lastSeenAt) : '-',
+              formatTimestamp(n.createdAt),
+              formatLabels(n.labels) || '-',
+            ]),
+          ),
+        );
       }
-      ctx.stdout.write(
-        renderTable(
-          ['ID', 'HARDWARE', 'STATE', 'VERSION', 'LAST VERDICT', 'AGE', 'ENROLLED', 'LABELS'],
-          nodes.map((n) => [
-            n.id,
-            n.hardwareId,
-            n.state,
-            n.runningVersion ?? '-',
-            n.lastVerdict ? `${n.lastVerdict.passed ? 'pass' : 'FAIL'}: ${n.lastVerdict.reason}` : '-',
-            n.lastVerdict ? `${n.lastVerdict.ageSeconds}s` : '-',
-            formatTimestamp(n.createdAt),
-            formatLabels(n.labels) || '-',
-          ]),
-        ),
-      );
+      if (nextCursor) ctx.stderr.write(`more nodes: --cursor ${nextCursor} (or --all)\n`);
+    });
+
+  node
+    .command('show')
+    .description(
+      "one node's whole story: identity, inventory, attestation (each PCR that differed), update steps, " +
+        'downloads, rollouts',
+    )
+    .argument('<id>', 'node id, from `otter node list`')
+    .option('--json', 'print the API answer as JSON')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const detail = await nodesClient(ctx).nodeDetail(id);
+      if (opts.json) writeJson(ctx, detail);
+      else ctx.stdout.write(renderNodeDetail(detail));
     });
 
   const action = (

@@ -130,18 +130,32 @@ export class RolloutFixtures {
     releaseVersion: string | null = null,
     releaseProven = passed && releaseVersion !== null,
   ): Promise<void> {
+    const reason = passed ? 'quote verified, PCRs match' : 'PCR 9 does not match the release measurements';
     await this.api.db
       .insertInto('attestation_verdicts')
       .values({
         id: randomUUID(),
         node_id: nodeId,
         passed: passed ? 1 : 0,
-        reason: passed ? 'quote verified, PCRs match' : 'PCR 9 does not match the release measurements',
+        reason,
         pcr_values: '{}',
         release_version: releaseVersion,
         release_proven: releaseProven ? 1 : 0,
         created_at: at.toISOString(),
       })
+      .execute();
+    // The node row keeps its newest verdict, as NodeRepository.addVerdict writes it.
+    await this.api.db
+      .updateTable('nodes')
+      .set({
+        last_verdict_passed: passed ? 1 : 0,
+        last_verdict_reason: reason,
+        last_verdict_at: at.toISOString(),
+      })
+      .where('id', '=', nodeId)
+      .where((eb) =>
+        eb.or([eb('last_verdict_at', 'is', null), eb('last_verdict_at', '<=', at.toISOString())]),
+      )
       .execute();
   }
 }
