@@ -9,7 +9,6 @@ import { loadConfig } from '#otter/config';
 import type { OtterEvent, OtterEventKind, RolloutDto, RolloutNodeDto, UpdateStep } from '#otter/contracts';
 import { testDatabases } from '#otter/db';
 import { EventPublisher } from '#otter/events';
-import { DeviceTokenService } from '#otter/identity';
 import { RolloutFixtures } from '../apps/api/src/rollouts/testing/rollout-fixtures.js';
 import { startApi, type ApiHarness } from '../apps/api/src/testing/api-harness.js';
 import { deviceCredentialsFor } from '../apps/api/src/testing/software-device-key.js';
@@ -106,7 +105,7 @@ async function pushRelease(version: string): Promise<void> {
 
 /** The agent's reports of one update, through the device API with the node's DPoP-bound token. */
 async function update(nodeId: string, rolloutId: string): Promise<void> {
-  const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), nodeId);
+  const device = await deviceCredentialsFor(api.app, nodeId);
   const url = `${api.url}/api/v1/devices/me/updates`;
   for (const step of STEPS) {
     const res = await fetch(url, {

@@ -9,7 +9,6 @@ import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '#otter/config';
 import { testDatabases, type Db } from '#otter/db';
-import { DeviceTokenService } from '#otter/identity';
 import { MetricsEndpoint } from '#otter/metrics';
 import { QUEUES } from '#otter/queue';
 import { RolloutFixtures } from '../apps/api/src/rollouts/testing/rollout-fixtures.js';
@@ -91,7 +90,7 @@ describe.each(dbs)('api /metrics on $name', ({ name, config: database }) => {
     // published one in 300 bytes (700 saved).
     const deltaPath = await deltaBuild(api.db, hw, 'published', 1000, 200);
     await deltaBuild(api.db, hw, 'failed', 1000, null);
-    const downloader = await deviceCredentialsFor(api.app.get(DeviceTokenService), ids.passed);
+    const downloader = await deviceCredentialsFor(api.app, ids.passed);
     const downloadsUrl = `${api.url}/api/v1/devices/me/downloads`;
     const downloaded = await fetch(downloadsUrl, {
       method: 'POST',
@@ -112,7 +111,7 @@ describe.each(dbs)('api /metrics on $name', ({ name, config: database }) => {
 
     // Attestation: a genuine passing quote from a software TPM, and a failed integrity report.
     const attester = await tpm.seed(api.db, { state: 'active', hardwareId: `${hw}-tpm` });
-    const device = await deviceCredentialsFor(api.app.get(DeviceTokenService), attester);
+    const device = await deviceCredentialsFor(api.app, attester);
     const attested = await tpm.attest(api.url, device, {});
     expect(attested.status).toBe(200);
     const reportUrl = `${api.url}/api/v1/devices/me/reports`;

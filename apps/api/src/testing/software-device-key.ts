@@ -1,5 +1,5 @@
 import { generateKeyPairSync, sign, type JsonWebKey, type KeyObject } from 'node:crypto';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { INestApplicationContext } from '@nestjs/common';
 import { dpopHeaders, type DpopKey } from '#otter/api-client';
 import { DB, type Db } from '#otter/db';
 import { DeviceTokenService, jwkThumbprint } from '#otter/identity';
@@ -77,7 +77,7 @@ export interface DeviceCredentialsForTest {
  * token service.
  */
 export async function deviceCredentialsFor(
-  app: NestFastifyApplication,
+  app: INestApplicationContext,
   nodeId: string,
 ): Promise<DeviceCredentialsForTest> {
   const key = SoftwareDeviceKey.generate();
