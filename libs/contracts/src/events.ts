@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { UPDATE_STEPS } from './rollouts.js';
 
 /**
  * Otter's domain events (docs/events.md): one discriminated union by `kind`, written by every process to the
@@ -14,18 +15,8 @@ const hardware = { hardwareId: id };
 const rollout = { rolloutId: id, hardwareId: id };
 const node = { nodeId: id, hardwareId: id };
 
-/** The update steps an agent reports (UpdateStep in rollouts.ts), as a node-step event carries them. */
-export const NODE_STEPS = [
-  'assigned',
-  'downloading',
-  'installed',
-  'rebooting',
-  'booted',
-  'attested',
-  'committed',
-  'rolled-back',
-  'failed',
-] as const;
+/** The update steps an agent reports, as a node-step event carries them. */
+export const NODE_STEPS = UPDATE_STEPS;
 
 const releasePublished = z.object({
   kind: z.literal('release.published'),

@@ -66,6 +66,7 @@ export {
   WINDOW_TIME_PATTERN,
   maintenanceWindowProblem,
   UPDATE_REPORT_LIMITS,
+  UPDATE_STEPS,
   ROLLOUT_STATES,
 } from './rollouts.js';
 export { DELTA_BUILD_STATES } from './deltas.js';

@@ -26,16 +26,19 @@ export type RolloutNodeState =
   | 'cancelled';
 
 /** What the agent reports at each step of an update (POST /api/v1/devices/me/updates). */
-export type UpdateStep =
-  | 'assigned'
-  | 'downloading'
-  | 'installed'
-  | 'rebooting'
-  | 'booted'
-  | 'attested'
-  | 'committed'
-  | 'rolled-back'
-  | 'failed';
+/** The update steps an agent reports, in the order it goes through them (the last two end a failed attempt). */
+export const UPDATE_STEPS = [
+  'assigned',
+  'downloading',
+  'installed',
+  'rebooting',
+  'booted',
+  'attested',
+  'committed',
+  'rolled-back',
+  'failed',
+] as const;
+export type UpdateStep = (typeof UPDATE_STEPS)[number];
 
 export interface UpdateReport {
   step: UpdateStep;

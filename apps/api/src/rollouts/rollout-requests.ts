@@ -5,6 +5,7 @@ import {
   LABEL_PATTERN,
   maintenanceWindowProblem,
   UPDATE_REPORT_LIMITS,
+  UPDATE_STEPS,
   WINDOW_TIME_PATTERN,
   type CreateRolloutRequest,
   type UpdateReport,
@@ -69,17 +70,7 @@ export const reasonRequest = z.object({ reason: z.string().min(1).max(500) }).st
 
 export const updateReport: z.ZodType<UpdateReport> = z
   .object({
-    step: z.enum([
-      'assigned',
-      'downloading',
-      'installed',
-      'rebooting',
-      'booted',
-      'attested',
-      'committed',
-      'rolled-back',
-      'failed',
-    ]),
+    step: z.enum(UPDATE_STEPS),
     version: deviceText(UPDATE_REPORT_LIMITS.version).min(1),
     rolloutId: z.uuid().optional(),
     // At most the release's image (UpdateProgressService checks the release); a safe integer before that.
