@@ -9,7 +9,7 @@ import { loadConfig } from '#otter/config';
 import type { OtterEvent, OtterEventKind, RolloutDto, RolloutNodeDto, UpdateStep } from '#otter/contracts';
 import { testDatabases } from '#otter/db';
 import { EventPublisher } from '#otter/events';
-import { RolloutFixtures } from '../apps/api/src/rollouts/testing/rollout-fixtures.js';
+import { RolloutFixtures, twoWaveRollout } from '../apps/api/src/rollouts/testing/rollout-fixtures.js';
 import { startApi, type ApiHarness } from '../apps/api/src/testing/api-harness.js';
 import { deviceCredentialsFor } from '../apps/api/src/testing/software-device-key.js';
 import { EventStreamService } from '../apps/api/src/events/event-stream.service.js';
@@ -139,19 +139,11 @@ describe('the event stream during a release and a rollout', () => {
     await pushRelease('2.0.0');
     const nodes = [await fixtures.node(HW, '1.0.0'), await fixtures.node(HW, '1.0.0')];
     for (const n of nodes) await fixtures.verdict(n, true, new Date());
-    const rollout = await api.admin<RolloutDto>('POST', '/api/v1/rollouts', {
-      name: `events-${randomUUID()}`,
-      hardwareId: HW,
-      version: '2.0.0',
-      selector: {},
-      waves: [
-        { count: 1, soakSeconds: 0 },
-        { percent: 100, soakSeconds: 0 },
-      ],
-      successThreshold: 1,
-      failureThreshold: 0.5,
-      maxAttestationAgeSeconds: 600,
-    });
+    const rollout = await api.admin<RolloutDto>(
+      'POST',
+      '/api/v1/rollouts',
+      twoWaveRollout(HW, '2.0.0', `events-${randomUUID()}`),
+    );
     await api.admin('POST', `/api/v1/rollouts/${rollout.id}/start`);
     const states = async (): Promise<RolloutNodeDto[]> =>
       (await api.admin<{ nodes: RolloutNodeDto[] }>('GET', `/api/v1/rollouts/${rollout.id}/nodes`)).nodes;

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { RolloutDto, RolloutNodeDto } from '#otter/contracts';
 import { loadConfig } from '#otter/config';
 import { testDatabases } from '#otter/db';
-import { RolloutFixtures } from '../apps/api/src/rollouts/testing/rollout-fixtures.js';
+import { RolloutFixtures, twoWaveRollout } from '../apps/api/src/rollouts/testing/rollout-fixtures.js';
 import { startApi, type ApiHarness } from '../apps/api/src/testing/api-harness.js';
 import { createScheduler } from '../apps/scheduler/src/create-scheduler.js';
 
@@ -45,19 +45,11 @@ describe.each(dbs)('rollout ticks from the scheduler on $name', ({ config: datab
     const nodes = [await fixtures.node('rpi4', '1.0.0'), await fixtures.node('rpi4', '1.0.0')];
     for (const n of nodes) await fixtures.verdict(n, true, new Date());
 
-    const created = await api.admin<RolloutDto>('POST', '/api/v1/rollouts', {
-      name: `r-${randomUUID()}`,
-      hardwareId: 'rpi4',
-      version: '2.0.0',
-      selector: {},
-      waves: [
-        { count: 1, soakSeconds: 0 },
-        { percent: 100, soakSeconds: 0 },
-      ],
-      successThreshold: 1,
-      failureThreshold: 0.5,
-      maxAttestationAgeSeconds: 600,
-    });
+    const created = await api.admin<RolloutDto>(
+      'POST',
+      '/api/v1/rollouts',
+      twoWaveRollout('rpi4', '2.0.0', `r-${randomUUID()}`),
+    );
     await api.admin('POST', `/api/v1/rollouts/${created.id}/start`);
 
     const states = async (): Promise<RolloutNodeDto[]> =>

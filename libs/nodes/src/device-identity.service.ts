@@ -12,7 +12,6 @@ import {
   DeviceCertificateAuthority,
   DeviceTokenService,
   isNodeId,
-  jwkThumbprint,
   type AccessTokenClaims,
   type DpopRequest,
 } from '#otter/identity';
@@ -110,7 +109,7 @@ export class DeviceIdentityService {
     await this.tokens.verifyDeviceAssertion(assertion, { nodeId, devicePublicKey });
     // The assertion just proved possession of the device key: the token is bound to that key (RFC 9449 cnf.jkt),
     // so every request made with it must carry a DPoP proof signed inside the node's TPM.
-    const issued = await this.tokens.issueAccessToken(nodeId, jwkThumbprint(devicePublicKey));
+    const issued = await this.tokens.issueAccessToken(nodeId, deviceKeyThumbprint(node.devicePublic));
     return { accessToken: issued.token, expiresAt: issued.expiresAt.toISOString() };
   }
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditedRoute } from '#otter/audit';
 import type { AuditEntryDto, AuditListDto, TokenListDto } from '#otter/contracts';
 import { seedNodeRow, testDatabases } from '#otter/db';
-import { RolloutFixtures } from '../rollouts/testing/rollout-fixtures.js';
+import { RolloutFixtures, twoWaveRollout } from '../rollouts/testing/rollout-fixtures.js';
 import { startApi, type ApiHarness } from '../testing/api-harness.js';
 import { apiRoutes, stateChangingManagementRoutes } from '../testing/management-routes.js';
 
@@ -253,19 +253,7 @@ describe.each(dbs)('audit log on $name', ({ config: database }) => {
         method: 'POST',
         path: () => '/api/v1/rollouts',
         as: asEngineer,
-        body: () => ({
-          name: 'audited',
-          hardwareId: hw,
-          version: '2.0.0',
-          selector: {},
-          waves: [
-            { count: 1, soakSeconds: 0 },
-            { percent: 100, soakSeconds: 0 },
-          ],
-          successThreshold: 1,
-          failureThreshold: 0.5,
-          maxAttestationAgeSeconds: 600,
-        }),
+        body: () => twoWaveRollout(hw, '2.0.0', 'audited'),
         status: 201,
         action: 'rollout.created',
         target: (r) => ({ kind: 'rollout', id: r.id as string }),

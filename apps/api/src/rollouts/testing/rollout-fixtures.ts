@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { RolloutNodeState, RolloutState } from '#otter/contracts';
+import type { CreateRolloutRequest, RolloutNodeState, RolloutState } from '#otter/contracts';
 import { seedNodeRow } from '#otter/db';
 import type { ApiHarness } from '../../testing/api-harness.js';
 
@@ -158,4 +158,25 @@ export class RolloutFixtures {
       )
       .execute();
   }
+}
+
+/**
+ * A rollout of `version` to every `hardwareId` node in two waves (one node, then the rest), no soak, all must
+ * succeed, paused at half failed, a passing attestation at most 10 min old: the smallest rollout that shows a
+ * wave advance.
+ */
+export function twoWaveRollout(hardwareId: string, version: string, name: string): CreateRolloutRequest {
+  return {
+    name,
+    hardwareId,
+    version,
+    selector: {},
+    waves: [
+      { count: 1, soakSeconds: 0 },
+      { percent: 100, soakSeconds: 0 },
+    ],
+    successThreshold: 1,
+    failureThreshold: 0.5,
+    maxAttestationAgeSeconds: 600,
+  };
 }
