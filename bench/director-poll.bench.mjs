@@ -55,7 +55,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { ProcessGroup, ensureRedis, freePort, waitForHttp } from '../scripts/lib/processes.mjs';
 import { startBareServer } from './bare-server.mjs';
 import { beforeBuildDir } from './lib/before-build.mjs';
@@ -63,6 +62,7 @@ import { dpopHeaders, dpopKey } from './lib/dpop.mjs';
 import { DEVICE_KEY_ATTRIBUTES, softwareTpmKey } from './lib/software-quote.mjs';
 import { benchArgs, headerHelp } from './lib/bench-cli.mjs';
 import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
+import { freshPgSchema } from './lib/pg-schema.mjs';
 import { processCpuSeconds } from './lib/process-cpu.mjs';
 import { runBench, table, warnIfBusy } from './lib/report.mjs';
 
@@ -90,7 +90,6 @@ if (!Number.isInteger(nodeCount) || nodeCount < CONNECTIONS) {
 const dialects = benchDialects(log);
 const profiling = process.env.BENCH_PROFILE === '1';
 const buildDir = resolve(process.env.BENCH_BUILD_DIR ?? root);
-const pgBaseUrl = process.env.OTTER_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** Redis, if this script had to start one; each api gets a ProcessGroup of its own. */
 const infra = new ProcessGroup({ graceMs: 10_000 });
@@ -476,13 +475,9 @@ async function runDialect(dialect, redisUrl, build, label, expectedRps, extraEnv
     let database = 'sqlite';
     let where;
     if (dialect === 'postgres') {
-      const schema = `bench_${randomBytes(6).toString('hex')}`;
-      await pgQuery(pgBaseUrl, `CREATE SCHEMA ${schema}`);
-      local.push(() => pgQuery(pgBaseUrl, `DROP SCHEMA ${schema} CASCADE`));
-      const url = new URL(pgBaseUrl);
-      url.searchParams.set('options', `-c search_path=${schema}`);
-      database = url.toString();
-      where = `${(await pgVersion(pgBaseUrl)) ?? 'PostgreSQL'} at ${url.host}${url.pathname}, schema ${schema}`;
+      const fresh = await freshPgSchema(local);
+      database = fresh.url;
+      where = fresh.where;
     }
     log(`${dialect}: starting the api of ${label} (${build})`);
     const api = await startApi(build, database, redisUrl, local, extraEnv);
@@ -642,35 +637,6 @@ async function pollEach(base, nodes, credentials) {
     }),
   );
   return { failed };
-}
-
-async function pgQuery(url, text) {
-  const client = new pg.Client({ connectionString: url });
-  try {
-    await client.connect();
-    await client.query(text);
-  } catch (error) {
-    throw new Error(
-      `PostgreSQL at ${url}: ${error instanceof Error ? error.message : String(error)}` +
-        ' (set OTTER_TEST_DATABASE_URL, or BENCH_DIALECTS=sqlite)',
-      { cause: error },
-    );
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-async function pgVersion(url) {
-  const client = new pg.Client({ connectionString: url });
-  try {
-    await client.connect();
-    const { rows } = await client.query('show server_version');
-    return `PostgreSQL ${String(rows[0].server_version).split(' ')[0]}`;
-  } catch {
-    return undefined;
-  } finally {
-    await client.end().catch(() => {});
-  }
 }
 
 function filesystemOf(dir) {

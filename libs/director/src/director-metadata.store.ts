@@ -167,12 +167,15 @@ export class DirectorMetadataStore {
    * nodes, whatever the fleet's size.
    */
   async soonestExpiries(): Promise<Array<{ role: string; expiresAt: string }>> {
+    // One scalar subquery per column: SQLite answers a min() from an index only when it is the query's sole
+    // aggregate (three min()s in one SELECT scan the table).
+    const soonest = (column: `${NodeRole}_expires_at`) =>
+      this.db.selectFrom('director_assignments').select((eb) => eb.fn.min(column).as('v'));
     const row = await this.db
-      .selectFrom('director_assignments')
-      .select((eb) => [
-        eb.fn.min('targets_expires_at').as('targets'),
-        eb.fn.min('snapshot_expires_at').as('snapshot'),
-        eb.fn.min('timestamp_expires_at').as('timestamp'),
+      .selectNoFrom([
+        soonest('targets_expires_at').as('targets'),
+        soonest('snapshot_expires_at').as('snapshot'),
+        soonest('timestamp_expires_at').as('timestamp'),
       ])
       .executeTakeFirstOrThrow();
     const root = await this.latestRoot();
