@@ -23,7 +23,8 @@ export class NodeFleetRepository {
    * Nodes by hardware, state, running version and attestation status, with the node list's definition of the
    * status (hasAttestationStatus) and `freshSince` from the same freshness. One GROUP BY in the order of the
    * nodes_fleet index, which holds every column read: an index-only scan with no sort, in either dialect. Each
-   * status is a sum rather than a grouping key, so every status of a group is reported, 0 included.
+   * status is a filtered count (`count(*) FILTER (WHERE ...)`, SQLite 3.30+) rather than a grouping key, so every
+   * status of a group is reported, 0 included.
    */
   async counts(freshSince: string): Promise<FleetCount[]> {
     const rows = await this.db
@@ -32,14 +33,8 @@ export class NodeFleetRepository {
       .select((eb) =>
         ATTESTATION_STATUSES.map((status) =>
           eb.fn
-            .sum<number | string>(
-              eb
-                .case()
-                .when(hasAttestationStatus(eb, status, freshSince))
-                .then(1)
-                .else(0)
-                .end(),
-            )
+            .countAll<number | string>()
+            .filterWhere(hasAttestationStatus(eb, status, freshSince))
             .as(status),
         ),
       )
