@@ -1,0 +1,175 @@
+import type { FileHandle } from 'node:fs/promises';
+import { constants as zlibConstants, zstdDecompressSync } from 'node:zlib';
+import { DeltaError } from './format.js';
+import {
+  ControlReader,
+  MAX_CONTROL_BYTES_PER_COVER,
+  SEGMENT_HEADER_BYTES,
+  decodeSegmentHeader,
+  type DeltaHeaderV2,
+} from './format-v2.js';
+import { IO_CHUNK_BYTES, readFully } from './io.js';
+import type { StreamReader } from './stream-reader.js';
+
+/** Refuses a v2 header whose segments or payloads would make the applier buffer more than its limit. */
+export function checkHeaderV2(header: DeltaHeaderV2, maxOperationBytes: number): void {
+  if (header.segmentBytes > maxOperationBytes || header.maxPayloadBytes > maxOperationBytes) {
+    throw new DeltaError('too-large', `the delta needs more than ${maxOperationBytes} bytes per segment`, {
+      segmentBytes: header.segmentBytes,
+      maxPayloadBytes: header.maxPayloadBytes,
+      maxOperationBytes,
+    });
+  }
+}
+
+/**
+ * Decompresses one stream into exactly `length` bytes. The decoder's window is capped near `length` and its
+ * output at `length`, so a bomb stops as soon as it expands past what the control stream says, before
+ * allocating what it would expand to.
+ */
+function inflate(payload: Buffer, length: number, what: string): Buffer {
+  if (length === 0) {
+    if (payload.length !== 0) throw new DeltaError('zstd-invalid', `${what} stream is not empty`);
+    return Buffer.alloc(0);
+  }
+  if (payload.length === 0) throw new DeltaError('zstd-invalid', `${what} stream is empty`);
+  let out: Buffer;
+  try {
+    out = zstdDecompressSync(payload, {
+      maxOutputLength: length,
+      params: { [zlibConstants.ZSTD_d_windowLogMax]: Math.max(10, Math.ceil(Math.log2(length))) },
+    });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new DeltaError('zstd-overflow', `${what} stream expands past its ${length} bytes`);
+    }
+    throw new DeltaError('zstd-invalid', `${what} stream is not valid zstd: ${(e as Error).message}`);
+  }
+  if (out.length !== length) {
+    throw new DeltaError('zstd-invalid', `${what} stream expands to ${out.length} bytes, expected ${length}`);
+  }
+  return out;
+}
+
+/** Source reads for covers through a 1 MiB window: covers are many and mostly ascending in the source. */
+class SourceWindow {
+  private readonly buf = Buffer.allocUnsafe(IO_CHUNK_BYTES);
+  private start = 0;
+  private end = 0;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly length: number,
+  ) {}
+
+  async copy(into: Buffer, at: number, offset: number, length: number): Promise<void> {
+    if (length > this.buf.length) {
+      await readFully(this.fh, into.subarray(at, at + length), length, offset);
+      return;
+    }
+    if (offset < this.start || offset + length > this.end) {
+      this.start = offset;
+      this.end = Math.min(this.length, offset + this.buf.length);
+      await readFully(this.fh, this.buf, this.end - this.start, this.start);
+    }
+    this.buf.copy(into, at, offset - this.start, offset - this.start + length);
+  }
+}
+
+/**
+ * Applies the segments of a v2 delta (the header already read and checked), calling `emit` with each
+ * rebuilt segment in target order. Holds one segment, its differences and literals (together one segment)
+ * and its compressed payloads; refuses a segment before emitting any of its bytes.
+ */
+export async function applySegments(
+  reader: StreamReader,
+  header: DeltaHeaderV2,
+  source: FileHandle,
+  emit: (bytes: Buffer, targetOffset: number) => Promise<void>,
+): Promise<void> {
+  const sourceLength = header.source.length;
+  const window = new SourceWindow(source, sourceLength);
+  const out = Buffer.allocUnsafe(Math.min(header.segmentBytes, Math.max(header.target.length, 1)));
+  // Per segment, parsed from the control stream into typed arrays (not an object per cover).
+  let gaps = new Float64Array(0);
+  let olds = new Float64Array(0);
+  let lengths = new Float64Array(0);
+  for (let s = 0; s < header.segmentCount; s++) {
+    const segmentStart = s * header.segmentBytes;
+    const length = Math.min(header.segmentBytes, header.target.length - segmentStart);
+    const seg = decodeSegmentHeader(await reader.readExact(SEGMENT_HEADER_BYTES, `segment ${s}'s header`));
+    if (seg.coverCount > length) {
+      throw new DeltaError('bad-operation', `segment ${s} declares more covers than bytes`);
+    }
+    if (seg.controlLength > seg.coverCount * MAX_CONTROL_BYTES_PER_COVER) {
+      throw new DeltaError('bad-operation', `segment ${s}'s control stream is longer than its covers need`);
+    }
+    const payload = seg.controlPayload + seg.diffPayload + seg.literalPayload;
+    if (payload > header.maxPayloadBytes) {
+      throw new DeltaError(
+        'too-large',
+        `segment ${s}'s payloads exceed the header's ${header.maxPayloadBytes}`,
+      );
+    }
+    const control = new ControlReader(
+      inflate(
+        await reader.readExact(seg.controlPayload, `segment ${s}'s control`),
+        seg.controlLength,
+        'control',
+      ),
+    );
+    if (gaps.length < seg.coverCount) {
+      gaps = new Float64Array(seg.coverCount);
+      olds = new Float64Array(seg.coverCount);
+      lengths = new Float64Array(seg.coverCount);
+    }
+    let at = 0;
+    let expectedOld = segmentStart;
+    let covered = 0;
+    for (let c = 0; c < seg.coverCount; c++) {
+      const gap = control.varint();
+      const oldStart = expectedOld + gap + control.signed();
+      const coverLength = control.varint();
+      if (coverLength < 1) throw new DeltaError('bad-operation', `segment ${s} has an empty cover`);
+      if (at + gap + coverLength > length) {
+        throw new DeltaError('overrun', `segment ${s}'s cover ${c} runs past the segment's end`);
+      }
+      if (oldStart < 0 || oldStart + coverLength > sourceLength) {
+        throw new DeltaError('source-range', `segment ${s}'s cover ${c} reads outside the source`, {
+          oldStart,
+          length: coverLength,
+        });
+      }
+      gaps[c] = gap;
+      olds[c] = oldStart;
+      lengths[c] = coverLength;
+      at += gap + coverLength;
+      covered += coverLength;
+      expectedOld = oldStart + coverLength;
+    }
+    if (!control.atEnd)
+      throw new DeltaError('bad-operation', `segment ${s}'s control stream has extra bytes`);
+    const diff = inflate(await reader.readExact(seg.diffPayload, `segment ${s}'s diff`), covered, 'diff');
+    const literal = inflate(
+      await reader.readExact(seg.literalPayload, `segment ${s}'s literals`),
+      length - covered,
+      'literal',
+    );
+    let o = 0;
+    let d = 0;
+    let l = 0;
+    for (let c = 0; c < seg.coverCount; c++) {
+      const gap = gaps[c]!;
+      const coverLength = lengths[c]!;
+      literal.copy(out, o, l, l + gap);
+      o += gap;
+      l += gap;
+      await window.copy(out, o, olds[c]!, coverLength);
+      for (let k = 0; k < coverLength; k++) out[o + k] = (out[o + k]! + diff[d + k]!) & 0xff;
+      o += coverLength;
+      d += coverLength;
+    }
+    literal.copy(out, o, l);
+    await emit(out.subarray(0, length), segmentStart);
+  }
+}
