@@ -123,13 +123,18 @@ export async function applySegments(
       olds = new Float64Array(seg.coverCount);
       lengths = new Float64Array(seg.coverCount);
     }
+    // The three columns of the control stream: gaps, source offsets (against the previous displacement),
+    // lengths; checked together once all are read.
+    for (let c = 0; c < seg.coverCount; c++) gaps[c] = control.varint();
+    for (let c = 0; c < seg.coverCount; c++) olds[c] = control.signed();
+    for (let c = 0; c < seg.coverCount; c++) lengths[c] = control.varint();
     let at = 0;
     let expectedOld = segmentStart;
     let covered = 0;
     for (let c = 0; c < seg.coverCount; c++) {
-      const gap = control.varint();
-      const oldStart = expectedOld + gap + control.signed();
-      const coverLength = control.varint();
+      const gap = gaps[c]!;
+      const oldStart = expectedOld + gap + olds[c]!;
+      const coverLength = lengths[c]!;
       if (coverLength < 1) throw new DeltaError('bad-operation', `segment ${s} has an empty cover`);
       if (at + gap + coverLength > length) {
         throw new DeltaError('overrun', `segment ${s}'s cover ${c} runs past the segment's end`);
@@ -140,9 +145,7 @@ export async function applySegments(
           length: coverLength,
         });
       }
-      gaps[c] = gap;
       olds[c] = oldStart;
-      lengths[c] = coverLength;
       at += gap + coverLength;
       covered += coverLength;
       expectedOld = oldStart + coverLength;

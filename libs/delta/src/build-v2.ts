@@ -128,24 +128,30 @@ function encodeSegment(
   let diffLength = 0;
   let literalLength = 0;
   let at = 0;
-  // A cover's source offset is coded against where the previous cover's displacement would put it, so
-  // content that did not move (or moved with its neighbours) codes as 0.
+  // Three columns, each a run of similar numbers (zstd compresses them better than interleaved triples):
+  // every gap, then every source offset, then every length. A source offset is coded against where the
+  // previous cover's displacement would put it, so content that did not move (or moved with its
+  // neighbours) codes as 0.
+  for (let c = 0; c < covers.count; c++) {
+    control.varint(covers.newStart[c]! - (c === 0 ? 0 : covers.newStart[c - 1]! + covers.length[c - 1]!));
+  }
   let expectedOld = segmentStart;
+  for (let c = 0; c < covers.count; c++) {
+    const gap = covers.newStart[c]! - (c === 0 ? 0 : covers.newStart[c - 1]! + covers.length[c - 1]!);
+    control.signed(covers.oldStart[c]! - (expectedOld + gap));
+    expectedOld = covers.oldStart[c]! + covers.length[c]!;
+  }
+  for (let c = 0; c < covers.count; c++) control.varint(covers.length[c]!);
   for (let c = 0; c < covers.count; c++) {
     const start = covers.newStart[c]!;
     const oldStart = covers.oldStart[c]!;
     const length = covers.length[c]!;
-    const gap = start - at;
     literal.set(segment.subarray(at, start), literalLength);
-    literalLength += gap;
-    control.varint(gap);
-    control.signed(oldStart - (expectedOld + gap));
-    control.varint(length);
+    literalLength += start - at;
     for (let k = 0; k < length; k++)
       diff[diffLength + k] = (segment[start + k]! - source[oldStart + k]!) & 0xff;
     diffLength += length;
     at = start + length;
-    expectedOld = oldStart + length;
   }
   literal.set(segment.subarray(at), literalLength);
   literalLength += segment.length - at;

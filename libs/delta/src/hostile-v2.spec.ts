@@ -80,23 +80,21 @@ function serialize(header: DeltaHeaderV2, segments: Segment[], fixedMaxPayload =
   ]);
 }
 
+/** The covers of a segment's control stream (three columns: gaps, source offset deltas, lengths). */
 function coversOf(segment: Segment): Cover[] {
   const reader = new ControlReader(zstdDecompressSync(segment.control));
-  return Array.from({ length: segment.head.coverCount }, () => ({
-    gap: reader.varint(),
-    oldDelta: reader.signed(),
-    length: reader.varint(),
-  }));
+  const n = segment.head.coverCount;
+  const gaps = Array.from({ length: n }, () => reader.varint());
+  const deltas = Array.from({ length: n }, () => reader.signed());
+  return gaps.map((gap, c) => ({ gap, oldDelta: deltas[c]!, length: reader.varint() }));
 }
 
 /** The segment with its control stream re-encoded from `covers` (coverCount and controlLength follow). */
 function withCovers(segment: Segment, covers: Cover[], coverCount = covers.length): Segment {
   const writer = new ControlWriter();
-  for (const c of covers) {
-    writer.varint(c.gap);
-    writer.signed(c.oldDelta);
-    writer.varint(c.length);
-  }
+  for (const c of covers) writer.varint(c.gap);
+  for (const c of covers) writer.signed(c.oldDelta);
+  for (const c of covers) writer.varint(c.length);
   const raw = Buffer.from(writer.bytes());
   return {
     ...segment,
