@@ -1,7 +1,10 @@
 import type { FileHandle } from 'node:fs/promises';
-import { constants as zlibConstants, zstdDecompressSync } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { constants as zlibConstants, createZstdDecompress } from 'node:zlib';
 import { DeltaError } from './format.js';
 import {
+  CONTROL_SLACK_BYTES,
   ControlReader,
   MAX_CONTROL_BYTES_PER_COVER,
   SEGMENT_HEADER_BYTES,
@@ -23,32 +26,42 @@ export function checkHeaderV2(header: DeltaHeaderV2, maxOperationBytes: number):
 }
 
 /**
- * Decompresses one stream into exactly `length` bytes. The decoder's window is capped near `length` and its
- * output at `length`, so a bomb stops as soon as it expands past what the control stream says, before
- * allocating what it would expand to.
+ * Decompresses one stream into `into[0, length)`, exactly `length` bytes. The decoder's window is capped near
+ * `length` and its output counted per 64 KiB chunk, so a bomb stops one chunk after its declared length.
+ * Streams are decoded into buffers reused across segments: one-shot decoding allocated fresh multi-MiB
+ * buffers per segment that the garbage collector released late (measured 36 MiB above the baseline on a
+ * 48 MiB image, against 32 MiB allowed).
  */
-function inflate(payload: Buffer, length: number, what: string): Buffer {
+async function inflateInto(payload: Buffer, into: Buffer, length: number, what: string): Promise<void> {
   if (length === 0) {
     if (payload.length !== 0) throw new DeltaError('zstd-invalid', `${what} stream is not empty`);
-    return Buffer.alloc(0);
+    return;
   }
   if (payload.length === 0) throw new DeltaError('zstd-invalid', `${what} stream is empty`);
-  let out: Buffer;
+  let produced = 0;
   try {
-    out = zstdDecompressSync(payload, {
-      maxOutputLength: length,
-      params: { [zlibConstants.ZSTD_d_windowLogMax]: Math.max(10, Math.ceil(Math.log2(length))) },
-    });
+    await pipeline(
+      Readable.from([payload]),
+      createZstdDecompress({
+        chunkSize: 64 * 1024,
+        params: { [zlibConstants.ZSTD_d_windowLogMax]: Math.max(10, Math.ceil(Math.log2(length))) },
+      }),
+      async (chunks: AsyncIterable<Buffer>) => {
+        for await (const chunk of chunks) {
+          if (produced + chunk.length > length) {
+            throw new DeltaError('zstd-overflow', `${what} stream expands past its ${length} bytes`);
+          }
+          produced += chunk.copy(into, produced);
+        }
+      },
+    );
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new DeltaError('zstd-overflow', `${what} stream expands past its ${length} bytes`);
-    }
+    if (e instanceof DeltaError) throw e;
     throw new DeltaError('zstd-invalid', `${what} stream is not valid zstd: ${(e as Error).message}`);
   }
-  if (out.length !== length) {
-    throw new DeltaError('zstd-invalid', `${what} stream expands to ${out.length} bytes, expected ${length}`);
+  if (produced !== length) {
+    throw new DeltaError('zstd-invalid', `${what} stream expands to ${produced} bytes, expected ${length}`);
   }
-  return out;
 }
 
 /** Source reads for covers through a 1 MiB window: covers are many and mostly ascending in the source. */
@@ -89,7 +102,11 @@ export async function applySegments(
 ): Promise<void> {
   const sourceLength = header.source.length;
   const window = new SourceWindow(source, sourceLength);
-  const out = Buffer.allocUnsafe(Math.min(header.segmentBytes, Math.max(header.target.length, 1)));
+  const segmentBuffer = Math.min(header.segmentBytes, Math.max(header.target.length, 1));
+  const out = Buffer.allocUnsafe(segmentBuffer);
+  // Differences and literals of one segment together are one segment long: one buffer, literals after.
+  const streams = Buffer.allocUnsafe(segmentBuffer);
+  const controlBuffer = Buffer.allocUnsafe(segmentBuffer + CONTROL_SLACK_BYTES);
   // Per segment, parsed from the control stream into typed arrays (not an object per cover).
   let gaps = new Float64Array(0);
   let olds = new Float64Array(0);
@@ -111,13 +128,16 @@ export async function applySegments(
         `segment ${s}'s payloads exceed the header's ${header.maxPayloadBytes}`,
       );
     }
-    const control = new ControlReader(
-      inflate(
-        await reader.readExact(seg.controlPayload, `segment ${s}'s control`),
-        seg.controlLength,
-        'control',
-      ),
+    if (seg.controlLength > length + CONTROL_SLACK_BYTES) {
+      throw new DeltaError('too-large', `segment ${s}'s control stream is longer than the segment`);
+    }
+    await inflateInto(
+      await reader.readExact(seg.controlPayload, `segment ${s}'s control`),
+      controlBuffer,
+      seg.controlLength,
+      'control',
     );
+    const control = new ControlReader(controlBuffer.subarray(0, seg.controlLength));
     if (gaps.length < seg.coverCount) {
       gaps = new Float64Array(seg.coverCount);
       olds = new Float64Array(seg.coverCount);
@@ -152,12 +172,20 @@ export async function applySegments(
     }
     if (!control.atEnd)
       throw new DeltaError('bad-operation', `segment ${s}'s control stream has extra bytes`);
-    const diff = inflate(await reader.readExact(seg.diffPayload, `segment ${s}'s diff`), covered, 'diff');
-    const literal = inflate(
+    await inflateInto(
+      await reader.readExact(seg.diffPayload, `segment ${s}'s diff`),
+      streams,
+      covered,
+      'diff',
+    );
+    await inflateInto(
       await reader.readExact(seg.literalPayload, `segment ${s}'s literals`),
+      streams.subarray(covered),
       length - covered,
       'literal',
     );
+    const diff = streams;
+    const literal = streams.subarray(covered, length);
     let o = 0;
     let d = 0;
     let l = 0;

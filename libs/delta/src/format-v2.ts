@@ -23,6 +23,12 @@ export const SEGMENT_HEADER_BYTES = 24;
 /** LEB128 of a value below 2^53 takes at most 8 bytes; a control entry is three of them. */
 const MAX_VARINT_BYTES = 8;
 export const MAX_CONTROL_BYTES_PER_COVER = 3 * MAX_VARINT_BYTES;
+/**
+ * A control stream may be at most its segment's length plus this. The builder's covers are at least 24 bytes
+ * (but a last one reaching the segment's end) and cost at most 16 control bytes each, so an honest control
+ * stream is shorter than its segment; the bound keeps a hostile one from sizing the applier's buffers.
+ */
+export const CONTROL_SLACK_BYTES = 64;
 
 export interface DeltaHeaderV2 {
   version: typeof DELTA_FORMAT_VERSION_2;

@@ -241,6 +241,9 @@ describe('applyDelta refuses hostile version-2 deltas and leaves the slot untouc
     await expectRefused(serialize(header, replace(segments, k, shorter)), 'zstd-overflow');
     const longer = { ...segment, head: { ...segment.head, controlLength: segment.head.controlLength + 1 } };
     await expectRefused(serialize(header, replace(segments, k, longer)), 'zstd-invalid');
+    // A control stream declared longer than its segment (plus 64 bytes) never sizes a buffer.
+    const huge = { ...segment, head: { ...segment.head, controlLength: header.segmentBytes + 65 } };
+    await expectRefused(serialize(header, replace(segments, k, huge)), 'too-large');
     // An overlong varint (9 continuation bytes) in an otherwise valid control stream.
     const overlong = Buffer.alloc(3 * 8, 0x80);
     const bad = {
