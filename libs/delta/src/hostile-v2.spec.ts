@@ -242,7 +242,11 @@ describe('applyDelta refuses hostile version-2 deltas and leaves the slot untouc
     const longer = { ...segment, head: { ...segment.head, controlLength: segment.head.controlLength + 1 } };
     await expectRefused(serialize(header, replace(segments, k, longer)), 'zstd-invalid');
     // A control stream declared longer than its segment (plus 64 bytes) never sizes a buffer.
-    const huge = { ...segment, head: { ...segment.head, controlLength: header.segmentBytes + 65 } };
+    const controlLength = header.segmentBytes + 65;
+    const huge = {
+      ...segment,
+      head: { ...segment.head, coverCount: Math.ceil(controlLength / 24), controlLength },
+    };
     await expectRefused(serialize(header, replace(segments, k, huge)), 'too-large');
     // An overlong varint (9 continuation bytes) in an otherwise valid control stream.
     const overlong = Buffer.alloc(3 * 8, 0x80);
