@@ -64,6 +64,35 @@ async function inflateInto(payload: Buffer, into: Buffer, length: number, what: 
   }
 }
 
+/**
+ * Where the control stream's three columns (gaps, source offset deltas, lengths) end, after checking that it
+ * holds exactly `count` numbers in each and nothing more. The columns are then read in step, cover by
+ * cover, straight from the stream: nothing is allocated per cover, whatever count a hostile segment claims.
+ */
+function columnBounds(control: Buffer, count: number, segment: number): [number, number] {
+  const reader = new ControlReader(control);
+  for (let c = 0; c < count; c++) reader.varint();
+  const gapsEnd = reader.position;
+  for (let c = 0; c < count; c++) reader.signed();
+  const deltasEnd = reader.position;
+  for (let c = 0; c < count; c++) reader.varint();
+  if (!reader.atEnd) {
+    throw new DeltaError('bad-operation', `segment ${segment}'s control stream has extra bytes`);
+  }
+  return [gapsEnd, deltasEnd];
+}
+
+function columnReaders(
+  control: Buffer,
+  [gapsEnd, deltasEnd]: [number, number],
+): [ControlReader, ControlReader, ControlReader] {
+  return [
+    new ControlReader(control.subarray(0, gapsEnd)),
+    new ControlReader(control.subarray(gapsEnd, deltasEnd)),
+    new ControlReader(control.subarray(deltasEnd)),
+  ];
+}
+
 /** Source reads for covers through a 1 MiB window: covers are many and mostly ascending in the source. */
 class SourceWindow {
   private readonly buf = Buffer.allocUnsafe(IO_CHUNK_BYTES);
@@ -107,10 +136,6 @@ export async function applySegments(
   // Differences and literals of one segment together are one segment long: one buffer, literals after.
   const streams = Buffer.allocUnsafe(segmentBuffer);
   const controlBuffer = Buffer.allocUnsafe(segmentBuffer + CONTROL_SLACK_BYTES);
-  // Per segment, parsed from the control stream into typed arrays (not an object per cover).
-  let gaps = new Float64Array(0);
-  let olds = new Float64Array(0);
-  let lengths = new Float64Array(0);
   for (let s = 0; s < header.segmentCount; s++) {
     const segmentStart = s * header.segmentBytes;
     const length = Math.min(header.segmentBytes, header.target.length - segmentStart);
@@ -137,24 +162,17 @@ export async function applySegments(
       seg.controlLength,
       'control',
     );
-    const control = new ControlReader(controlBuffer.subarray(0, seg.controlLength));
-    if (gaps.length < seg.coverCount) {
-      gaps = new Float64Array(seg.coverCount);
-      olds = new Float64Array(seg.coverCount);
-      lengths = new Float64Array(seg.coverCount);
-    }
-    // The three columns of the control stream: gaps, source offsets (against the previous displacement),
-    // lengths; checked together once all are read.
-    for (let c = 0; c < seg.coverCount; c++) gaps[c] = control.varint();
-    for (let c = 0; c < seg.coverCount; c++) olds[c] = control.signed();
-    for (let c = 0; c < seg.coverCount; c++) lengths[c] = control.varint();
+    const control = controlBuffer.subarray(0, seg.controlLength);
+    const bounds = columnBounds(control, seg.coverCount, s);
+    // First pass: every cover checked (and the covered total known) before any stream is decoded.
+    let [gaps, olds, lengths] = columnReaders(control, bounds);
     let at = 0;
     let expectedOld = segmentStart;
     let covered = 0;
     for (let c = 0; c < seg.coverCount; c++) {
-      const gap = gaps[c]!;
-      const oldStart = expectedOld + gap + olds[c]!;
-      const coverLength = lengths[c]!;
+      const gap = gaps.varint();
+      const oldStart = expectedOld + gap + olds.signed();
+      const coverLength = lengths.varint();
       if (coverLength < 1) throw new DeltaError('bad-operation', `segment ${s} has an empty cover`);
       if (at + gap + coverLength > length) {
         throw new DeltaError('overrun', `segment ${s}'s cover ${c} runs past the segment's end`);
@@ -165,13 +183,10 @@ export async function applySegments(
           length: coverLength,
         });
       }
-      olds[c] = oldStart;
       at += gap + coverLength;
       covered += coverLength;
       expectedOld = oldStart + coverLength;
     }
-    if (!control.atEnd)
-      throw new DeltaError('bad-operation', `segment ${s}'s control stream has extra bytes`);
     await inflateInto(
       await reader.readExact(seg.diffPayload, `segment ${s}'s diff`),
       streams,
@@ -186,19 +201,24 @@ export async function applySegments(
     );
     const diff = streams;
     const literal = streams.subarray(covered, length);
+    // Second pass: the same columns again, now writing the segment.
+    [gaps, olds, lengths] = columnReaders(control, bounds);
+    expectedOld = segmentStart;
     let o = 0;
     let d = 0;
     let l = 0;
     for (let c = 0; c < seg.coverCount; c++) {
-      const gap = gaps[c]!;
-      const coverLength = lengths[c]!;
+      const gap = gaps.varint();
+      const oldStart = expectedOld + gap + olds.signed();
+      const coverLength = lengths.varint();
       literal.copy(out, o, l, l + gap);
       o += gap;
       l += gap;
-      await window.copy(out, o, olds[c]!, coverLength);
+      await window.copy(out, o, oldStart, coverLength);
       for (let k = 0; k < coverLength; k++) out[o + k] = (out[o + k]! + diff[d + k]!) & 0xff;
       o += coverLength;
       d += coverLength;
+      expectedOld = oldStart + coverLength;
     }
     literal.copy(out, o, l);
     await emit(out.subarray(0, length), segmentStart);

@@ -209,4 +209,9 @@ export class ControlReader {
   get atEnd(): boolean {
     return this.at === this.buf.length;
   }
+
+  /** Bytes read so far. */
+  get position(): number {
+    return this.at;
+  }
 }
