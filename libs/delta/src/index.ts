@@ -46,5 +46,3 @@ export type { BuildDeltaV2Options, BuildDeltaV2Result } from './build-v2.js';
 export { applyDelta, DEFAULT_MAX_OPERATION_BYTES } from './apply.js';
 export type { ApplyDeltaOptions, ApplyDeltaResult } from './apply.js';
 export { bsdiffStats } from './bsdiff.js';
-export { randomBytesFrom, seededRandom, textFrom, writeFilesystemLikePair } from './testing.js';
-export type { FileFate, FilesystemLikePair, FilesystemLikePairOptions } from './testing.js';
