@@ -7,7 +7,8 @@ import type { CatalogRoute } from './route-catalog.js';
 export interface DocumentedResponse {
   description: string;
   body?: ApiBody;
-  codes?: ErrorCode[];
+  /** Error codes: OtterError codes, and INTERNAL (a 500 the filter logs with an errorId). */
+  codes?: string[];
 }
 
 const JSON_TYPE = 'application/json';
@@ -24,11 +25,13 @@ export function routeResponses(route: CatalogRoute): Map<number, DocumentedRespo
       body: other.schema || other.mediaType ? other : undefined,
     });
   }
-  const byStatus = new Map<number, ErrorCode[]>();
+  const byStatus = new Map<number, string[]>();
   for (const code of routeErrors(route)) {
     const status = ERROR_STATUS[code];
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
+  // Any route can fail unexpectedly: the filter answers 500 INTERNAL with an errorId naming the log line.
+  byStatus.set(500, [...(byStatus.get(500) ?? []), 'INTERNAL']);
   for (const [status, codes] of [...byStatus].sort((a, b) => a[0] - b[0])) {
     responses.set(status, { description: codes.join(', '), codes });
   }

@@ -13,7 +13,7 @@ export class DeviceDownloadsController {
 
   @ApiRoute({
     summary: 'A node reports how it fetched an image (delta or full)',
-    errors: ['RELEASE_NOT_FOUND', 'TUF_TARGET_NOT_FOUND'],
+    errors: ['FORBIDDEN', 'NOT_FOUND', 'RELEASE_NOT_FOUND', 'TUF_TARGET_NOT_FOUND'],
   })
   @Post('downloads')
   @HttpCode(202)

@@ -78,7 +78,11 @@ export class RolloutsController {
     return { nodes: await this.rollouts.nodes(id) };
   }
 
-  @ApiRoute({ summary: 'Start a draft rollout', response: rolloutDtoSchema, errors: ROLLOUT_CHANGE_ERRORS })
+  @ApiRoute({
+    summary: 'Start a draft rollout',
+    response: rolloutDtoSchema,
+    errors: [...ROLLOUT_CHANGE_ERRORS, 'ROLLOUT_RELEASE_UNMEASURED'],
+  })
   @Post(':id/start')
   @Audited('rollout.started', { target: ROLLOUT, changes: resultFields('state') })
   @HttpCode(200)

@@ -15,11 +15,13 @@ export interface ResponseConformance {
   /** Every route Fastify registered, as `GET /api/v1/nodes/{id}` (HEAD routes left out). */
   readonly registered: string[];
   readonly violations: string[];
+  /** How many answers were checked. */
+  readonly checked: number;
 }
 
 export function checkResponses(app: NestFastifyApplication): ResponseConformance {
   const fastify = app.getHttpAdapter().getInstance() as FastifyInstance;
-  const state = { registered: [] as string[], violations: [] as string[] };
+  const state = { registered: [] as string[], violations: [] as string[], checked: 0 };
   let byRoute: Map<string, { route: CatalogRoute; responses: Map<number, DocumentedResponse> }> | undefined;
   const documented = () =>
     (byRoute ??= new Map(
@@ -39,7 +41,8 @@ export function checkResponses(app: NestFastifyApplication): ResponseConformance
     // No route: Fastify's own 404 for an unknown path, which no route documents.
     if (url !== undefined && request.method !== 'HEAD') {
       const key = `${request.method} ${openApiPath(url)}`;
-      const problem = check(documented().get(key), reply.statusCode, payload);
+      const problem = conformanceProblem(documented().get(key), reply.statusCode, payload);
+      state.checked += 1;
       if (problem) state.violations.push(`${key} -> ${reply.statusCode}: ${problem}`);
     }
     done(null, payload);
@@ -47,7 +50,8 @@ export function checkResponses(app: NestFastifyApplication): ResponseConformance
   return state;
 }
 
-function check(
+/** Why an answer does not match its route's documented responses, or undefined when it does. */
+export function conformanceProblem(
   entry: { route: CatalogRoute; responses: Map<number, DocumentedResponse> } | undefined,
   status: number,
   payload: unknown,

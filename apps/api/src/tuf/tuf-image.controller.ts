@@ -22,7 +22,7 @@ export class TufImageController {
   @ApiRoute({
     summary: 'A versioned image repository metadata file (TUF): N.role.json',
     response: { schema: tufMetadataSchema },
-    errors: ['TUF_METADATA_NOT_FOUND', 'TUF_NOT_INITIALIZED'],
+    errors: ['VALIDATION_FAILED', 'TUF_METADATA_NOT_FOUND', 'TUF_NOT_INITIALIZED'],
   })
   @Get('metadata/:file')
   async metadata(@Param('file') file: string, @Res() reply: FastifyReply): Promise<void> {
@@ -39,7 +39,7 @@ export class TufImageController {
       206: { mediaType: 'application/octet-stream', description: 'The requested range.' },
       416: { description: 'The range is outside the file.' },
     },
-    errors: ['TUF_TARGET_NOT_FOUND', 'BLOB_NOT_FOUND'],
+    errors: ['VALIDATION_FAILED', 'TUF_TARGET_NOT_FOUND', 'BLOB_NOT_FOUND'],
   })
   @Get('targets/*')
   async target(
