@@ -1,6 +1,10 @@
 import { appendFile, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UpdateReport } from '#otter/contracts';
+import { isPermanentRefusal } from './permanent-refusal.js';
+
+/** What the outbox says of a report it gave up on. */
+export type DroppedReportLog = (report: UpdateReport, error: unknown) => void;
 
 /**
  * Update reports that could not be sent yet (`<state-dir>/outbox.jsonl`), sent first, in order, at the next
@@ -18,8 +22,12 @@ export class ReportOutbox {
     await appendFile(this.file, `${JSON.stringify(report)}\n`, { mode: 0o600 });
   }
 
-  /** Sends what is waiting, oldest first; stops at the first failure and keeps the rest. */
-  async flush(send: (report: UpdateReport) => Promise<void>): Promise<void> {
+  /**
+   * Sends what is waiting, oldest first; stops at the first failure that may pass and keeps the rest. A
+   * report Otter refused for what it says (a 4xx that no retry can change) is dropped and logged: kept, it
+   * would be sent and refused at every poll for ever, and hold back every report behind it.
+   */
+  async flush(send: (report: UpdateReport) => Promise<void>, dropped: DroppedReportLog): Promise<void> {
     let text: string;
     try {
       text = await readFile(this.file, 'utf8');
@@ -35,6 +43,10 @@ export class ReportOutbox {
       try {
         await send(reports[i]!);
       } catch (error) {
+        if (isPermanentRefusal(error)) {
+          dropped(reports[i]!, error);
+          continue;
+        }
         const rest = reports
           .slice(i)
           .map((r) => `${JSON.stringify(r)}\n`)

@@ -13,6 +13,7 @@ import { readSlotVersions, recordSlotVersion } from '../inventory/slot-versions.
 import { CertificateRenewer } from './certificate-renewer.js';
 import { clipText } from './clip-text.js';
 import type { Rebooter } from './rebooter.js';
+import { isPermanentRefusal } from './permanent-refusal.js';
 import { ReportOutbox } from './report-outbox.js';
 import {
   clearPendingUpdate,
@@ -77,7 +78,11 @@ export class UpdateDaemon {
     // First: a certificate that lapsed while the node was off is renewed before anything else is tried.
     await this.renewer.beforePoll();
     const api = await this.agent.authenticatedApi();
-    await this.outbox.flush((report) => api.reportUpdate(report));
+    await this.outbox.flush(
+      (report) => api.reportUpdate(report),
+      (report, error) =>
+        this.options.log({ event: 'report-dropped', step: report.step, error: describe(error) }),
+    );
     const status = await slots.status();
     const pending = await readPendingUpdate(this.options.stateDir);
     const booted = status.booted ?? status.committed;
@@ -277,6 +282,10 @@ export class UpdateDaemon {
     try {
       await api.reportUpdate(full);
     } catch (error) {
+      if (isPermanentRefusal(error)) {
+        this.options.log({ event: 'report-dropped', step: full.step, error: describe(error) });
+        return;
+      }
       this.options.log({ event: 'report-deferred', step: full.step, error: describe(error) });
       await this.outbox.add(full);
     }
