@@ -139,7 +139,10 @@ export class NodesController {
     return this.nodes.setLabels(id, body.labels);
   }
 
-  @ApiRoute({ summary: "Pre-approve a TPM's enrollment by its EK", errors: ['NODE_STATE_INVALID'] })
+  @ApiRoute({
+    summary: "Pre-approve a TPM's enrollment by its EK",
+    errors: ['NODE_STATE_INVALID', 'EK_CERT_MALFORMED'],
+  })
   @Post('enrollment-allowlist')
   @Audited('enrollment.allowlist.added', {
     target: { kind: 'allowlist' },

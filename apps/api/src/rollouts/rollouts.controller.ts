@@ -24,7 +24,12 @@ import {
 import { JsonBody, ValidParam } from '../api-contract/valid-input.js';
 
 const ROLLOUT = { kind: 'rollout', param: 'id' } as const;
-const ROLLOUT_CHANGE_ERRORS: ErrorCode[] = ['ROLLOUT_NOT_FOUND', 'ROLLOUT_STATE_INVALID', 'ROLLOUT_CONFLICT'];
+const ROLLOUT_CHANGE_ERRORS: ErrorCode[] = [
+  'ROLLOUT_NOT_FOUND',
+  'ROLLOUT_INVALID',
+  'ROLLOUT_STATE_INVALID',
+  'ROLLOUT_CONFLICT',
+];
 
 @Controller('api/v1/rollouts')
 export class RolloutsController {

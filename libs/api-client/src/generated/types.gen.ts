@@ -868,6 +868,10 @@ export type PostDevicesNodeIdIdentityErrors = {
      */
     400: Error;
     /**
+     * UNAUTHENTICATED
+     */
+    401: Error;
+    /**
      * CERTIFY_NONCE_MISMATCH, CERTIFY_SIGNATURE_INVALID, CERTIFY_NAME_MISMATCH, DEVICE_KEY_REJECTED, NODE_NOT_ADMITTED
      */
     403: Error;
@@ -1481,7 +1485,7 @@ export type PostEnrollmentAllowlistData = {
 
 export type PostEnrollmentAllowlistErrors = {
     /**
-     * VALIDATION_FAILED
+     * EK_CERT_MALFORMED, VALIDATION_FAILED
      */
     400: Error;
     /**
@@ -2468,7 +2472,7 @@ export type PostRolloutsIdAbortData = {
 
 export type PostRolloutsIdAbortErrors = {
     /**
-     * VALIDATION_FAILED
+     * ROLLOUT_INVALID, VALIDATION_FAILED
      */
     400: Error;
     /**
@@ -2575,7 +2579,7 @@ export type PostRolloutsIdNodesNodeIdExcludeData = {
 
 export type PostRolloutsIdNodesNodeIdExcludeErrors = {
     /**
-     * VALIDATION_FAILED
+     * ROLLOUT_INVALID, VALIDATION_FAILED
      */
     400: Error;
     /**
@@ -2634,7 +2638,7 @@ export type PostRolloutsIdPauseData = {
 
 export type PostRolloutsIdPauseErrors = {
     /**
-     * VALIDATION_FAILED
+     * ROLLOUT_INVALID, VALIDATION_FAILED
      */
     400: Error;
     /**
@@ -2693,7 +2697,7 @@ export type PostRolloutsIdResumeData = {
 
 export type PostRolloutsIdResumeErrors = {
     /**
-     * VALIDATION_FAILED
+     * ROLLOUT_INVALID, VALIDATION_FAILED
      */
     400: Error;
     /**
@@ -2752,7 +2756,7 @@ export type PostRolloutsIdStartData = {
 
 export type PostRolloutsIdStartErrors = {
     /**
-     * VALIDATION_FAILED
+     * ROLLOUT_INVALID, VALIDATION_FAILED
      */
     400: Error;
     /**
