@@ -33,8 +33,9 @@ demo: build
 	@$(ENV); node scripts/demo.mjs
 
 # The attestation and director-poll runs compare against this commit's build (made once into .otter-bench/):
-# the last one before device tokens were bound to the TPM key (issue 9, item 2). Empty: no comparison.
-BENCH_BEFORE_REF ?= 07dfa59
+# the parent of the token-binding merge, main with every other issue-9 change, so the comparison shows the
+# binding of device tokens to the TPM key (issue 9, item 2) alone. Empty: no comparison.
+BENCH_BEFORE_REF ?= 4e36d31
 
 bench: build
 	@$(ENV); node bench/timestamp.bench.mjs

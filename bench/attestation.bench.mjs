@@ -13,11 +13,17 @@
 //
 //   node bench/attestation.bench.mjs    # BENCH_SECONDS (default 10) of load after a 2 s warm-up
 //
+// Each simulated node attests on a connection of its own, as every agent keeps its own (never two nodes' requests
+// on one connection), kept alive across its attestations, or new for each one with BENCH_FRESH_CONNECTIONS=1.
+//
 // Before and after: with BENCH_BEFORE_REF (a commit; `make bench` names the last one before device tokens
-// were bound to the TPM key) or BENCH_BEFORE_BUILD_DIR, the same load also runs against that build's api, in
-// the same run, alternating before/after twice, and the ratio after/before is printed. The build under test
-// binds tokens (DPoP, RFC 9449): each of its two requests per verification carries a proof signed by the
-// node's device key, made by this load generator like the quote; the before build takes plain bearer tokens.
+// were bound to the TPM key) or BENCH_BEFORE_BUILD_DIR, the same load also runs against that build's api and
+// against this build with the proof checked per connection, in the same run: after one warm-up each,
+// BENCH_ROUNDS rounds of BENCH_ROUND_SECONDS per build, interleaved (A B C, B C A, ...). Each round gives a
+// ratio of api CPU per verification after/before; the median and its spread over the rounds are printed, so
+// the machine's noise is visible next to the number. The build under test binds tokens (DPoP, RFC 9449): each
+// of its two requests per verification carries a proof signed by the node's device key, made by this load
+// generator like the quote; the before build takes plain bearer tokens.
 //
 // Exits non-zero only when something failed to run (a verification refused, a count that does not match),
 // never because of a ratio.
@@ -41,6 +47,7 @@ import { beforeBuildDir } from './lib/before-build.mjs';
 import { benchArgs } from './lib/bench-cli.mjs';
 import { dpopHeaders, dpopKey, isBoundToken } from './lib/dpop.mjs';
 import { cleanupOnExit } from './lib/cleanups.mjs';
+import { describeSpread, interleaved, roundRatios, spread } from './lib/interleave.mjs';
 import { processCpuSeconds } from './lib/process-cpu.mjs';
 import { runBench, table, warnIfBusy } from './lib/report.mjs';
 
@@ -64,7 +71,10 @@ benchArgs(
     '  BENCH_CONCURRENCY  concurrent workers, each attesting its own share of the nodes (default 32)\n' +
     '  BENCH_BUILD_DIR    directory whose dist/ holds the built api (default: this repository)\n' +
     '  BENCH_BEFORE_REF   a commit to compare against, built once into .otter-bench/ (or\n' +
-    '  BENCH_BEFORE_BUILD_DIR, a directory with that build); unset: no comparison\n',
+    '  BENCH_BEFORE_BUILD_DIR, a directory with that build); unset: no comparison\n' +
+    '  BENCH_ROUNDS       interleaved rounds of the comparison (default 8)\n' +
+    '  BENCH_ROUND_SECONDS  seconds of each round per build (default 3)\n' +
+    '  BENCH_FRESH_CONNECTIONS=1  a new connection per attestation (default: each node keeps its own)\n',
 );
 const positive = (name, fallback, integer) => {
   const value = Number(process.env[name] ?? fallback);
@@ -79,6 +89,9 @@ const positive = (name, fallback, integer) => {
 const seconds = positive('BENCH_SECONDS', 10, false);
 const nodeCount = positive('BENCH_NODES', 200, true);
 const concurrency = positive('BENCH_CONCURRENCY', 32, true);
+const rounds = positive('BENCH_ROUNDS', 8, true);
+const roundSeconds = positive('BENCH_ROUND_SECONDS', 3, false);
+const freshConnections = process.env.BENCH_FRESH_CONNECTIONS === '1';
 if (nodeCount < concurrency) {
   // A node is attested by one worker only: two quotes of one TPM in flight at once could reach the api out
   // of clock order and be refused as a rollback, as they should be.
@@ -363,10 +376,10 @@ function coresBetween(a, b) {
 // --- The load.
 
 /**
- * `concurrency` workers, each attesting its own nodes in turn, for the warm-up and then `seconds`; counts
+ * `concurrency` workers, each attesting its own nodes in turn, for `warmup` seconds and then `seconds`; counts
  * verifications completed inside the measured window.
  */
-async function runLoad(otter, nodes, apiPid) {
+async function runLoad(otter, nodes, apiPid, { warmup = WARMUP_SECONDS, measured = seconds } = {}) {
   const shares = Array.from({ length: concurrency }, (_, w) => nodes.filter((_, i) => i % concurrency === w));
   const latencies = [];
   /** @type {string[]} */
@@ -377,21 +390,22 @@ async function runLoad(otter, nodes, apiPid) {
   let windowEnd = Infinity;
   let inWindow = 0;
 
-  // One kept-alive connection per worker, as each agent has its own: a worker attests only its share of nodes.
+  // Each node on a connection of its own, as each agent keeps its own: kept alive across its attestations (an
+  // agent polling every 60 s keeps its connection within the api's 72 s keep-alive), or with
+  // BENCH_FRESH_CONNECTIONS=1 a new one per attestation (an agent whose connection lapsed since its last
+  // cycle: with the binding checked per connection, every attestation then pays one full proof check). A
+  // connection never carries two nodes' requests, which no agent does.
   const worker = async (share) => {
-    const connection = new Agent({ keepAlive: true, maxSockets: 1 });
-    try {
-      await attestLoop(share, connection);
-    } finally {
-      connection.destroy();
-    }
-  };
-  const attestLoop = async (share, connection) => {
     for (let i = 0; !stop; i++) {
       const node = share[i % share.length];
+      if (freshConnections) {
+        node.connection?.destroy();
+        node.connection = undefined;
+      }
+      node.connection ??= new Agent({ keepAlive: true, maxSockets: 1 });
       const started = performance.now();
       try {
-        await attestOnce(otter, node, connection);
+        await attestOnce(otter, node, node.connection);
       } catch (error) {
         failures.push(error instanceof Error ? error.message : String(error));
         // The api gone or refusing everything: stop rather than spin on errors.
@@ -407,7 +421,7 @@ async function runLoad(otter, nodes, apiPid) {
     }
   };
 
-  log(`load: ${concurrency} workers over ${nodes.length} nodes, ${WARMUP_SECONDS} s warm-up + ${seconds} s`);
+  log(`load: ${concurrency} workers over ${nodes.length} nodes, ${warmup} s warm-up + ${measured} s`);
   const running = Promise.all(shares.map(worker));
   /** @type {ReturnType<typeof cpuSample> | undefined} */
   let first;
@@ -417,14 +431,14 @@ async function runLoad(otter, nodes, apiPid) {
     setTimeout(() => {
       first = cpuSample(apiPid);
       windowStart = first.at;
-      windowEnd = windowStart + seconds * 1000;
+      windowEnd = windowStart + measured * 1000;
       setTimeout(() => {
         last = cpuSample(apiPid);
         windowEnd = last.at;
         stop = true;
         done(undefined);
-      }, seconds * 1000);
-    }, WARMUP_SECONDS * 1000);
+      }, measured * 1000);
+    }, warmup * 1000);
   });
   await Promise.race([timers, running]);
   stop = true;
@@ -645,6 +659,7 @@ async function prepare(lib, build, label, extraEnv) {
   cleanups.push(() => otter.agent.destroy());
   log(`${label}: api on 127.0.0.1:${otter.port} (pid ${otter.pid}, ${build}), data dir ${otter.dataDir}`);
   const nodes = seedNodes(otter.dbFile, nodeCount);
+  cleanups.push(() => nodes.forEach((n) => n.connection?.destroy()));
   checkQuoteBuilder(lib, nodes[0]);
   await eachLimited(nodes, concurrency, (node) => fetchToken(otter, node));
   const bound = nodes[0].bound;
@@ -683,40 +698,42 @@ function checkStored(run) {
   return { counts, problems };
 }
 
-/** The before/after table: each build's loads, and after/before of the means. */
+/** The before/after table: each build's rounds, and the median of the per-round ratios with their spread. */
 function printComparison(before, afters) {
-  const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
-  const perCore = (load) => (load.cores.api ? load.rate / load.cores.api : NaN);
-  const cpuMs = (load) => (load.cores.api ? (1000 * load.cores.api) / load.rate : NaN);
-  const rows = [['build', 'load', 'per s', 'per api CPU s', 'api CPU ms/verification', 'p50 ms', 'p99 ms']];
+  const cpuUs = (load) => (load.cores.api ? (1e6 * load.cores.api) / load.rate : NaN);
+  const rows = [['build', 'tokens', 'per s (median)', 'api CPU µs/verification (median)', 'IQR over rounds']];
   for (const run of [before, ...afters]) {
-    run.loads.forEach((load, i) =>
-      rows.push([
-        `${run.label} (${run.bound ? 'DPoP-bound tokens' : 'bearer tokens'})`,
-        String(i + 1),
-        int(load.rate),
-        int(perCore(load)),
-        fixed(cpuMs(load), 3),
-        fixed(load.p50),
-        fixed(load.p99),
-      ]),
-    );
+    const cpu = spread(run.loads.map(cpuUs));
+    rows.push([
+      run.label,
+      run.bound ? 'DPoP-bound' : 'bearer',
+      int(spread(run.loads.map((l) => l.rate)).median),
+      fixed(cpu.median, 0),
+      `${fixed(cpu.q1, 0)}-${fixed(cpu.q3, 0)}`,
+    ]);
   }
-  const m = (run, f) => mean(run.loads.map(f));
-  const verdicts = afters.map((after) => {
-    const rate = m(after, (l) => l.rate) / m(before, (l) => l.rate);
-    const cpu = m(after, cpuMs) / m(before, cpuMs);
-    return (
-      `binding cost, attestation, ${after.label}: verifications/s after/before = ${fixed(rate)};` +
-      ` api CPU per verification after/before = ${fixed(cpu)} (${cpu >= 1 ? '+' : ''}${fixed((cpu - 1) * 100, 1)}%;` +
-      ` aim: at most +10%: ${cpu <= 1.1 ? 'met' : 'NOT met'})`
+  const verdicts = afters.flatMap((after) => {
+    const cpu = spread(roundRatios(after.loads.map(cpuUs), before.loads.map(cpuUs)));
+    const rate = spread(
+      roundRatios(
+        after.loads.map((l) => l.rate),
+        before.loads.map((l) => l.rate),
+      ),
     );
+    return [
+      `binding cost, attestation, ${after.label}: api CPU per verification after/before ${describeSpread(cpu)};` +
+        ` verifications/s after/before ${describeSpread(rate)} (aim: at most +10%: ` +
+        `${cpu.median <= 1.1 ? 'met' : 'NOT met'} by the median` +
+        `${cpu.q3 <= 1.1 ? ', and by the upper quartile' : cpu.median <= 1.1 ? ', not by the upper quartile' : ''})`,
+    ];
   });
+  const loads = spread(comparisonLoads);
   process.stdout.write(
     [
       '',
-      `Before and after binding device tokens to the TPM key, same run, loads alternating (${seconds} s each;` +
-        " ratios of the means of each build's loads):",
+      `Before and after binding device tokens to the TPM key, same run: ${rounds} interleaved rounds of ` +
+        `${roundSeconds} s per build (order rotating each round), each node on ${freshConnections ? 'a new connection per attestation' : 'a kept-alive connection of its own'}; ` +
+        `load average ${fixed(loads.min)}-${fixed(loads.max)} over the rounds (${availableParallelism()} cores):`,
       '',
       ...table(rows),
       '',
@@ -726,12 +743,17 @@ function printComparison(before, afters) {
   );
 }
 
+/** Load averages at the start of each interleaved round. */
+let comparisonLoads = [];
+
 async function main() {
   const lib = await import(pathToFileURL(builtFile('libs', 'attestation', 'src', 'index.js')).href);
   // The TPM wire format (signature encodings) lives in its own lib since issue 9.
   const wire = await import(pathToFileURL(builtFile('libs', 'tpm-wire', 'src', 'index.js')).href);
   const beforeDir = beforeBuildDir(root, log);
-  const after = await prepare(lib, buildDir, 'after');
+  const after = await prepare(lib, buildDir, 'after, per request', {
+    OTTER_DPOP_CONNECTION_BINDING: 'false',
+  });
   const before = beforeDir ? await prepare(lib, beforeDir, 'before') : undefined;
   // The same build with OTTER_DPOP_CONNECTION_BINDING: a proof checked once per connection and key.
   const perConnection = before
@@ -739,15 +761,28 @@ async function main() {
     : undefined;
 
   const loadBefore = warnIfBusy(log, 'the numbers');
-  // Alternating, so that a change in the machine's load skews every build alike.
-  const order = before ? [before, after, perConnection, before, after, perConnection] : [after];
-  for (const run of order) {
-    log(`${run.label}: measured load ${run.loads.length + 1}`);
-    const load = await runLoad(run.otter, run.nodes, run.otter.pid);
+  const arms = before ? [before, after, perConnection] : [after];
+  const measure = async (run, options) => {
+    const load = await runLoad(run.otter, run.nodes, run.otter.pid, options);
     if (died)
       throw new Error(`${died.name} exited during the load (code ${died.code}, signal ${died.signal})`);
-    run.loads.push(load);
     run.answered += load.passed;
+    return load;
+  };
+  if (before) {
+    // Each build warmed up once (its connections opened and, per connection, bound), then short rounds with
+    // the builds interleaved, so that a change in the machine's load skews every build alike.
+    for (const run of arms) {
+      log(`${run.label}: warm-up`);
+      await measure(run, { warmup: 0, measured: WARMUP_SECONDS });
+    }
+    const { results, loads } = await interleaved(arms, rounds, (run) =>
+      measure(run, { warmup: 0, measured: roundSeconds }),
+    );
+    for (const run of arms) run.loads.push(...results.get(run));
+    comparisonLoads = loads;
+  } else {
+    after.loads.push(await measure(after, {}));
   }
   const bare = measureBare(wire, lib, after.nodes[0]);
   const loadAfter = loadavg();

@@ -15,6 +15,11 @@
 //   BENCH_DELTA_QUICK=1                 smaller inputs (esbuild binary, 48 MiB ext4 image): a smoke run
 //   BENCH_DELTA_BSDIFF_TIMEOUT=90       seconds Debian bsdiff gets on the ext4 pair before it is stopped
 //   BENCH_DELTA_DIST=dist               the build to measure (a tsc outDir of this repo)
+//   BENCH_DELTA_FORMAT=2                Otter's row builds format v2 (buildDeltaV2) instead of v1; the fan-out
+//                                       (v1's planDelta/buildExtent) is then skipped
+//   BENCH_DELTA_PAIRS=binary,tar        only these pairs (kinds: binary, tar, ext4)
+//   HDIFFZ=../shared/tools/hdiffpatch/hdiffz   adds HDiffPatch's column (`hdiffz -m -c-zstd`, applied with
+//                                       the hpatchz next to it); skipped, and said so, when not set
 //
 // Exits non-zero only when something failed to run or a patch did not reproduce its image, never because of
 // a ratio or an aim.
@@ -40,7 +45,10 @@ benchArgs(
   'usage: node bench/delta.bench.mjs\n' +
     '  BENCH_DELTA_QUICK=1             smaller inputs for a smoke run\n' +
     '  BENCH_DELTA_BSDIFF_TIMEOUT=90   seconds Debian bsdiff may take on the ext4 image pair (quick: 20)\n' +
-    '  BENCH_DELTA_DIST=dist           the tsc output to measure (default dist/)\n',
+    '  BENCH_DELTA_DIST=dist           the tsc output to measure (default dist/)\n' +
+    "  BENCH_DELTA_FORMAT=2            build Otter's patches in format v2 (default 1)\n" +
+    '  BENCH_DELTA_PAIRS=binary,tar    only these pairs (binary, tar, ext4)\n' +
+    '  HDIFFZ=path/to/hdiffz           add HDiffPatch (hpatchz is taken from the same directory)\n',
 );
 const quick = process.env.BENCH_DELTA_QUICK === '1';
 // Debian bsdiff on the ext4 image is stopped after this long: it does not finish there in 34 minutes
@@ -51,6 +59,14 @@ if (!Number.isFinite(bsdiffTimeoutSeconds) || bsdiffTimeoutSeconds <= 0) {
   process.exit(2);
 }
 const distDir = resolve(root, process.env.BENCH_DELTA_DIST ?? 'dist');
+const format = Number(process.env.BENCH_DELTA_FORMAT ?? 1);
+if (format !== 1 && format !== 2) {
+  log('BENCH_DELTA_FORMAT must be 1 or 2');
+  process.exit(2);
+}
+const onlyPairs = process.env.BENCH_DELTA_PAIRS ? process.env.BENCH_DELTA_PAIRS.split(',') : null;
+const hdiffz = process.env.HDIFFZ ? resolve(process.env.HDIFFZ) : null;
+const hpatchz = hdiffz ? join(dirname(hdiffz), 'hpatchz') : null;
 const libIndex = join(distDir, 'libs', 'delta', 'src', 'index.js');
 const TIME = '/usr/bin/time';
 const REQUIRED_TOOLS = ['bsdiff', 'bspatch', 'xdelta3', 'zstd', 'mke2fs', 'tar', 'npm'];
@@ -159,7 +175,7 @@ async function measureOtter(pair, workDir) {
     process.execPath,
     [
       childScript,
-      'build',
+      format === 2 ? 'build-v2' : 'build',
       pathToFileURL(libIndex).href,
       JSON.stringify({
         sourceFile: pair.sourceFile,
@@ -194,7 +210,7 @@ async function measureOtter(pair, workDir) {
   await rm(patch, { force: true });
   return {
     tool: 'otter',
-    command: `buildDelta (budget ${budgetBytes / MiB} MiB) / applyDelta`,
+    command: `${format === 2 ? 'buildDeltaV2' : 'buildDelta'} (budget ${budgetBytes / MiB} MiB) / applyDelta`,
     patchBytes: report.result.patchLength,
     buildSeconds: built.seconds,
     buildPeak: built.peak,
@@ -254,6 +270,14 @@ const TOOLS = [
     apply: (o, p, out) => ['zstd', '-q', '-f', '-d', `--patch-from=${o}`, '--long=31', p, '-o', out],
   },
 ];
+
+/** HDiffPatch, the yardstick of issue 13: a comparison only, found through HDIFFZ, never shipped. */
+const HDIFFPATCH = hdiffz && {
+  tool: 'hdiffz',
+  command: 'hdiffz -m -c-zstd -f OLD NEW PATCH / hpatchz -f OLD PATCH OUT',
+  build: (o, n, p) => [hdiffz, '-m', '-c-zstd', '-f', o, n, p],
+  apply: (o, p, out) => [hpatchz, '-f', o, p, out],
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // Fan-out: planDelta here, buildExtent in k worker processes pulling items in plan order (as BullMQ workers
@@ -366,6 +390,12 @@ function pairReport(pair, rows) {
   const best = others.reduce((a, b) => (a && a.patchBytes <= b.patchBytes ? a : b), undefined);
   const o = otter.otter;
   const above = o.peak - o.baseline;
+  const detail =
+    format === 2
+      ? `format v2: ${o.result.covers} covers, ${o.result.literalBytes} literal bytes, streams ` +
+        `${JSON.stringify(o.result.streams)}, source sampled every ${o.result.sampleStep} bytes`
+      : `operations ${JSON.stringify(o.result.operations)}, extents <= ${mib(o.result.maxExtentBytes)}, ` +
+        `windows <= ${mib(o.result.maxWindowBytes)}`;
   const lines = [
     '',
     `== ${pair.name}: ${pair.description}`,
@@ -373,8 +403,7 @@ function pairReport(pair, rows) {
     '',
     ...table([header, ...body]).map((l) => `   ${l}`),
     '',
-    `   otter: operations ${JSON.stringify(o.result.operations)}, extents <= ${mib(o.result.maxExtentBytes)}, ` +
-      `windows <= ${mib(o.result.maxWindowBytes)}; build child baseline ${mib(o.baseline)}, peak ${mib(o.peak)} ` +
+    `   otter: ${detail}; build child baseline ${mib(o.baseline)}, peak ${mib(o.peak)} ` +
       `= ${mib(above)} above baseline of the ${mib(budgetBytes)} budget`,
   ];
   const ratios = [];
@@ -391,6 +420,13 @@ function pairReport(pair, rows) {
   }
   for (const r of others.filter((r) => r.tool !== 'bsdiff')) {
     ratios.push(`otter/${r.tool} build time ${ratio(otter.buildSeconds, r.buildSeconds)}`);
+  }
+  const hdiff = rows.find((r) => r.tool === 'hdiffz');
+  if (hdiff) {
+    ratios.push(
+      `otter/hdiffz patch size ${ratio(otter.patchBytes, hdiff.patchBytes)}, build time ` +
+        `${ratio(otter.buildSeconds, hdiff.buildSeconds)}, apply time ${ratio(otter.applySeconds, hdiff.applySeconds)}`,
+    );
   }
   lines.push(`   ratios: ${ratios.join('; ')}`);
   const saved = pair.targetLength - otter.patchBytes;
@@ -505,11 +541,13 @@ async function main() {
   const workDir = await mkdtemp(join(benchDir, 'run-'));
   try {
     const results = [];
-    for (const pair of corpus.pairs) {
+    if (!hdiffz) log('HDIFFZ is not set: no HDiffPatch column');
+    const pairs = corpus.pairs.filter((p) => !onlyPairs || onlyPairs.includes(p.kind));
+    for (const pair of pairs) {
       const rows = [];
       log(`${pair.name}: otter`);
       rows.push(await measureOtter(pair, workDir));
-      for (const tool of TOOLS) {
+      for (const tool of HDIFFPATCH ? [HDIFFPATCH, ...TOOLS] : TOOLS) {
         // Only the ext4 image gets a time limit: bsdiff degenerates on its zero runs (shared/notes/delta.md).
         const timeoutSeconds =
           tool.tool === 'bsdiff' && pair.kind === 'ext4' ? bsdiffTimeoutSeconds : undefined;
@@ -523,12 +561,16 @@ async function main() {
     // The fan-out is measured on the biggest pair (the ext4 image): its hundreds of small changed extents
     // are the independent jobs a fleet of workers shares.
     const heaviest = results.reduce((a, b) => (a.pair.targetLength >= b.pair.targetLength ? a : b));
-    log(`${heaviest.pair.name}: fan-out, 1 worker`);
-    const serial = await measureFanOut(heaviest.pair, workDir, 1, lib);
-    log(`${heaviest.pair.name}: fan-out, 2 workers`);
-    const parallel = await measureFanOut(heaviest.pair, workDir, 2, lib);
-    const fan = fanOutReport(heaviest.pair, serial, parallel, heaviest.rows[0]);
-    process.stdout.write(`${fan.join('\n')}\n`);
+    if (format === 1) {
+      log(`${heaviest.pair.name}: fan-out, 1 worker`);
+      const serial = await measureFanOut(heaviest.pair, workDir, 1, lib);
+      log(`${heaviest.pair.name}: fan-out, 2 workers`);
+      const parallel = await measureFanOut(heaviest.pair, workDir, 2, lib);
+      const fan = fanOutReport(heaviest.pair, serial, parallel, heaviest.rows[0]);
+      process.stdout.write(`${fan.join('\n')}\n`);
+    } else {
+      process.stdout.write('\n(fan-out not measured: format v2 has no planDelta/buildExtent split yet)\n');
+    }
 
     const loadAfter = loadavg();
     process.stdout.write(

@@ -21,7 +21,20 @@
 //      the round re-signs the node's targets, snapshot and timestamp and stores them. Each round is checked:
 //      every node re-signed exactly once.
 //   and, in this process, the CPU of signing one node's three roles alone: the ceiling of re-signing polls
-//   per core that no server design can pass while metadata is signed on the poll.
+//   per core that no server design can pass while metadata is signed on the poll. These runs use this build
+//   with the proof checked once per connection (OTTER_DPOP_CONNECTION_BINDING=true: the default where the api
+//   holds TLS).
+//
+// The binding's cost (with BENCH_BEFORE_REF): three apis on three fresh databases at once, the before build
+// (bearer tokens) and this build with the proof checked per connection and per request. Every node polls on
+// a kept-alive connection of its own (an agent's poll interval, 60 s ± 20 %, is inside the api's 72 s
+// keep-alive), at a fixed pace of BENCH_POLL_RATE polls/s: each build does the same work per poll whatever its
+// speed (the api holds a node's answer for a second, so a build answering faster would otherwise confirm fewer
+// of its polls in the database). After a warm-up round each (which opens and binds every connection),
+// BENCH_ROUNDS rounds of BENCH_ROUND_SECONDS per build, interleaved (A B C, B C A, ...); the api CPU per poll
+// of each round (per-thread schedstat from /proc, in ns) gives a ratio after/before within the round, and the
+// median and spread of those ratios over the rounds are printed, so the machine's noise shows next to the
+// number. With BENCH_PROFILE=1 each api's profile over its rounds is printed, function by function.
 //
 //   node bench/director-poll.bench.mjs
 //     BENCH_SECONDS     seconds per measured run (default 8); runs 0-2 follow a 2 s warm-up, run 3 a
@@ -34,11 +47,14 @@
 //                       #otter/* imports and node_modules (default: this repository)
 //     BENCH_BEFORE_REF  a commit to compare against (`make bench` names the last one before device tokens
 //                       were bound to the TPM key), built once into .otter-bench/; or BENCH_BEFORE_BUILD_DIR,
-//                       a directory holding such a build. Each database then runs all of the above against
-//                       the before build's api and then this build's, in the same run, and prints after/before.
-//                       This build binds tokens (DPoP, RFC 9449): every poll carries a proof signed by the
-//                       node's device key, made before each run outside the timed window (and, should a
-//                       run outlast them, in the request loop, counted); the before build takes bearer tokens.
+//                       a directory holding such a build: runs the binding's cost comparison above. Proofs
+//                       are made before each round, outside it (and, should a round outlast them, in the
+//                       request loop, counted); the api's CPU is what is compared, not this process's.
+//     BENCH_POLL_RATE   polls/s of the comparison (default 800: each of 1,000 nodes every 1.25 s, past the
+//                       one-second hold, so every poll confirms its node in the database as in a real fleet;
+//                       above 1,000 some polls are served from the hold)
+//     BENCH_ROUNDS      interleaved rounds (default 15); BENCH_ROUND_SECONDS, seconds per round (default 2)
+//     BENCH_COMPARISON_ONLY=1  only the comparison, not runs 0-3
 //     OTTER_TEST_DATABASE_URL  PostgreSQL server; a fresh schema is created there and dropped afterwards
 //                       (default postgres://postgres@127.0.0.1:5432/test, as scripts/test-services.sh)
 //     REDIS_URL         Redis (default: a local one, started if none answers); keys get a prefix of their own
@@ -48,14 +64,14 @@
 import 'reflect-metadata';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { ProcessGroup, ensureRedis, freePort, waitForHttp } from '../scripts/lib/processes.mjs';
 import { startBareServer } from './bare-server.mjs';
 import { beforeBuildDir } from './lib/before-build.mjs';
@@ -63,6 +79,8 @@ import { dpopHeaders, dpopKey } from './lib/dpop.mjs';
 import { DEVICE_KEY_ATTRIBUTES, softwareTpmKey } from './lib/software-quote.mjs';
 import { benchArgs, headerHelp } from './lib/bench-cli.mjs';
 import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
+import { describeSpread, interleaved, roundRatios, spread } from './lib/interleave.mjs';
+import { freshPgSchema } from './lib/pg-schema.mjs';
 import { processCpuSeconds } from './lib/process-cpu.mjs';
 import { runBench, table, warnIfBusy } from './lib/report.mjs';
 
@@ -87,10 +105,17 @@ if (!Number.isInteger(nodeCount) || nodeCount < CONNECTIONS) {
   log(`BENCH_NODES must be an integer >= ${CONNECTIONS}, not ${JSON.stringify(process.env.BENCH_NODES)}`);
   process.exit(2);
 }
+const rounds = Number(process.env.BENCH_ROUNDS ?? 15);
+const roundSeconds = Number(process.env.BENCH_ROUND_SECONDS ?? 2);
+const pollRate = Number(process.env.BENCH_POLL_RATE ?? 800);
+if (!Number.isInteger(rounds) || rounds < 3 || !(roundSeconds > 0) || !(pollRate > 0)) {
+  log('BENCH_ROUNDS must be an integer >= 3, BENCH_ROUND_SECONDS and BENCH_POLL_RATE positive numbers');
+  process.exit(2);
+}
 const dialects = benchDialects(log);
+const comparisonOnly = process.env.BENCH_COMPARISON_ONLY === '1';
 const profiling = process.env.BENCH_PROFILE === '1';
 const buildDir = resolve(process.env.BENCH_BUILD_DIR ?? root);
-const pgBaseUrl = process.env.OTTER_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** Redis, if this script had to start one; each api gets a ProcessGroup of its own. */
 const infra = new ProcessGroup({ graceMs: 10_000 });
@@ -473,20 +498,7 @@ async function runDialect(dialect, redisUrl, build, label, expectedRps, extraEnv
   };
   cleanups.push(dropLocal);
   try {
-    let database = 'sqlite';
-    let where;
-    if (dialect === 'postgres') {
-      const schema = `bench_${randomBytes(6).toString('hex')}`;
-      await pgQuery(pgBaseUrl, `CREATE SCHEMA ${schema}`);
-      local.push(() => pgQuery(pgBaseUrl, `DROP SCHEMA ${schema} CASCADE`));
-      const url = new URL(pgBaseUrl);
-      url.searchParams.set('options', `-c search_path=${schema}`);
-      database = url.toString();
-      where = `${(await pgVersion(pgBaseUrl)) ?? 'PostgreSQL'} at ${url.host}${url.pathname}, schema ${schema}`;
-    }
-    log(`${dialect}: starting the api of ${label} (${build})`);
-    const api = await startApi(build, database, redisUrl, local, extraEnv);
-    where ??= `SQLite (WAL) file in ${api.dataDir} (${filesystemOf(api.dataDir)})`;
+    const { api, where } = await openDialect(dialect, redisUrl, build, label, local, extraEnv);
     return { label, ...(await measureDialect(dialect, where, api, local, label, expectedRps, build)) };
   } finally {
     // Each database's api and rows go as soon as it is measured: the next one runs on a quiet machine.
@@ -495,7 +507,26 @@ async function runDialect(dialect, redisUrl, build, label, expectedRps, extraEnv
   }
 }
 
-async function measureDialect(dialect, where, api, local, build, expectedRps, buildDir) {
+/** A fresh database (SQLite file, or a PostgreSQL schema of its own) and `build`'s api on it. */
+async function openDialect(dialect, redisUrl, build, label, local, extraEnv) {
+  let database = 'sqlite';
+  let where;
+  if (dialect === 'postgres') {
+    const fresh = await freshPgSchema(local);
+    database = fresh.url;
+    where = fresh.where;
+  }
+  log(`${dialect}: starting the api of ${label} (${build})`);
+  const api = await startApi(build, database, redisUrl, local, extraEnv);
+  where ??= `SQLite (WAL) file in ${api.dataDir} (${filesystemOf(api.dataDir)})`;
+  return { api, where };
+}
+
+/**
+ * `build`'s nodes on its api: rows, tokens and assignments, whether the build binds tokens (`dpop`) or takes
+ * bearer tokens, and every node's first poll, which signs its metadata.
+ */
+async function seedApi(dialect, api, local, label, buildDir) {
   const db = dbLib.createDatabase(api.config.database);
   local.push(() => db.destroy());
   const assignments = new directorLib.DirectorAssignmentRepository(db);
@@ -515,16 +546,21 @@ async function measureDialect(dialect, where, api, local, build, expectedRps, bu
   const probed = await probe.json();
   const mode = probe.status === 401 && probed?.details?.reason === 'dpop_required' ? 'dpop' : 'bearer';
   if (mode === 'bearer' && probe.status !== 200) throw new Error(`first poll: HTTP ${probe.status}`);
-  const credentials = () => auth(mode, api.base);
-  const bearer = auth('bearer', api.base);
   log(
-    `${dialect} ${build}: ${mode === 'dpop' ? 'tokens bound to device keys, a DPoP proof per poll' : 'bearer tokens'}`,
+    `${dialect} ${label}: ${mode === 'dpop' ? 'tokens bound to device keys, a DPoP proof per poll' : 'bearer tokens'}`,
   );
 
-  // Every node's first poll signs its metadata; the unchanged run then finds it all in place.
-  const first = await pollEach(api.base, nodes, credentials());
+  // Every node's first poll signs its metadata; the unchanged runs then find it all in place.
+  const first = await pollEach(api.base, nodes, auth(mode, api.base));
   if (first.failed) throw new Error(`first poll: ${first.failed}`);
   if ((await signedCount(db)) !== nodes.length) throw new Error('the first polls did not sign every node');
+  return { db, assignments, nodes, mode };
+}
+
+async function measureDialect(dialect, where, api, local, build, expectedRps, buildDir) {
+  const { db, assignments, nodes, mode } = await seedApi(dialect, api, local, build, buildDir);
+  const credentials = () => auth(mode, api.base);
+  const bearer = auth('bearer', api.base);
   const sample = await fetch(api.base + nodes[0].path, {
     headers: credentials().headers(nodes[0], nodes[0].path),
   });
@@ -644,35 +680,6 @@ async function pollEach(base, nodes, credentials) {
   return { failed };
 }
 
-async function pgQuery(url, text) {
-  const client = new pg.Client({ connectionString: url });
-  try {
-    await client.connect();
-    await client.query(text);
-  } catch (error) {
-    throw new Error(
-      `PostgreSQL at ${url}: ${error instanceof Error ? error.message : String(error)}` +
-        ' (set OTTER_TEST_DATABASE_URL, or BENCH_DIALECTS=sqlite)',
-      { cause: error },
-    );
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-async function pgVersion(url) {
-  const client = new pg.Client({ connectionString: url });
-  try {
-    await client.connect();
-    const { rows } = await client.query('show server_version');
-    return `PostgreSQL ${String(rows[0].server_version).split(' ')[0]}`;
-  } catch {
-    return undefined;
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
 function filesystemOf(dir) {
   const names = { 0xef53: 'ext4', 0x01021994: 'tmpfs', 0x794c7630: 'overlayfs', 0x58465342: 'xfs' };
   try {
@@ -681,6 +688,240 @@ function filesystemOf(dir) {
   } catch {
     return 'unknown filesystem';
   }
+}
+
+// --- Before and after the binding, interleaved (BENCH_BEFORE_REF).
+
+/**
+ * The three builds the comparison runs side by side, each on a database of its own: the build before the
+ * binding (bearer tokens), and this one with the proof checked once per connection (the default where the api
+ * holds TLS and no proxy speaks for the agents) and on every request.
+ */
+function bindingArms(beforeDir) {
+  return [
+    { label: 'before', build: beforeDir, env: {} },
+    { label: 'after, per connection', build: buildDir, env: { OTTER_DPOP_CONNECTION_BINDING: 'true' } },
+    { label: 'after, per request', build: buildDir, env: { OTTER_DPOP_CONNECTION_BINDING: 'false' } },
+  ];
+}
+
+/**
+ * One kept-alive connection per node, as each agent keeps its own (its poll interval, 60 s ± 20 %, is inside
+ * the api's 72 s keep-alive): a connection carries exactly one node's token and key, never another's.
+ */
+function nodeConnections(nodes) {
+  for (const node of nodes) node.agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+  return () => {
+    for (const node of nodes) node.agent.destroy();
+  };
+}
+
+/** One poll on the node's own connection; resolves its status and whether it reused the connection. */
+function pollOnce(port, node, headers) {
+  return new Promise((done, fail) => {
+    const req = httpRequest(
+      { host: '127.0.0.1', port, path: node.path, method: 'GET', headers, agent: node.agent },
+      (res) => {
+        res.on('data', () => {});
+        res.on('error', fail);
+        res.on('end', () => done({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+      },
+    );
+    req.on('error', fail);
+    req.end();
+  });
+}
+
+/**
+ * `seconds` of unchanged polls at `pollRate` per second (paced, at most CONNECTIONS in flight), walking the
+ * nodes round-robin, each on its node's own connection; the api's CPU from /proc over the round. At the default
+ * rate each node polls every 1.25 s, past the api's one-second hold, so every poll confirms its node's standing
+ * in the database as a real agent's does (it polls every 60 s): the bench measures what a fleet costs, and both
+ * builds do the same work per poll whatever their speed. DPoP proofs come from the nodes' pools, made before
+ * the round (not timed: the agent's TPM signs them, not the api).
+ */
+async function pollRound(arm, seconds) {
+  const { api, nodes, credentials } = arm;
+  const port = Number(new URL(api.base).port);
+  let next = 0;
+  let polls = 0;
+  let opened = 0;
+  let late = 0;
+  let failed;
+  const cpu0 = processCpuSeconds(api.pid);
+  const t0 = monotonicMicros();
+  const started = performance.now();
+  const total = Math.round(pollRate * seconds);
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      while (next < total && !failed) {
+        const i = next++;
+        const wait = started + (i * 1000) / pollRate - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        else if (wait < -100) late++;
+        const node = nodes[i % nodes.length];
+        const { status, reused } = await pollOnce(port, node, credentials.headers(node, node.path));
+        if (status !== 200) failed = `HTTP ${status}`;
+        if (!reused) opened++;
+        polls++;
+      }
+    }),
+  );
+  const wall = (performance.now() - started) / 1000;
+  const cpu = processCpuSeconds(api.pid) - cpu0;
+  if (failed) throw new Error(`${arm.label}: a poll failed: ${failed}`);
+  return {
+    polls,
+    opened,
+    late,
+    rps: polls / wall,
+    cpuUsPerPoll: (cpu * 1e6) / polls,
+    window: { start: t0, end: monotonicMicros() },
+  };
+}
+
+/**
+ * The binding's cost on the unchanged director poll: the three arms' apis up at once, then BENCH_ROUNDS
+ * rounds of BENCH_ROUND_SECONDS each, arms interleaved, after one warm-up round each (which also opens and
+ * binds every node's connection). Each round's ratio compares runs seconds apart; the median over rounds and
+ * its spread are reported.
+ */
+async function compareBinding(dialect, redisUrl, beforeDir) {
+  const local = [];
+  const dropLocal = async () => {
+    for (const fn of local.splice(0).reverse()) await fn();
+  };
+  cleanups.push(dropLocal);
+  try {
+    const arms = [];
+    for (const arm of bindingArms(beforeDir)) {
+      const { api, where } = await openDialect(dialect, redisUrl, arm.build, arm.label, local, arm.env);
+      const { nodes, mode } = await seedApi(dialect, api, local, arm.label, arm.build);
+      local.push(nodeConnections(nodes));
+      arms.push({ ...arm, api, where, nodes, mode, credentials: auth(mode, api.base), rps: 5_000 });
+    }
+    const loadAtStart = loadavg();
+    const round = async (arm) => {
+      if (arm.mode === 'dpop') {
+        fillProofs(arm.nodes, arm.api.base, Math.ceil((pollRate * roundSeconds) / arm.nodes.length) + 1);
+      }
+      const result = await pollRound(arm, roundSeconds);
+      arm.rps = result.rps;
+      for (const node of arm.nodes) node.proofs = [];
+      return result;
+    };
+    log(
+      `${dialect}: binding comparison, a warm-up round each, then ${rounds} rounds of ${roundSeconds} s per arm`,
+    );
+    for (const arm of arms) await round(arm);
+    for (const arm of arms) arm.credentials.live.count = 0;
+    // Paced below what each build answers: a round that falls behind its pace measures the machine instead.
+    const { results, loads } = await interleaved(arms, rounds, round);
+    const behind = arms.flatMap((a) => results.get(a)).reduce((n, r) => n + r.late, 0);
+    if (behind > 0)
+      log(`warning: ${behind} polls started over 100 ms behind the pace (lower BENCH_POLL_RATE)`);
+    const died = arms.map((a) => a.api.died()).find(Boolean);
+    if (died)
+      throw new Error(`${died.name} exited during the rounds (code ${died.code}, signal ${died.signal})`);
+    const profiles = new Map();
+    if (profiling) {
+      for (const arm of arms) {
+        const profile = await arm.api.stopForProfile();
+        const runs = results.get(arm);
+        const polls = runs.reduce((n, r) => n + r.polls, 0);
+        if (profile)
+          profiles.set(
+            arm.label,
+            profileSummary(
+              profile,
+              runs.map((r) => r.window),
+              polls,
+              14,
+            ),
+          );
+      }
+    }
+    return {
+      dialect,
+      where: arms.map((a) => `${a.label}: ${a.where}`),
+      arms: arms.map((a) => ({
+        label: a.label,
+        mode: a.mode,
+        runs: results.get(a),
+        live: a.credentials.live.count,
+      })),
+      loads: { atStart: loadAtStart, perRound: loads, atEnd: loadavg() },
+      profiles,
+    };
+  } finally {
+    cleanups.splice(cleanups.indexOf(dropLocal), 1);
+    await dropLocal();
+  }
+}
+
+/** The comparison's report: per arm the median over rounds, then per-round ratios to `before`. */
+function printComparison(c) {
+  const [before, ...afters] = c.arms;
+  const medianOf = (runs, key) => spread(runs.map((r) => r[key])).median;
+  const out = [
+    '',
+    `${c.dialect}: the binding's cost on the unchanged director poll, ${rounds} interleaved rounds of ` +
+      `${roundSeconds} s per build (order rotating each round), ${int(nodeCount)} nodes, one kept-alive connection ` +
+      `per node, ${int(pollRate)} polls/s (each node every ${fixed(nodeCount / pollRate)} s), at most ${CONNECTIONS} in flight. Load average at the start ${c.loads.atStart.map((l) => l.toFixed(2)).join(' ')}, ` +
+      `at the end ${c.loads.atEnd.map((l) => l.toFixed(2)).join(' ')} (${availableParallelism()} cores).`,
+    ...c.where.map((w) => `  ${w}`),
+    '',
+    ...table([
+      [
+        'build',
+        'tokens',
+        'polls/s (median)',
+        'api CPU µs/poll (median)',
+        'IQR over rounds',
+        'new connections',
+      ],
+      ...c.arms.map((a) => {
+        const s = spread(a.runs.map((r) => r.cpuUsPerPoll));
+        return [
+          a.label,
+          a.mode === 'dpop' ? 'DPoP-bound' : 'bearer',
+          int(medianOf(a.runs, 'rps')),
+          fixed(s.median, 1),
+          `${fixed(s.q1, 1)}-${fixed(s.q3, 1)}`,
+          int(a.runs.reduce((n, r) => n + r.opened, 0)),
+        ];
+      }),
+    ]),
+    '',
+  ];
+  for (const after of afters) {
+    const cpu = spread(
+      roundRatios(
+        after.runs.map((r) => r.cpuUsPerPoll),
+        before.runs.map((r) => r.cpuUsPerPoll),
+      ),
+    );
+    const rps = spread(
+      roundRatios(
+        after.runs.map((r) => r.rps),
+        before.runs.map((r) => r.rps),
+      ),
+    );
+    out.push(
+      `binding cost, director poll ${c.dialect}, ${after.label}: api CPU per poll after/before ${describeSpread(cpu)};` +
+        ` polls/s after/before ${describeSpread(rps)}` +
+        ` (aim: at most +10%: ${cpu.median <= 1.1 ? 'met' : 'NOT met'} by the median` +
+        `${cpu.q3 <= 1.1 ? ', and by the upper quartile' : cpu.median <= 1.1 ? ', not by the upper quartile' : ''})`,
+    );
+    const us = spread(after.runs.map((r, i) => r.cpuUsPerPoll - before.runs[i].cpuUsPerPoll));
+    out.push(`  api CPU per poll, after - before: ${describeSpread(us, 1)} µs`);
+    if (after.live > 0)
+      out.push(`  (${int(after.live)} proofs were signed in the request loop: the pool ran out)`);
+  }
+  for (const [label, p] of c.profiles)
+    out.push(...printProfile(`${c.dialect} binding comparison, ${label}`, p));
+  out.push('');
+  return out;
 }
 
 // --- CPU profile (BENCH_PROFILE=1): the api's main thread inside the measured windows, per poll.
@@ -723,7 +964,7 @@ function activityOf(frames) {
   return 'other (event loop, microtasks, ...)';
 }
 
-function profileSummary(profile, windows, polls) {
+function profileSummary(profile, windows, polls, top = 8) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -760,7 +1001,7 @@ function profileSummary(profile, windows, polls) {
     functions.set(fn, (functions.get(fn) ?? 0) + dt);
   }
   const sorted = (m) => [...m].sort((a, b) => b[1] - a[1]);
-  return { polls, busy, idle, activities: sorted(activities), functions: sorted(functions).slice(0, 8) };
+  return { polls, busy, idle, activities: sorted(activities), functions: sorted(functions).slice(0, top) };
 }
 
 function printProfile(title, p) {
@@ -841,53 +1082,6 @@ function printDialect(r) {
   process.stdout.write(out.join('\n'));
 }
 
-/** After/before of one database: each run's requests/s and api CPU per request, and their ratios. */
-function printBinding(before, after) {
-  const rows = [
-    [
-      'run',
-      'before req/s',
-      'after req/s',
-      'after/before',
-      'before CPU ms/req',
-      'after CPU ms/req',
-      'CPU after/before',
-    ],
-  ];
-  const costs = [];
-  for (const key of ['unchanged', 'regenerated']) {
-    const b = before[key];
-    const a = after[key];
-    const cpu = a.cpuMsPerRequest / b.cpuMsPerRequest;
-    costs.push([key, a.rps / b.rps, cpu]);
-    rows.push([
-      `${after.dialect} ${key}`,
-      int(b.rps),
-      int(a.rps),
-      fixed(a.rps / b.rps),
-      fixed(b.cpuMsPerRequest, 3),
-      fixed(a.cpuMsPerRequest, 3),
-      fixed(cpu),
-    ]);
-  }
-  const live = after.unchanged.liveProofs;
-  return [
-    '',
-    `${after.dialect}: binding device tokens (${after.label}: ${after.mode === 'dpop' ? 'DPoP' : after.mode}; ` +
-      `before: ${before.mode} tokens), same run, before first:`,
-    '',
-    ...table(rows),
-    ...costs.map(
-      ([key, rps, cpu]) =>
-        `binding cost, director poll ${after.dialect} ${key}, ${after.label}: requests/s after/before ${fixed(rps)}, api CPU per poll ` +
-        `after/before ${fixed(cpu)} (aim: at most +10%: ${cpu <= 1.1 && rps >= 1 / 1.1 ? 'met' : 'NOT met'})`,
-    ),
-    live > 0
-      ? `(${int(live)} proofs of the unchanged run were signed in the request loop: the pool ran out)`
-      : '',
-  ];
-}
-
 async function main() {
   warnIfBusy(log, 'the ratios');
   const redisUrl = await ensureRedis(infra, {
@@ -898,22 +1092,16 @@ async function main() {
   const results = [];
   const comparisons = [];
   for (const dialect of dialects) {
-    const before = beforeDir ? await runDialect(dialect, redisUrl, beforeDir, 'before', 20_000) : undefined;
-    const after = await runDialect(
-      dialect,
-      redisUrl,
-      buildDir,
-      'after',
-      Math.max(before?.unchanged.rps ?? 20_000, 5_000),
-    );
-    // The same build with OTTER_DPOP_CONNECTION_BINDING: a proof checked once per connection and key.
-    const perConnection = before
-      ? await runDialect(dialect, redisUrl, buildDir, 'after-per-connection', before.unchanged.rps, {
+    // This build against the bare server, with the proof checked once per connection: the default where the
+    // api holds TLS (per request, the comparison below has it).
+    if (!comparisonOnly) {
+      results.push(
+        await runDialect(dialect, redisUrl, buildDir, 'this build', 5_000, {
           OTTER_DPOP_CONNECTION_BINDING: 'true',
-        })
-      : undefined;
-    results.push(...(before ? [before, after, perConnection] : [after]));
-    if (before) comparisons.push(...printBinding(before, after), ...printBinding(before, perConnection));
+        }),
+      );
+    }
+    if (beforeDir) comparisons.push(...printComparison(await compareBinding(dialect, redisUrl, beforeDir)));
   }
   process.stdout.write(
     `\nDirector polls: GET /tuf/director/<node>/metadata/timestamp.json with the node's access token, next to` +

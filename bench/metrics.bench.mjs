@@ -6,7 +6,8 @@
 // (and a fresh schema on PostgreSQL). The fleet is written as rows, in multi-row inserts: nodes over 4
 // hardware ids, 6 running versions and 3 identity states; two verdicts for most nodes (an old passing one and
 // the latest: 90 % passed and fresh, 4 % failed, 4 % stale, 2 % of nodes never attested); director metadata
-// for every node (targets, snapshot and timestamp rows of about 600 bytes, as signed metadata is); one
+// for every node (targets, snapshot and timestamp rows of about 600 bytes, as signed metadata is, and the
+// node's assignment row with their expiries, as the director's commit writes it); one
 // running rollout over the first hardware id (3 waves, nodes in several states) and a paused one; a download
 // record per node and a few delta builds. Then GET /metrics is fetched over HTTP (full body read) after one
 // warm-up: each scrape runs every fleet aggregate (nodes, rollouts, waves, deltas, TUF and director expiry)
@@ -32,10 +33,10 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { ProcessGroup, ensureRedis } from '../scripts/lib/processes.mjs';
 import { benchArgs, headerHelp } from './lib/bench-cli.mjs';
 import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
+import { freshPgSchema } from './lib/pg-schema.mjs';
 import { runBench, table, warnIfBusy } from './lib/report.mjs';
 
 const AIM_MS = 100;
@@ -59,7 +60,6 @@ if (!Number.isInteger(scrapes) || scrapes < 1) {
   process.exit(2);
 }
 const dialects = benchDialects(log);
-const pgBaseUrl = process.env.OTTER_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const group = new ProcessGroup({ graceMs: 10_000 });
 const { cleanups, cleanup } = cleanupOnExit(log);
 
@@ -120,16 +120,28 @@ async function seed(db, t0) {
     verdicts.push(verdict(share >= 10, t0 - 60_000 - (i % 3_600_000)));
   });
   const body = JSON.stringify({ signed: { pad: randomBytes(270).toString('hex') } });
+  const DIRECTOR_ROLES = ['targets', 'snapshot', 'timestamp'];
+  const expiry = (role, i) => iso(t0 + (role === 'timestamp' ? DAY_MS : 7 * DAY_MS) + i * 1000);
   const director = ids.flatMap((nodeId, i) =>
-    ['targets', 'snapshot', 'timestamp'].map((role) => ({
+    DIRECTOR_ROLES.map((role) => ({
       repository: `director/${nodeId}`,
       role,
       version: 1 + (i % 7),
-      expires_at: iso(t0 + (role === 'timestamp' ? DAY_MS : 7 * DAY_MS) + i * 1000),
+      expires_at: expiry(role, i),
       body,
       created_at: now,
     })),
   );
+  // Each node's assignment row with the expiry of its newest version of each role, as the director's commit
+  // writes them next to the metadata (what the director expiry gauge reads).
+  const assignments = ids.map((nodeId, i) => ({
+    node_id: nodeId,
+    hardware_id: hardwareOf(i),
+    generation: 0,
+    metadata_generation: 0,
+    updated_at: now,
+    ...Object.fromEntries(DIRECTOR_ROLES.map((role) => [`${role}_expires_at`, expiry(role, i)])),
+  }));
   const downloads = ids.map((nodeId, i) => ({
     id: randomUUID(),
     node_id: nodeId,
@@ -230,6 +242,7 @@ async function seed(db, t0) {
     await insertRows(trx, 'nodes', nodes);
     await insertRows(trx, 'attestation_verdicts', verdicts);
     await insertRows(trx, 'tuf_metadata', director);
+    await insertRows(trx, 'director_assignments', assignments);
     await insertRows(trx, 'downloads', downloads);
     await insertRows(trx, 'releases', [release]);
     await insertRows(trx, 'rollouts', [running, paused]);
@@ -288,19 +301,6 @@ async function profileFamilies(dialect, metrics) {
   );
 }
 
-async function pgVersion(url) {
-  const c = new pg.Client({ connectionString: url });
-  try {
-    await c.connect();
-    const { rows } = await c.query('show server_version');
-    return `PostgreSQL ${String(rows[0].server_version).split(' ')[0]}`;
-  } catch {
-    return undefined;
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
-
 async function runDialect(dialect, redisUrl) {
   const local = [];
   const dataDir = mkdtempSync(join(tmpdir(), 'otter-bench-metrics-'));
@@ -315,30 +315,9 @@ async function runDialect(dialect, redisUrl) {
   };
   let where;
   if (dialect === 'postgres') {
-    const schema = `bench_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: pgBaseUrl });
-    try {
-      await admin.connect();
-      await admin.query(`CREATE SCHEMA ${schema}`);
-    } catch (error) {
-      throw new Error(
-        `PostgreSQL at ${pgBaseUrl}: ${error instanceof Error ? error.message : String(error)}` +
-          ' (set OTTER_TEST_DATABASE_URL, or BENCH_DIALECTS=sqlite)',
-        { cause: error },
-      );
-    } finally {
-      await admin.end().catch(() => {});
-    }
-    local.push(async () => {
-      const c = new pg.Client({ connectionString: pgBaseUrl });
-      await c.connect();
-      await c.query(`DROP SCHEMA ${schema} CASCADE`);
-      await c.end();
-    });
-    const url = new URL(pgBaseUrl);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    env.DATABASE_URL = url.toString();
-    where = `${(await pgVersion(pgBaseUrl)) ?? 'PostgreSQL'} at ${url.host}${url.pathname}, schema ${schema}`;
+    const fresh = await freshPgSchema(local);
+    env.DATABASE_URL = fresh.url;
+    where = fresh.where;
   } else {
     env.DATABASE_URL = `sqlite:${join(dataDir, 'otter.sqlite')}`;
     where = `SQLite (WAL) file in ${dataDir}`;
@@ -356,8 +335,9 @@ async function runDialect(dialect, redisUrl) {
     const empty = await scrape(url);
     const seeding = performance.now();
     const counts = await seed(db, Date.now());
-    // PostgreSQL plans from statistics: analyze as autovacuum would after a bulk load.
-    if (dialect === 'postgres') await sql`analyze`.execute(db);
+    // PostgreSQL plans from statistics, and an index-only scan skips the heap only for pages its visibility
+    // map marks all-visible: vacuum and analyze, as autovacuum does after a bulk insert.
+    if (dialect === 'postgres') await sql`vacuum analyze`.execute(db);
     log(
       `${dialect}: ${nodeCount} nodes, ${counts.verdicts} verdicts, ${counts.director} director metadata rows, ` +
         `${counts.rolloutNodes} rollout nodes in ${(performance.now() - seeding).toFixed(0)} ms (${where})`,

@@ -34,10 +34,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import pg from 'pg';
 import { ProcessGroup, ensureRedis, freePort, waitForHttp } from '../scripts/lib/processes.mjs';
 import { benchArgs, headerHelp } from './lib/bench-cli.mjs';
 import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
+import { freshPgSchema, pgQuery } from './lib/pg-schema.mjs';
 import { runBench, table, warnIfBusy } from './lib/report.mjs';
 
 const AIM_MS = 100;
@@ -57,7 +57,6 @@ if (!Number.isInteger(nodeCount) || nodeCount < 1000 || !Number.isInteger(repeat
 }
 const dialects = benchDialects(log);
 const buildDir = resolve(process.env.BENCH_BUILD_DIR ?? root);
-const pgBaseUrl = process.env.OTTER_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const { cleanups, cleanup } = cleanupOnExit(log);
 
 function builtFile(...path) {
@@ -69,16 +68,6 @@ function builtFile(...path) {
 const [configLib, dbLib] = await Promise.all(
   ['config', 'db'].map((name) => import(pathToFileURL(builtFile('libs', name, 'src', 'index.js')).href)),
 );
-
-async function pgQuery(url, text) {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
 
 /** The built api on `database`, in a fresh data dir, with nothing of the caller's Otter configuration. */
 async function startApi(database, redisUrl, local) {
@@ -185,12 +174,7 @@ async function runDialect(dialect, redisUrl) {
   try {
     let database = 'sqlite';
     if (dialect === 'postgres') {
-      const schema = `bench_${randomBytes(6).toString('hex')}`;
-      await pgQuery(pgBaseUrl, `CREATE SCHEMA ${schema}`);
-      local.push(() => pgQuery(pgBaseUrl, `DROP SCHEMA ${schema} CASCADE`));
-      const url = new URL(pgBaseUrl);
-      url.searchParams.set('options', `-c search_path=${schema}`);
-      database = url.toString();
+      database = (await freshPgSchema(local)).url;
     }
     const api = await startApi(database, redisUrl, local);
     const db = dbLib.createDatabase(api.config.database);

@@ -44,10 +44,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getQueueToken } from '@nestjs/bullmq';
 import { NestFactory } from '@nestjs/core';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { ProcessGroup, ensureRedis } from '../scripts/lib/processes.mjs';
 import { benchArgs, headerHelp } from './lib/bench-cli.mjs';
 import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
+import { freshPgSchema } from './lib/pg-schema.mjs';
 import { runBench, table, warnIfBusy } from './lib/report.mjs';
 
 const AIM_MS = 2000;
@@ -74,7 +74,6 @@ if (!Number.isInteger(nodeCount) || nodeCount < 1000) {
 const dialects = benchDialects(log);
 const profiling = process.env.BENCH_PROFILE === '1';
 const buildDir = resolve(process.env.BENCH_BUILD_DIR ?? root);
-const pgBaseUrl = process.env.OTTER_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 const group = new ProcessGroup({ graceMs: 10_000 });
 const { cleanups, cleanup } = cleanupOnExit(log);
@@ -389,31 +388,9 @@ async function runDialect(dialect, redisUrl) {
   };
   let where;
   if (dialect === 'postgres') {
-    const schema = `bench_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: pgBaseUrl });
-    try {
-      await admin.connect();
-      await admin.query(`CREATE SCHEMA ${schema}`);
-    } catch (error) {
-      throw new Error(
-        `PostgreSQL at ${pgBaseUrl}: ${error instanceof Error ? error.message : String(error)}` +
-          ' (set OTTER_TEST_DATABASE_URL, or BENCH_DIALECTS=sqlite)',
-        { cause: error },
-      );
-    } finally {
-      await admin.end().catch(() => {});
-    }
-    local.push(async () => {
-      const c = new pg.Client({ connectionString: pgBaseUrl });
-      await c.connect();
-      await c.query(`DROP SCHEMA ${schema} CASCADE`);
-      await c.end();
-    });
-    const url = new URL(pgBaseUrl);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    env.DATABASE_URL = url.toString();
-    const server = (await pgVersion(pgBaseUrl)) ?? 'PostgreSQL';
-    where = `${server} at ${url.host}${url.pathname}, schema ${schema}`;
+    const fresh = await freshPgSchema(local);
+    env.DATABASE_URL = fresh.url;
+    where = fresh.where;
   } else {
     env.DATABASE_URL = `sqlite:${join(dataDir, 'otter.sqlite')}`;
     where = `SQLite (WAL) file in ${dataDir}`;
@@ -533,19 +510,6 @@ async function measureDialect(dialect, where, env, local) {
     ticks,
     base,
   };
-}
-
-async function pgVersion(url) {
-  const c = new pg.Client({ connectionString: url });
-  try {
-    await c.connect();
-    const { rows } = await c.query('show server_version');
-    return `PostgreSQL ${String(rows[0].server_version).split(' ')[0]}`;
-  } catch {
-    return undefined;
-  } finally {
-    await c.end().catch(() => {});
-  }
 }
 
 // --- Report.

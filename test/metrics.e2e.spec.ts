@@ -8,6 +8,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '#otter/config';
+import { ATTESTATION_STATUSES, type NodeListDto } from '#otter/contracts';
 import { testDatabases, type Db } from '#otter/db';
 import { MetricsEndpoint } from '#otter/metrics';
 import { QUEUES } from '#otter/queue';
@@ -15,6 +16,7 @@ import { RolloutFixtures } from '../apps/api/src/rollouts/testing/rollout-fixtur
 import { startApi, type ApiHarness } from '../apps/api/src/testing/api-harness.js';
 import { deviceCredentialsFor } from '../apps/api/src/testing/software-device-key.js';
 import { TpmNodes } from '../apps/api/src/testing/tpm-nodes.js';
+import { DirectorMetadataStore } from '../libs/director/src/director-metadata.store.js';
 import { createDeltaWorker } from '../apps/delta-worker/src/create-delta-worker.js';
 import { createScheduler } from '../apps/scheduler/src/create-scheduler.js';
 import { Exposition } from '../libs/metrics/src/testing.js';
@@ -51,8 +53,8 @@ describe.each(dbs)('api /metrics on $name', ({ name, config: database }) => {
     api = await startApi({
       DATABASE_URL: dbUrl(database),
       OTTER_METRICS_TOKEN: TOKEN,
-      // Verdicts older than an hour count as stale.
-      OTTER_METRICS_ATTESTATION_MAX_AGE: String(HOUR),
+      // Passing verdicts older than an hour count as stale, in /metrics and in the node list alike.
+      OTTER_ATTESTATION_FRESHNESS: String(HOUR),
     });
     fixtures = new RolloutFixtures(api);
     tpm = await TpmNodes.start();
@@ -101,9 +103,9 @@ describe.each(dbs)('api /metrics on $name', ({ name, config: database }) => {
 
     // Director metadata of two nodes: the soonest latest timestamp expires in an hour. An older version of
     // the first node's timestamp expires sooner, but only latest versions count.
-    await directorRow(api.db, ids.passed, 'timestamp', 1, 600);
-    await directorRow(api.db, ids.passed, 'timestamp', 2, HOUR);
-    await directorRow(api.db, ids.failed, 'timestamp', 5, 2 * HOUR);
+    await directorTimestamp(api, ids.passed, 1, 600);
+    await directorTimestamp(api, ids.passed, 2, HOUR);
+    await directorTimestamp(api, ids.failed, 5, 2 * HOUR);
 
     // A delayed job in the delta-build queue (this api's prefix is its own).
     const deltaQueue = api.app.get<Queue>(getQueueToken(QUEUES.deltaBuild), { strict: false });
@@ -156,11 +158,41 @@ describe.each(dbs)('api /metrics on $name', ({ name, config: database }) => {
     expect(nodes('active', '1.0.0', 'stale')).toBe(1);
     expect(nodes('active', '2.0.0', 'never')).toBe(1);
     expect(nodes('revoked', '1.0.0', 'failed')).toBe(1);
-    expect(m.find('otter_nodes', { hardware_id: hw })).toHaveLength(5);
+    // Every status of each (hardware, state, version) group is a series, 0 included: 3 groups of 4.
+    expect(m.find('otter_nodes', { hardware_id: hw })).toHaveLength(12);
+    expect(m.find('otter_nodes', { hardware_id: hw }).filter((s) => s.value > 0)).toHaveLength(5);
     // The TPM-backed node attested just now; its verdict is the latest.
     expect(
-      m.find('otter_nodes', { hardware_id: `${hw}-tpm` }).map((s) => [s.labels.attestation, s.value]),
+      m
+        .find('otter_nodes', { hardware_id: `${hw}-tpm` })
+        .filter((s) => s.value > 0)
+        .map((s) => [s.labels.attestation, s.value]),
     ).toEqual([['failed', 1]]);
+  });
+
+  it('judges attestation status as the node list does: one vocabulary, one freshness', async () => {
+    const m = await scrape(api.url);
+    for (const status of ATTESTATION_STATUSES) {
+      const { nodes } = await api.admin<NodeListDto>(
+        'GET',
+        `/api/v1/nodes?hardware=${hw}&attestation=${status}&limit=100`,
+      );
+      const counted = m
+        .find('otter_nodes', { hardware_id: hw, attestation: status })
+        .reduce((sum, s) => sum + s.value, 0);
+      expect(counted, status).toBe(nodes.length);
+    }
+    // The node whose passing verdict is two hours old (freshness: one hour) is stale in both.
+    const stale = await api.admin<NodeListDto>('GET', `/api/v1/nodes?hardware=${hw}&attestation=stale`);
+    expect(stale.nodes.map((n) => n.id)).toEqual([ids.stale]);
+    expect(
+      m.value('otter_nodes', {
+        hardware_id: hw,
+        state: 'active',
+        running_version: '1.0.0',
+        attestation: 'stale',
+      }),
+    ).toBe(1);
   });
 
   it('counts rollouts by state (every state present) and the waves of unfinished ones', async () => {
@@ -392,22 +424,15 @@ async function deltaBuild(
   return targetPath;
 }
 
-async function directorRow(
-  db: Db,
+/** A director timestamp of the node stored as the director stores its metadata (older versions kept). */
+async function directorTimestamp(
+  api: ApiHarness,
   nodeId: string,
-  role: string,
   version: number,
   expiresInSeconds: number,
 ): Promise<void> {
-  await db
-    .insertInto('tuf_metadata')
-    .values({
-      repository: `director/${nodeId}`,
-      role,
-      version,
-      expires_at: new Date(Date.now() + expiresInSeconds * 1000).toISOString(),
-      body: '{}',
-      created_at: new Date().toISOString(),
-    })
-    .execute();
+  const store = api.app.get(DirectorMetadataStore, { strict: false });
+  expect(await store.ensureAssignmentRow(nodeId)).toBe(true);
+  const expiresAt = new Date(Date.now() + expiresInSeconds * 1000).toISOString();
+  await store.commitSet(nodeId, 0, [{ role: 'timestamp', version, expiresAt, body: '{}' }], {});
 }

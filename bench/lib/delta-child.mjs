@@ -2,6 +2,7 @@
 // alone. Started with DELTA_BUILDER_ENV (see libs/delta/src/limits.ts), as a delta worker must be.
 //
 //   node delta-child.mjs build  LIB_URL OPTIONS_JSON  -> buildDelta(options); prints one JSON line
+//   node delta-child.mjs build-v2 LIB_URL OPTIONS_JSON -> buildDeltaV2(options) (format v2); the same
 //   node delta-child.mjs apply  LIB_URL OPTIONS_JSON  -> applyDelta from a file; prints one JSON line
 //   node delta-child.mjs worker LIB_URL               -> over IPC: {item, outFile, workDir} -> buildExtent
 //
@@ -15,10 +16,10 @@ const rssBytes = () => process.resourceUsage().maxRSS * 1024;
 // What the process holds before it builds anything: Node and the loaded code. The budget is on top of it.
 const baseline = rssBytes();
 
-if (mode === 'build') {
+if (mode === 'build' || mode === 'build-v2') {
   const options = JSON.parse(optionsJson);
   const started = performance.now();
-  const result = await lib.buildDelta(options);
+  const result = await (mode === 'build' ? lib.buildDelta(options) : lib.buildDeltaV2(options));
   const seconds = (performance.now() - started) / 1000;
   process.stdout.write(`${JSON.stringify({ baseline, peak: rssBytes(), seconds, result })}\n`);
 } else if (mode === 'apply') {

@@ -4,28 +4,21 @@
 // anything to a verifier that does not already trust these keys: it exists so that a benchmark can drive the
 // real verification path without a TPM per simulated node.
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+// The api's test kit, built (`make bench` builds first), as the benches load every built module: the one copy
+// of the TPM2B_PUBLIC layout of a signing key held in software.
+const testKit = fileURLToPath(
+  new URL('../../dist/apps/api/src/testing/software-device-key.js', import.meta.url),
+);
+if (!existsSync(testKit)) throw new Error(`${testKit} is missing: run \`make bench\`, which builds first`);
+const { SIGNING_KEY_ATTRIBUTES, softwareTpmPublicArea } = await import(pathToFileURL(testKit).href);
 
 const TPM_ALG_SHA256 = 0x000b;
-const TPM_ALG_NULL = 0x0010;
 const TPM_ALG_ECDSA = 0x0018;
-const TPM_ALG_ECC = 0x0023;
-const TPM_ECC_NIST_P256 = 0x0003;
 const TPM_GENERATED_VALUE = 0xff544347;
 const TPM_ST_ATTEST_QUOTE = 0x8018;
-
-// TPMA_OBJECT bits (TPM 2.0 Part 2, 8.3).
-const FIXED_TPM = 1 << 1;
-const FIXED_PARENT = 1 << 4;
-const SENSITIVE_DATA_ORIGIN = 1 << 5;
-const USER_WITH_AUTH = 1 << 6;
-const RESTRICTED = 1 << 16;
-const SIGN = 1 << 18;
-const SIGNING_KEY = FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN | USER_WITH_AUTH | SIGN;
-
-/** What an AK looks like: a restricted ECDSA-SHA256 P-256 signing key. */
-export const AK_ATTRIBUTES = SIGNING_KEY | RESTRICTED;
-/** What a device key looks like: the same, not restricted (it signs arbitrary digests). */
-export const DEVICE_KEY_ATTRIBUTES = SIGNING_KEY;
 
 const u16 = (v) => {
   const b = Buffer.alloc(2);
@@ -44,29 +37,21 @@ const u64 = (v) => {
 };
 const tpm2b = (bytes) => Buffer.concat([u16(bytes.length), bytes]);
 
+/** What an AK looks like: a restricted ECDSA-SHA256 P-256 signing key. */
+export const AK_ATTRIBUTES = SIGNING_KEY_ATTRIBUTES.ak;
+/** What a device key looks like: the same, not restricted (it signs arbitrary digests). */
+export const DEVICE_KEY_ATTRIBUTES = SIGNING_KEY_ATTRIBUTES.deviceKey;
+
 /**
- * A P-256 key pair with its TPM2B_PUBLIC (ECC, nameAlg sha256, scheme ECDSA-SHA256, no symmetric, no KDF)
- * and TPM name (u16 nameAlg ‖ SHA-256 of the TPMT_PUBLIC).
+ * A P-256 key pair with its TPM2B_PUBLIC (encoded by the api's test kit, the one copy of that layout) and TPM
+ * name (u16 nameAlg ‖ SHA-256 of the TPMT_PUBLIC).
  * @param {number} attributes TPMA_OBJECT, e.g. AK_ATTRIBUTES
  * @returns {{ privateKey: import('node:crypto').KeyObject, publicKey: import('node:crypto').KeyObject,
  *   tpm2bPublic: Buffer, name: Buffer }}
  */
 export function softwareTpmKey(attributes) {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const jwk = publicKey.export({ format: 'jwk' });
-  const tpmtPublic = Buffer.concat([
-    u16(TPM_ALG_ECC),
-    u16(TPM_ALG_SHA256),
-    u32(attributes),
-    tpm2b(Buffer.alloc(0)), // authPolicy
-    u16(TPM_ALG_NULL), // symmetric
-    u16(TPM_ALG_ECDSA),
-    u16(TPM_ALG_SHA256),
-    u16(TPM_ECC_NIST_P256),
-    u16(TPM_ALG_NULL), // kdf
-    tpm2b(Buffer.from(/** @type {string} */ (jwk.x), 'base64url')),
-    tpm2b(Buffer.from(/** @type {string} */ (jwk.y), 'base64url')),
-  ]);
+  const tpmtPublic = softwareTpmPublicArea(publicKey, attributes);
   const name = Buffer.concat([u16(TPM_ALG_SHA256), createHash('sha256').update(tpmtPublic).digest()]);
   return { privateKey, publicKey, tpm2bPublic: tpm2b(tpmtPublic), name };
 }

@@ -37,6 +37,8 @@ export class SchedulerModule {
         TufModule,
         QueueModule.forRoot(config, QUEUES.tufMaintenance, QUEUES.rollouts, QUEUES.retention),
         RetentionModule,
+        // The director's stored metadata, for its root's expiry (tuf-maintenance.processor.ts); no keys.
+        DirectorAssignmentsModule,
         RolloutsModule.register({
           imports: [DirectorAssignmentsModule],
           assignments: DirectorAssignmentRepository,

@@ -7,6 +7,9 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '#otter/config';
 import { DB, testDatabases, type Db } from '#otter/db';
+import type { OtterEventOf } from '#otter/contracts';
+import { DirectorMetadataStore } from '#otter/director';
+import { EventReader } from '#otter/events';
 import { IMAGE_REPOSITORY, ImageRepositoryInitializer, type TufRepository } from '#otter/tuf';
 import type { SignedEnvelope } from '#otter/tuf-signing';
 import { createScheduler } from './create-scheduler.js';
@@ -118,4 +121,68 @@ describe('TUF maintenance race on postgres', () => {
     expect(new Set(versions).size).toBe(versions.length);
     expect(versions).toEqual([...versions].sort((x, y) => x - y));
   }, 60_000);
+});
+
+describe('roles nearing expiry', () => {
+  const DAY = 86_400;
+
+  it('announces each role near its expiry once (image roles and the director root), and what was re-signed', async () => {
+    // A database of its own: its image root must be signed with the short lifetime below.
+    const fresh = await testDatabases();
+    dbs.push(...fresh);
+    const database = fresh[0].config;
+    const config = loadConfig({
+      OTTER_DATA_DIR: mkdtempSync(join(tmpdir(), 'otter-expiring-')),
+      OTTER_LOG_LEVEL: 'silent',
+      OTTER_ENV: 'test',
+      REDIS_URL: process.env.OTTER_TEST_REDIS_URL!,
+      OTTER_QUEUE_PREFIX: `t${randomBytes(5).toString('hex')}`,
+      // Roots live 10 days: inside the 30-day warning from the start. Timestamps live 4 s: re-signed each second.
+      OTTER_TUF_ROOT_TTL: String(10 * DAY),
+      OTTER_TUF_TIMESTAMP_TTL: '4',
+      OTTER_TUF_RESIGN_EVERY: '1',
+      DATABASE_URL: database.dialect === 'postgres' ? database.url : `sqlite:${database.file}`,
+    });
+    const scheduler = await createScheduler(config);
+    contexts.push(scheduler);
+    await scheduler.get(ImageRepositoryInitializer).initialize();
+    const directorRootExpires = new Date(Date.now() + 5 * DAY * 1000).toISOString();
+    await scheduler
+      .get(DirectorMetadataStore, { strict: false })
+      .insertRoot({ version: 1, expiresAt: directorRootExpires, body: '{}' });
+    const reader = scheduler.get(EventReader, { strict: false });
+
+    const events = async () => (await reader.range('0-0', 1000)).map((e) => e.event);
+    const expiring = async () =>
+      (await events()).filter((e): e is OtterEventOf<'tuf.role.expiring'> => e.kind === 'tuf.role.expiring');
+    const deadline = Date.now() + 15_000;
+    while ((await expiring()).length < 2 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 250));
+    // A few more re-sign jobs run: each role version is still announced once.
+    await new Promise((r) => setTimeout(r, 2500));
+
+    const announced = (await expiring()).map((e) => [e.repository, e.role, e.version]);
+    expect(announced.sort()).toEqual([
+      ['director', 'root', 1],
+      ['image', 'root', 1],
+    ]);
+    const director = (await expiring()).find((e) => e.repository === 'director')!;
+    expect(director.expires).toBe(directorRootExpires);
+    expect(director.secondsLeft).toBeGreaterThan(5 * DAY - 60);
+    const resigned = (await events()).filter((e) => e.kind === 'tuf.metadata.resigned');
+    expect(resigned.length).toBeGreaterThanOrEqual(1);
+    expect(resigned.every((e) => e.repository === 'image' && e.roles.includes('timestamp'))).toBe(true);
+  }, 30_000);
+
+  it('finds every image role, delegated bins included, once its warning is reached', async () => {
+    const scheduler = contexts.at(-1)!;
+    const repository = scheduler.get<TufRepository>(IMAGE_REPOSITORY);
+    // Nothing is re-signed this far ahead: every role is past its expiry.
+    const future = Date.now() + 400 * DAY * 1000;
+    const roles = (await repository.nearingExpiry(future)).map((r) => r.role);
+    expect(roles).toEqual(expect.arrayContaining(['root', 'targets', 'snapshot', 'timestamp']));
+    expect(roles.length).toBeGreaterThan(4);
+    // Now, only the root (10 days, inside its 30-day warning): online roles are kept far from theirs.
+    expect((await repository.nearingExpiry()).map((r) => r.role)).toEqual(['root']);
+  });
 });

@@ -1,23 +1,28 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Logger } from '@nestjs/common';
 import type { Job } from 'bullmq';
+import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
+import { DirectorMetadataStore } from '#otter/director';
 import { EventPublisher } from '#otter/events';
 import { JOBS, QUEUES } from '#otter/queue';
-import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
+import { IMAGE_REPOSITORY, nearingExpiry, type ExpiringRole, type TufRepository } from '#otter/tuf';
 
-/** The root is re-signed only by the offline ceremony, so its nearing expiry is announced from this far. */
-const ROOT_WARNING_SECONDS = 30 * 86_400;
-/** ... and at most this often per process, not on every re-sign job. */
-const ROOT_WARNING_EVERY_MS = 86_400_000;
+/** A role version nearing expiry is announced at most this often per process, not on every re-sign job. */
+const WARNING_EVERY_MS = 86_400_000;
+
+type Repository = 'image' | 'director';
 
 @Processor(QUEUES.tufMaintenance)
 export class TufMaintenanceProcessor extends WorkerHost {
   private readonly logger = new Logger(TufMaintenanceProcessor.name);
-  private rootWarned?: { version: number; at: number };
+  /** `repository/role@version` -> when it was last announced. */
+  private readonly warned = new Map<string, number>();
 
   constructor(
     @Inject(IMAGE_REPOSITORY) private readonly repository: TufRepository,
+    private readonly director: DirectorMetadataStore,
     private readonly publisher: EventPublisher,
+    @Inject(OTTER_CONFIG) private readonly config: OtterConfig,
   ) {
     super();
   }
@@ -27,28 +32,41 @@ export class TufMaintenanceProcessor extends WorkerHost {
       this.logger.warn(`ignoring unknown job ${job.name}`);
       return { resigned: [] };
     }
-    const resigned = await this.repository.resignExpiring();
-    if (resigned.length > 0)
-      await this.publisher.publish({ kind: 'tuf.metadata.resigned', repository: 'image', roles: resigned });
-    await this.announceRootExpiry();
-    return { resigned };
+    try {
+      const resigned = await this.repository.resignExpiring();
+      if (resigned.length > 0)
+        await this.publisher.publish({ kind: 'tuf.metadata.resigned', repository: 'image', roles: resigned });
+      return { resigned };
+    } finally {
+      // Also when re-signing failed: a role that cannot be re-signed is the one that will near its expiry.
+      await this.announceExpiring();
+    }
   }
 
-  private async announceRootExpiry(now = Date.now()): Promise<void> {
-    if (!(await this.repository.isInitialized())) return;
-    const root = (await this.repository.currentRoot()).signed;
-    const secondsLeft = Math.floor((Date.parse(root.expires) - now) / 1000);
-    if (secondsLeft >= ROOT_WARNING_SECONDS) return;
-    const warned = this.rootWarned;
-    if (warned && warned.version === root.version && now - warned.at < ROOT_WARNING_EVERY_MS) return;
-    this.rootWarned = { version: root.version, at: now };
-    await this.publisher.publish({
-      kind: 'tuf.role.expiring',
-      repository: 'image',
-      role: 'root',
-      version: root.version,
-      expires: root.expires,
-      secondsLeft,
-    });
+  /**
+   * Every role that nears its expiry (expiry-warning.ts in #otter/tuf): each image role, and the director's
+   * root. The director's per-node roles are re-signed when the node polls, so the soonest of them is the
+   * node that polled least recently (a node that is off), not something to re-sign: the gauge
+   * otter_tuf_role_expiry_seconds shows it, no event does.
+   */
+  private async announceExpiring(now = Date.now()): Promise<void> {
+    for (const [at, key] of [...this.warned].map(([k, t]) => [t, k] as const))
+      if (now - at >= WARNING_EVERY_MS) this.warned.delete(key);
+    if (await this.repository.isInitialized())
+      await this.announce('image', await this.repository.nearingExpiry(now), now);
+    const directorRoot = await this.director.latestRoot();
+    if (directorRoot) {
+      const heads = new Map([['root', { version: directorRoot.version, expiresAt: directorRoot.expiresAt }]]);
+      await this.announce('director', nearingExpiry(heads, this.config.tuf, now), now);
+    }
+  }
+
+  private async announce(repository: Repository, roles: ExpiringRole[], now: number): Promise<void> {
+    for (const role of roles) {
+      const key = `${repository}/${role.role}@${role.version}`;
+      if (this.warned.has(key)) continue;
+      this.warned.set(key, now);
+      await this.publisher.publish({ kind: 'tuf.role.expiring', repository, ...role });
+    }
   }
 }

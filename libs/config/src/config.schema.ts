@@ -135,7 +135,6 @@ export const configSchema = z
       .string()
       .regex(/^[\x21-\x7e]{16,256}$/, '16 to 256 printable characters without spaces')
       .optional(),
-    OTTER_METRICS_ATTESTATION_MAX_AGE: seconds(DAY),
   })
   .superRefine((env, ctx) => {
     if (env.OTTER_BLOB_STORE === 's3') {

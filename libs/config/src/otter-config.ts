@@ -67,8 +67,6 @@ export interface MetricsConfig {
   host: string;
   /** When set, every scrape must send `Authorization: Bearer <token>`. */
   token?: string;
-  /** A node's latest verdict older than this counts as stale in otter_nodes. */
-  attestationMaxAgeSeconds: number;
 }
 
 /** The event stream (libs/events, GET /api/v1/events); see docs/events.md. */
@@ -236,7 +234,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OtterConfig {
       port: e.OTTER_METRICS_PORT,
       host: e.OTTER_METRICS_HOST,
       token: e.OTTER_METRICS_TOKEN,
-      attestationMaxAgeSeconds: e.OTTER_METRICS_ATTESTATION_MAX_AGE,
     },
     http: {
       trustedProxies: e.OTTER_TRUSTED_PROXIES ?? [],

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
 import { auditLogMigration } from './audit-log-migration.js';
+import { fleetAggregatesMigration } from './fleet-aggregates-migration.js';
 import { nodeInventoryMigration } from './node-inventory-migration.js';
 import { tpmIdentityMigration } from './tpm-identity-migration.js';
 
@@ -297,6 +298,7 @@ const migrations: Record<string, Migration> = {
   },
   '0008_audit_log': auditLogMigration,
   '0009_node_inventory': nodeInventoryMigration,
+  '0010_fleet_aggregates': fleetAggregatesMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -248,6 +248,10 @@ export interface DirectorAssignmentTable {
   generation: number;
   metadata_generation: number | null;
   updated_at: string;
+  /** The expiry of the node's newest version of each director role (migration 0010_fleet_aggregates). */
+  targets_expires_at: Generated<string | null>;
+  snapshot_expires_at: Generated<string | null>;
+  timestamp_expires_at: Generated<string | null>;
 }
 
 export interface AuditLogTable {

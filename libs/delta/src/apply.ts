@@ -6,6 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createZstdDecompress } from 'node:zlib';
+import { applySegments, checkHeaderV2 } from './apply-v2.js';
 import { BspatchSandbox } from './bspatch-sandbox.js';
 import {
   BSDIFF_HEADER_BYTES,
@@ -25,6 +26,7 @@ import {
   type DeltaOperation,
   type ImageIdentity,
 } from './format.js';
+import { DELTA_FORMAT_VERSION_2, decodeHeaderV2, headerVersion, type DeltaHeaderV2 } from './format-v2.js';
 import { IO_CHUNK_BYTES, copyRange, readFully, sha256OfRange, writeFully } from './io.js';
 import { StreamReader } from './stream-reader.js';
 
@@ -98,14 +100,18 @@ async function openOutput(outFile: string, source: Stats): Promise<Output> {
   return { fh: await open(tempPath, 'wx+', 0o644), kind: 'file', tempPath };
 }
 
-/** Refuses the header unless it describes exactly the expected target and stays inside the limits. */
-function checkHeader(header: DeltaHeader, expected: ImageIdentity, maxOperationBytes: number): void {
-  if (header.target.length !== expected.length || header.target.sha256 !== expected.sha256) {
+/** Refuses a header (of any version) unless it describes exactly the expected target. */
+function checkTarget(target: ImageIdentity, expected: ImageIdentity): void {
+  if (target.length !== expected.length || target.sha256 !== expected.sha256) {
     throw new DeltaError('target-mismatch', 'the delta does not produce the expected target', {
-      deltaTarget: header.target,
+      deltaTarget: target,
       expectedTarget: expected,
     });
   }
+}
+
+/** Refuses a version-1 header that would exceed the limits or cannot cover the target. */
+function checkHeader(header: DeltaHeader, maxOperationBytes: number): void {
   if (header.maxOperationBytes > maxOperationBytes) {
     throw new DeltaError('too-large', `the delta needs ${header.maxOperationBytes} bytes per operation`, {
       maxOperationBytes,
@@ -230,7 +236,7 @@ class Applier {
     return this.scratch;
   }
 
-  private async emit(bytes: Buffer, targetOffset: number): Promise<void> {
+  async emit(bytes: Buffer, targetOffset: number): Promise<void> {
     await writeFully(this.out.fh, bytes, targetOffset);
     this.hash.update(bytes);
   }
@@ -333,6 +339,45 @@ class Applier {
   }
 }
 
+/** The version-1 operations, in order, each checked before any of its bytes is written. */
+async function applyOperations(
+  reader: StreamReader,
+  header: DeltaHeader,
+  applier: Applier,
+  maxOperationBytes: number,
+  options: ApplyDeltaOptions,
+): Promise<void> {
+  let cursor = 0;
+  let previousStart = 0;
+  for (let i = 0; i < header.operationCount; i++) {
+    const first = await reader.readExact(1, `operation ${i}`);
+    const type = operationType(first[0]!);
+    const rest = await reader.readExact(OP_HEADER_BYTES[type] - 1, `operation ${i}'s header`);
+    const op = decodeOperation(Buffer.concat([first, rest]));
+    checkOperation(op, cursor, previousStart, header, maxOperationBytes);
+    switch (op.type) {
+      case OP_COPY:
+        await applier.copy(op);
+        break;
+      case OP_ZERO:
+        await applier.zero(op);
+        break;
+      case OP_RAW:
+        await applier.raw(reader, op);
+        break;
+      case OP_BSDIFF:
+        await applier.bsdiff(reader, op);
+        break;
+    }
+    previousStart = op.targetOffset;
+    cursor = op.targetOffset + op.length;
+    options.onProgress?.(cursor, header.target.length);
+  }
+  if (cursor !== header.target.length) {
+    throw new DeltaError('incomplete', `operations end at ${cursor} of ${header.target.length} bytes`);
+  }
+}
+
 /**
  * Applies a delta, streaming it once. Refuses before writing anything: a header that does not describe
  * `expectedTarget`, and a source whose length or sha256 is not the delta's source (a node whose current slot
@@ -359,8 +404,14 @@ export async function applyDelta(options: ApplyDeltaOptions): Promise<ApplyDelta
   let applier: Applier | undefined;
   let committed = false;
   try {
-    const header = decodeHeader(await reader.readExact(DELTA_HEADER_BYTES, 'the header'));
-    checkHeader(header, expected, maxOperationBytes);
+    // The version decides how the rest is read: an applier refuses versions it does not know before opening
+    // anything (unsupported-version), which is what an old agent does with a newer delta.
+    const head = await reader.readExact(DELTA_HEADER_BYTES, 'the header');
+    const header: DeltaHeader | DeltaHeaderV2 =
+      headerVersion(head) === DELTA_FORMAT_VERSION_2 ? decodeHeaderV2(head) : decodeHeader(head);
+    checkTarget(header.target, expected);
+    if (header.version === DELTA_FORMAT_VERSION_2) checkHeaderV2(header, maxOperationBytes);
+    else checkHeader(header, maxOperationBytes);
 
     source = await open(options.sourceFile, 'r');
     const sourceStat = await source.stat();
@@ -391,34 +442,14 @@ export async function applyDelta(options: ApplyDeltaOptions): Promise<ApplyDelta
 
     out = await openOutput(options.outFile, sourceStat);
     applier = new Applier(source, out, options);
-    let cursor = 0;
-    let previousStart = 0;
-    for (let i = 0; i < header.operationCount; i++) {
-      const first = await reader.readExact(1, `operation ${i}`);
-      const type = operationType(first[0]!);
-      const rest = await reader.readExact(OP_HEADER_BYTES[type] - 1, `operation ${i}'s header`);
-      const op = decodeOperation(Buffer.concat([first, rest]));
-      checkOperation(op, cursor, previousStart, header, maxOperationBytes);
-      switch (op.type) {
-        case OP_COPY:
-          await applier.copy(op);
-          break;
-        case OP_ZERO:
-          await applier.zero(op);
-          break;
-        case OP_RAW:
-          await applier.raw(reader, op);
-          break;
-        case OP_BSDIFF:
-          await applier.bsdiff(reader, op);
-          break;
-      }
-      previousStart = op.targetOffset;
-      cursor = op.targetOffset + op.length;
-      options.onProgress?.(cursor, header.target.length);
-    }
-    if (cursor !== header.target.length) {
-      throw new DeltaError('incomplete', `operations end at ${cursor} of ${header.target.length} bytes`);
+    if (header.version === DELTA_FORMAT_VERSION_2) {
+      const v2Applier = applier;
+      await applySegments(reader, header, source, async (bytes, targetOffset) => {
+        await v2Applier.emit(bytes, targetOffset);
+        options.onProgress?.(targetOffset + bytes.length, header.target.length);
+      });
+    } else {
+      await applyOperations(reader, header, applier, maxOperationBytes, options);
     }
     if (!(await reader.atEnd())) throw new DeltaError('trailing-data', 'bytes follow the last operation');
 

@@ -43,7 +43,7 @@ export interface ImageIdentity {
 }
 
 export interface DeltaHeader {
-  version: number;
+  version: typeof DELTA_FORMAT_VERSION;
   blockSize: number;
   source: ImageIdentity;
   target: ImageIdentity;
@@ -184,7 +184,7 @@ export function decodeHeader(buf: Buffer): DeltaHeader {
   }
   try {
     return {
-      version,
+      version: DELTA_FORMAT_VERSION,
       blockSize,
       source: { length: readU64(buf, 16, 'source.length'), sha256: buf.toString('hex', 24, 56) },
       target: { length: readU64(buf, 56, 'target.length'), sha256: buf.toString('hex', 64, 96) },

@@ -1,9 +1,7 @@
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { constants as zlibConstants, createZstdCompress, zstdCompressSync } from 'node:zlib';
+import { zstdCompressSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { applyDelta, type ApplyDeltaOptions } from './apply.js';
 import { buildDelta } from './build.js';
@@ -25,6 +23,7 @@ import {
   type DeltaOperation,
   type ImageIdentity,
 } from './format.js';
+import { AttackedSlot, streamOf, zstdOfZeros } from './hostile-kit.js';
 import { writeFilesystemLikePair } from './testing.js';
 
 // Every attack is a real delta from a real pair, altered in one way, applied over an existing "slot" file:
@@ -65,38 +64,13 @@ function alter(parts: Part[], i: number, change: Partial<Record<string, number>>
   );
 }
 
-/** The delta as a stream of 64 KiB chunks, like a download. */
-function streamOf(delta: Buffer): Readable {
-  const chunks: Buffer[] = [];
-  for (let at = 0; at < delta.length; at += 64 * 1024) chunks.push(delta.subarray(at, at + 64 * 1024));
-  return Readable.from(chunks);
-}
-
-/** zstd of `bytes` zeros, streamed; `windowLog` small makes a frame any decoder window accepts. */
-async function zstdOfZeros(bytes: number, windowLog?: number): Promise<Buffer> {
-  const z = createZstdCompress(
-    windowLog === undefined ? {} : { params: { [zlibConstants.ZSTD_c_windowLog]: windowLog } },
-  );
-  const chunks: Buffer[] = [];
-  const collected = (async () => {
-    for await (const chunk of z) chunks.push(chunk as Buffer);
-  })();
-  const zeros = Buffer.alloc(MiB);
-  for (let i = 0; i < bytes / MiB; i++) if (!z.write(zeros)) await once(z, 'drain');
-  z.end();
-  await collected;
-  return Buffer.concat(chunks);
-}
-
 let root: string;
 let sourceFile: string;
 let target: ImageIdentity;
 let delta: Buffer;
 let header: DeltaHeader;
 let parts: Part[];
-let slotDir: string;
-let slot: string;
-const PREVIOUS = Buffer.from('the image this slot held before the update\n');
+const slot = new AttackedSlot();
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'otter-delta-hostile-'));
@@ -118,32 +92,17 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-beforeEach(() => {
-  slotDir = mkdtempSync(join(root, 'slot-'));
-  slot = join(slotDir, 'slot.img');
-  writeFileSync(slot, PREVIOUS);
-});
+beforeEach(() => slot.reset(root));
 
-async function expectRefused(
+function expectRefused(
   bytes: Buffer,
   reason: DeltaFailure,
   overrides: Partial<ApplyDeltaOptions> = {},
 ): Promise<DeltaError> {
-  const error = await applyDelta({
-    sourceFile,
-    delta: streamOf(bytes),
-    outFile: slot,
-    expectedTarget: target,
-    ...overrides,
-  }).then(
-    () => undefined,
-    (e: unknown) => e,
+  return slot.expectRefused(
+    { sourceFile, delta: streamOf(bytes), expectedTarget: target, ...overrides },
+    reason,
   );
-  expect(error).toBeInstanceOf(DeltaError);
-  expect((error as DeltaError).reason).toBe(reason);
-  expect(readFileSync(slot).equals(PREVIOUS)).toBe(true);
-  expect(readdirSync(slotDir)).toEqual(['slot.img']);
-  return error as DeltaError;
 }
 
 function indexOf(type: number): number {
@@ -177,9 +136,9 @@ describe('applyDelta refuses hostile deltas and leaves the slot untouched', () =
 
   it('applies the unaltered delta over the slot (the baseline the attacks start from)', async () => {
     expect(
-      await applyDelta({ sourceFile, delta: streamOf(delta), outFile: slot, expectedTarget: target }),
+      await applyDelta({ sourceFile, delta: streamOf(delta), outFile: slot.path, expectedTarget: target }),
     ).toEqual(target);
-    expect(readdirSync(slotDir)).toEqual(['slot.img']);
+    expect(readdirSync(slot.dir)).toEqual(['slot.img']);
   });
 
   it('a truncated or empty header, or a wrong magic', async () => {

@@ -39,6 +39,10 @@ export type {
   BuiltOperations,
   OperationCounts,
 } from './build.js';
+export { DELTA_FORMAT_VERSION_2, decodeHeaderV2 } from './format-v2.js';
+export type { DeltaHeaderV2 } from './format-v2.js';
+export { buildDeltaV2, DEFAULT_SEGMENT_BYTES, DEFAULT_V2_ZSTD_LEVEL } from './build-v2.js';
+export type { BuildDeltaV2Options, BuildDeltaV2Result } from './build-v2.js';
 export { applyDelta, DEFAULT_MAX_OPERATION_BYTES } from './apply.js';
 export type { ApplyDeltaOptions, ApplyDeltaResult } from './apply.js';
 export { bsdiffStats } from './bsdiff.js';

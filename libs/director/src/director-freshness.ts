@@ -1,9 +1,7 @@
 import type { RootSigned, SignedEnvelope, SnapshotSigned, TimestampSigned } from '#otter/tuf-signing';
 import type { DirectorAssignment } from './director-assignment.js';
-import type { NodeRole, StoredSet } from './director-metadata.store.js';
+import { NODE_ROLES, type NodeRole, type StoredSet } from './director-metadata.store.js';
 import type { DirectorTtl } from './director-signing.js';
-
-const ROLES: readonly NodeRole[] = ['targets', 'snapshot', 'timestamp'];
 
 const TTL_OF: Record<NodeRole, keyof DirectorTtl> = {
   targets: 'targetsTtl',
@@ -25,7 +23,7 @@ export function staleReason(
 ): string | undefined {
   if (assignment.metadataGeneration !== assignment.generation) return 'assignment changed';
   const parsed: Partial<Record<NodeRole, SignedEnvelope>> = {};
-  for (const role of ROLES) {
+  for (const role of NODE_ROLES) {
     const stored = set[role];
     if (!stored) return `no ${role} metadata`;
     const envelope = JSON.parse(stored.body) as SignedEnvelope;
@@ -46,7 +44,7 @@ export function staleReason(
 /** When the first of the node's roles comes within half its lifetime of expiry and must be re-signed. */
 export function freshUntil(set: StoredSet, ttl: DirectorTtl): number {
   let until = Number.POSITIVE_INFINITY;
-  for (const role of ROLES) {
+  for (const role of NODE_ROLES) {
     const stored = set[role];
     if (!stored) return 0;
     until = Math.min(until, Date.parse(stored.expiresAt) - (ttl[TTL_OF[role]] * 1000) / 2);

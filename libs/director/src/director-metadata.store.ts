@@ -11,7 +11,8 @@ export function nodeRepository(nodeId: string): string {
   return `${DIRECTOR_ROOT_REPOSITORY}/${nodeId}`;
 }
 
-export type NodeRole = 'targets' | 'snapshot' | 'timestamp';
+export const NODE_ROLES = ['targets', 'snapshot', 'timestamp'] as const;
+export type NodeRole = (typeof NODE_ROLES)[number];
 
 export interface StoredRole {
   version: number;
@@ -161,35 +162,31 @@ export class DirectorMetadataStore {
 
   /**
    * The soonest expiry per role over every node's latest version (and the shared root's): what a metrics
-   * alert watches. Node repositories are a key range of the primary key (`director/` to `director0`), and each
-   * latest version one probe of it.
+   * alert watches. Each node role is one probe of its expiry column's index on director_assignments (kept by
+   * commitSet, migration 0010_fleet_aggregates), the root one probe of the primary key: no pass over the
+   * nodes, whatever the fleet's size.
    */
   async soonestExpiries(): Promise<Array<{ role: string; expiresAt: string }>> {
-    const rows = await this.db
-      .selectFrom('tuf_metadata as m')
-      .where((eb) =>
-        eb.or([
-          eb('m.repository', '=', DIRECTOR_ROOT_REPOSITORY),
-          eb.and([
-            eb('m.repository', '>=', `${DIRECTOR_ROOT_REPOSITORY}/`),
-            eb('m.repository', '<', `${DIRECTOR_ROOT_REPOSITORY}0`),
-          ]),
-        ]),
-      )
-      .where(({ eb, selectFrom }) =>
-        eb(
-          'm.version',
-          '=',
-          selectFrom('tuf_metadata as n')
-            .select(({ fn }) => fn.max('n.version').as('v'))
-            .whereRef('n.repository', '=', 'm.repository')
-            .whereRef('n.role', '=', 'm.role'),
-        ),
-      )
-      .select((eb) => ['m.role', eb.fn.min('m.expires_at').as('expires_at')])
-      .groupBy('m.role')
-      .execute();
-    return rows.map((r) => ({ role: r.role, expiresAt: String(r.expires_at) }));
+    // One scalar subquery per column: SQLite answers a min() from an index only when it is the query's sole
+    // aggregate (three min()s in one SELECT scan the table).
+    const soonest = (column: `${NodeRole}_expires_at`) =>
+      this.db.selectFrom('director_assignments').select((eb) => eb.fn.min(column).as('v'));
+    const row = await this.db
+      .selectNoFrom([
+        soonest('targets_expires_at').as('targets'),
+        soonest('snapshot_expires_at').as('snapshot'),
+        soonest('timestamp_expires_at').as('timestamp'),
+      ])
+      .executeTakeFirstOrThrow();
+    const root = await this.latestRoot();
+    const found: Array<{ role: string; expiresAt: string }> = root
+      ? [{ role: 'root', expiresAt: root.expiresAt }]
+      : [];
+    for (const role of NODE_ROLES) {
+      const expiresAt = row[role];
+      if (expiresAt !== null) found.push({ role, expiresAt: String(expiresAt) });
+    }
+    return found;
   }
 
   /** Fails with a unique violation when that root version exists already (a concurrent publish won). */
@@ -225,7 +222,7 @@ export class DirectorMetadataStore {
       // First, so that on PostgreSQL the row lock orders this commit after a concurrent assignment change.
       const marked = await tx
         .updateTable('director_assignments')
-        .set({ metadata_generation: generation })
+        .set({ metadata_generation: generation, ...expiryColumns(writes) })
         .where('node_id', '=', nodeId)
         .where('generation', '=', generation)
         .executeTakeFirst();
@@ -269,4 +266,11 @@ export class DirectorMetadataStore {
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
   }
+}
+
+/** The soonest-expiry columns of the node roles a commit writes (what soonestExpiries() reads). */
+function expiryColumns(writes: readonly RoleWrite[]): Partial<Record<`${NodeRole}_expires_at`, string>> {
+  const columns: Partial<Record<`${NodeRole}_expires_at`, string>> = {};
+  for (const w of writes) if (w.role !== 'root') columns[`${w.role}_expires_at`] = w.expiresAt;
+  return columns;
 }

@@ -39,19 +39,21 @@ export class DirectorInitializer {
 }
 
 /**
- * Only the assignments: what the rollout scheduler writes. Holds no keys. The held timestamps are here so an
+ * Only the assignments (what the rollout scheduler writes) and the stored metadata. Holds no keys. The held timestamps are here so an
  * assignment written by the process that serves polls drops the node's held answer at once.
  */
 @Module({
   providers: [
     DirectorAssignmentRepository,
+    // The director's rows of tuf_metadata, read by the scheduler for the root's expiry; no key is needed.
+    DirectorMetadataStore,
     {
       provide: HeldTimestamps,
       inject: [OTTER_CONFIG],
       useFactory: (config: OtterConfig) => new HeldTimestamps(config.tuf.directorHeldNodes),
     },
   ],
-  exports: [DirectorAssignmentRepository, HeldTimestamps],
+  exports: [DirectorAssignmentRepository, HeldTimestamps, DirectorMetadataStore],
 })
 export class DirectorAssignmentsModule {}
 
@@ -59,7 +61,6 @@ export class DirectorAssignmentsModule {}
 @Module({
   imports: [DirectorAssignmentsModule],
   providers: [
-    DirectorMetadataStore,
     {
       provide: DirectorRepository,
       inject: [OTTER_CONFIG, DirectorMetadataStore, HeldTimestamps],

@@ -7,3 +7,4 @@ export type { AssignedImage, DirectorAssignment, DirectorAssignmentInput } from 
 export type { DirectorTargetCustom } from './director-signing.js';
 export { DirectorError } from './director.errors.js';
 export type { DirectorErrorCode } from './director.errors.js';
+export { DirectorMetadataStore, DIRECTOR_ROOT_REPOSITORY } from './director-metadata.store.js';

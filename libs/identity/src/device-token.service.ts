@@ -91,12 +91,8 @@ export class DeviceTokenService {
   private readonly now: () => Date;
   /** Access tokens verified by this process: sha256(token) → node, key binding and expiry, oldest first. */
   private readonly verified = new Map<string, VerifiedToken>();
-  /**
-   * The token last proven on each connection bound to its key (DPoP per connection): the same token again on it
-   * skips even hashing the token to find it in `verified`.
-   */
-  private readonly connectionTokens = new WeakMap<object, VerifiedToken & { token: string }>();
-  private readonly proofs: DpopProofVerifier;
+  /** DPoP proofs, and per bound connection its keys and the token last proven on it (see verifyBoundRequest). */
+  private readonly proofs: DpopProofVerifier<VerifiedToken>;
   /** Nodes revoked through this process: refused at once even by paths that hold answers for a moment. */
   private readonly revokedHere = new Set<string>();
 
@@ -115,7 +111,7 @@ export class DeviceTokenService {
       throw new Error('device assertions and access tokens need different audiences');
     }
     const replays = new DpopReplayCache(redis, this.keyPrefix);
-    this.proofs = new DpopProofVerifier({
+    this.proofs = new DpopProofVerifier<VerifiedToken>({
       consumeJti: (jkt, jti, ttl) => replays.consume(jkt, jti, ttl),
       clockSkewSeconds: this.skew,
       now: this.now,
@@ -193,14 +189,16 @@ export class DeviceTokenService {
    */
   async verifyBoundRequest(token: string, request: DpopRequest): Promise<AccessTokenClaims> {
     const { connection } = request;
-    const known = connection && this.connectionTokens.get(connection);
-    if (known && known.token === token && this.now().getTime() < known.expiresAtMs) {
+    // The token last proven on this bound connection: the same token again skips even hashing it to find it in
+    // `verified`. The proof is still checked (against the key the connection proved).
+    const known = connection && this.proofs.tokenOn(connection, token);
+    if (known && this.now().getTime() < known.expiresAtMs) {
       await this.proofs.verify(request, token, known.jkt);
       return { nodeId: known.nodeId, jkt: known.jkt };
     }
     const claims = await this.verifiedToken(token);
     await this.proofs.verify(request, token, claims.jkt);
-    if (connection) this.connectionTokens.set(connection, { ...claims, token });
+    if (connection) this.proofs.rememberToken(connection, token, claims);
     return { nodeId: claims.nodeId, jkt: claims.jkt };
   }
 

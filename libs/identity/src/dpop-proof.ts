@@ -44,6 +44,17 @@ interface ProofKey {
 }
 
 /**
+ * All one client connection proved (DPoP per connection), in one place, dropped with the connection: the keys a
+ * verified proof showed it holds (thumbprint → the proof header that key sends), and the access token last
+ * presented on it with what its verification said (`T`, the caller's), so the same token again is neither
+ * hashed nor looked up.
+ */
+interface BoundConnection<T> {
+  keys: Map<string, string>;
+  token?: { value: string; claims: T };
+}
+
+/**
  * RFC 9449 (DPoP) proofs, server side: a JWS with `typ` dpop+jwt, ES256, the signer's public JWK in the
  * header, and claims jti, htm, htu, iat and ath (the hash of the access token presented with it). A proof is
  * accepted when it is signed by the key the access token is bound to (`cnf.jkt`), names this request's method
@@ -52,12 +63,12 @@ interface ProofKey {
  * Cost: a request pays one ECDSA P-256 verification (the floor) plus parsing; the key's import and thumbprint
  * are done once per device key (cached by the header's bytes, which a client repeats verbatim).
  */
-export class DpopProofVerifier {
+export class DpopProofVerifier<T = never> {
   private readonly skew: number;
   private readonly now: () => Date;
   private readonly keys = new Map<string, ProofKey>();
-  /** Connections that proved possession of keys: connection → jkt → the proof header that key sends. */
-  private readonly bound = new WeakMap<object, Map<string, string>>();
+  /** Connections that proved possession of keys, each with the token last presented on it. */
+  private readonly bound = new WeakMap<object, BoundConnection<T>>();
 
   constructor(private readonly options: DpopProofVerifierOptions) {
     this.skew = options.clockSkewSeconds ?? 60;
@@ -77,7 +88,7 @@ export class DpopProofVerifier {
     const { proof, connection } = request;
     if (proof === undefined || proof === '') throw proofRejected('dpop_proof_missing');
     if (typeof proof !== 'string' || proof.length > MAX_PROOF_CHARS) throw proofRejected('dpop_malformed');
-    const boundHeader = connection && this.bound.get(connection)?.get(jkt);
+    const boundHeader = connection && this.bound.get(connection)?.keys.get(jkt);
     if (
       boundHeader !== undefined &&
       proof.startsWith(boundHeader) &&
@@ -118,9 +129,25 @@ export class DpopProofVerifier {
     if (connection) this.bindConnection(connection, jkt, headerPart);
   }
 
+  /**
+   * What the caller remembered (rememberToken) about `token` on this connection, if it was the last token
+   * presented on it; undefined otherwise. The caller still verifies the request's proof (verify).
+   */
+  tokenOn(connection: object, token: string): T | undefined {
+    const last = this.bound.get(connection)?.token;
+    return last !== undefined && last.value === token ? last.claims : undefined;
+  }
+
+  /** Remembers `token` as the last one presented on a connection bound to a key (no-op on any other). */
+  rememberToken(connection: object, token: string, claims: T): void {
+    const state = this.bound.get(connection);
+    if (state) state.token = { value: token, claims };
+  }
+
   private bindConnection(connection: object, jkt: string, headerPart: string): void {
-    let keys = this.bound.get(connection);
-    if (!keys) this.bound.set(connection, (keys = new Map()));
+    let state = this.bound.get(connection);
+    if (!state) this.bound.set(connection, (state = { keys: new Map() }));
+    const { keys } = state;
     if (keys.size >= KEYS_PER_CONNECTION && !keys.has(jkt)) keys.delete(keys.keys().next().value!);
     keys.set(jkt, headerPart);
   }

@@ -41,8 +41,9 @@ export const METRICS = {
   ),
   nodes: family(
     'nodes',
-    'Nodes by hardware id, identity state, running version and attestation status (passed, failed, stale: ' +
-      'older than OTTER_METRICS_ATTESTATION_MAX_AGE, never).',
+    'Nodes by hardware id, identity state, running version and attestation status, as GET /api/v1/nodes ' +
+      '?attestation= means it: passed (last verdict passed within OTTER_ATTESTATION_FRESHNESS), stale (passed, ' +
+      'longer ago), failed (last verdict failed), never.',
     ['hardware_id', 'state', 'running_version', 'attestation'],
   ),
   rollouts: family('rollouts', 'Rollouts by state.', ['state']),

@@ -6,15 +6,16 @@ const HELD = 100_000;
 const held = new Map<string, string>();
 
 /**
- * The RFC 7638 thumbprint of a node's device key as its row holds it (TPM2B_PUBLIC): what `cnf.jkt` of a token
- * bound to that key names. Computed once per key per process (parsing and exporting a key costs more than the
- * poll it guards).
+ * The RFC 7638 thumbprint of a node's device key (TPM2B_PUBLIC, as bytes or as the base64 text its row stores):
+ * what `cnf.jkt` of a token bound to that key names. Computed once per key per process (parsing and exporting a
+ * key costs more than the poll it guards); the base64 text is the cache key, so a caller holding the row's text
+ * (the director poll's batch) looks it up without decoding it.
  */
-export function deviceKeyThumbprint(devicePublic: Buffer): string {
-  const id = devicePublic.toString('base64');
+export function deviceKeyThumbprint(devicePublic: Buffer | string): string {
+  const id = typeof devicePublic === 'string' ? devicePublic : devicePublic.toString('base64');
   let jkt = held.get(id);
   if (jkt === undefined) {
-    jkt = jwkThumbprint(publicKeyObject(parseTpm2bPublic(devicePublic)));
+    jkt = jwkThumbprint(publicKeyObject(parseTpm2bPublic(Buffer.from(id, 'base64'))));
     if (held.size >= HELD) held.delete(held.keys().next().value!);
     held.set(id, jkt);
   }

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { AttestationStatus, NodeIdentityState } from '#otter/contracts';
 import { DB, type Db } from '#otter/db';
+import { hasAttestationStatus } from './attestation-status.js';
 import { toRecord, type NodeRecord } from './node.repository.js';
 
 /** Where a page starts: just after this node in (createdAt, id) order. */
@@ -67,13 +68,7 @@ export class NodeListRepository {
     }
     if (filter.attestation) {
       const { status, freshSince } = filter.attestation;
-      if (status === 'never') q = q.where('last_verdict_passed', 'is', null);
-      else if (status === 'failed') q = q.where('last_verdict_passed', '=', 0);
-      else {
-        q = q
-          .where('last_verdict_passed', '=', 1)
-          .where('last_verdict_at', status === 'passed' ? '>=' : '<', freshSince);
-      }
+      q = q.where((eb) => hasAttestationStatus(eb, status, freshSince));
     }
     if (filter.seenSince !== undefined) q = q.where('last_seen_at', '>=', filter.seenSince);
     if (filter.notSeenSince !== undefined) {

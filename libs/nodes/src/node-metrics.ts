@@ -1,6 +1,7 @@
 import { Inject, Injectable, Optional, type OnModuleInit } from '@nestjs/common';
 import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import { METRICS, OtterMetrics } from '#otter/metrics';
+import { freshSince } from './attestation-status.js';
 import { NodeFleetRepository } from './node-fleet.repository.js';
 
 /** The fleet's nodes gauge (the api only) and the attestation verdict counter. */
@@ -17,9 +18,10 @@ export class NodeMetrics implements OnModuleInit {
     const verifications = this.metrics?.counter(METRICS.attestationVerifications);
     for (const outcome of ['passed', 'failed']) verifications?.inc({ outcome }, 0);
     if (!this.metrics?.fleet) return;
-    const maxAgeMs = this.config.metrics.attestationMaxAgeSeconds * 1000;
+    // The node list's freshness, so a node counted `stale` here is one GET /api/v1/nodes?attestation=stale lists.
+    const freshness = this.config.devices.attestationFreshness;
     this.metrics.gauge(METRICS.nodes, async (gauge) => {
-      for (const c of await this.fleet.counts(new Date(Date.now() - maxAgeMs))) {
+      for (const c of await this.fleet.counts(freshSince(freshness, Date.now()))) {
         gauge.set(
           {
             hardware_id: c.hardwareId,

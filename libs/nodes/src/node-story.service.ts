@@ -3,7 +3,6 @@ import { Inject, Injectable } from '@nestjs/common';
 import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
 import {
   NODE_HISTORY_LIMITS,
-  type AttestationStatus,
   type InventoryReceipt,
   type InventoryReport,
   type NodeDetailDto,
@@ -11,6 +10,7 @@ import {
   type NodeListQuery,
   type VerdictSummaryDto,
 } from '#otter/contracts';
+import { attestationStatus, freshSince } from './attestation-status.js';
 import { decodeNodeCursor, encodeNodeCursor } from './node-cursor.js';
 import { NodeError } from './node.errors.js';
 import { NodeInventoryRepository } from './node-inventory.repository.js';
@@ -46,7 +46,7 @@ export class NodeStoryService {
         labels: query.label,
         attestation: query.attestation && {
           status: query.attestation,
-          freshSince: ago(this.config.devices.attestationFreshness),
+          freshSince: freshSince(this.config.devices.attestationFreshness, now),
         },
         seenSince: query.seenWithin === undefined ? undefined : ago(query.seenWithin),
         notSeenSince: query.notSeenFor === undefined ? undefined : ago(query.notSeenFor),
@@ -82,7 +82,7 @@ export class NodeStoryService {
       },
       inventory: inventory ?? null,
       attestation: {
-        status: attestationStatus(node, freshness, now),
+        status: attestationStatus(node.lastVerdict, freshness, now),
         freshnessSeconds: freshness,
         last: verdicts[0] ? verdictSummary(verdicts[0]) : null,
         history: verdicts.map(verdictSummary),
@@ -107,18 +107,6 @@ export class NodeStoryService {
     });
     return { sha256, receivedAt };
   }
-}
-
-/** passed / stale / failed / never, as the node list's `attestation` filter means them. */
-export function attestationStatus(
-  node: NodeRecord,
-  freshnessSeconds: number,
-  now: number,
-): AttestationStatus {
-  const v = node.lastVerdict;
-  if (!v) return 'never';
-  if (!v.passed) return 'failed';
-  return now - Date.parse(v.at) <= freshnessSeconds * 1000 ? 'passed' : 'stale';
 }
 
 function verdictSummary(v: VerdictRecord): VerdictSummaryDto {

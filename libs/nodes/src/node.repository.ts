@@ -152,9 +152,11 @@ export class NodeRepository {
     return row && toRecord(row);
   }
 
-  /** Of these nodes, those in state active, in one query. */
-  /** Of these nodes, the active ones that hold a device key, with that key (TPM2B_PUBLIC). */
-  async activeDeviceKeysAmong(ids: readonly string[]): Promise<Map<string, Buffer>> {
+  /**
+   * Of these nodes, the active ones that hold a device key, in one query, each with that key as the row stores
+   * it (TPM2B_PUBLIC in base64: deviceKeyThumbprint takes the text as it is, with no decoding per poll).
+   */
+  async activeDeviceKeysAmong(ids: readonly string[]): Promise<Map<string, string>> {
     if (ids.length === 0) return new Map();
     const rows = await this.db
       .selectFrom('nodes')
@@ -163,7 +165,7 @@ export class NodeRepository {
       .where('state', '=', 'active')
       .where('device_public', 'is not', null)
       .execute();
-    return new Map(rows.map((r) => [r.id, Buffer.from(r.device_public!, 'base64')]));
+    return new Map(rows.map((r) => [r.id, r.device_public!]));
   }
 
   /**

@@ -4,3 +4,5 @@ export { TufModule, IMAGE_REPOSITORY, ImageRepositoryInitializer } from './tuf.m
 export { TufRepository } from './tuf-repository.js';
 export type { NewTarget, ServedTarget } from './tuf-repository.js';
 export { TufError } from './tuf.errors.js';
+export { nearingExpiry, ROOT_WARNING_SECONDS } from './expiry-warning.js';
+export type { ExpiringRole } from './expiry-warning.js';

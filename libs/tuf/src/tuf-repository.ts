@@ -21,6 +21,7 @@ import {
 } from '#otter/tuf-signing';
 import type { DelegationLayout } from './delegation-layout.js';
 import { TufError, tufError } from './tuf.errors.js';
+import { nearingExpiry, ROOT_WARNING_SECONDS, type ExpiringRole } from './expiry-warning.js';
 import type { MetadataWrite, StoredTarget, TufMetadataRepository } from './tuf-metadata.repository.js';
 
 export interface NewTarget {
@@ -221,12 +222,17 @@ export class TufRepository {
     if (done.length > 0)
       this.logger.log(`re-signed ${done.length} role(s) before expiry: ${summarize(done)}`);
     const root = (await this.currentRoot()).signed;
-    if (Date.parse(root.expires) - now < 30 * 86_400_000) {
+    if (Date.parse(root.expires) - now < ROOT_WARNING_SECONDS * 1000) {
       this.logger.warn(
         `root version ${root.version} expires at ${root.expires}: run the root rotation ceremony`,
       );
     }
     return done;
+  }
+
+  /** Each role whose newest version is within its warning of expiry (expiry-warning.ts), or past it. */
+  async nearingExpiry(now = Date.now()): Promise<ExpiringRole[]> {
+    return nearingExpiry(await this.store.heads(this.name), this.ttl, now);
   }
 
   onlineKeys(): Promise<OnlineKeyView[]> {
