@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 ENV = eval "$$(scripts/bootstrap.sh --env)"
 
-.PHONY: bootstrap build test check unit demo up bench bench-delta bench-delta-large bench-delta-tools clean
+.PHONY: bootstrap build test check unit api-client demo up bench bench-delta bench-delta-large bench-delta-tools clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -21,6 +21,10 @@ test: check build
 
 unit: bootstrap
 	@$(ENV); eval "$$(scripts/test-services.sh)"; npx vitest run $(ARGS)
+
+# The typed client in libs/api-client/src/generated, from GET /api/openapi.json (docs/api.md).
+api-client: bootstrap
+	@$(ENV); eval "$$(scripts/test-services.sh)"; OTTER_WRITE_API_CLIENT=1 npx vitest run apps/api/src/api-contract/api-client-drift.e2e.spec.ts
 
 up: build
 	@$(ENV); node scripts/up.mjs

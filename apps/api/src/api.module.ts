@@ -14,6 +14,7 @@ import { DeltasHttpModule } from './deltas/deltas-http.module.js';
 import { DevicesHttpModule } from './devices/devices-http.module.js';
 import { EventsHttpModule } from './events/events-http.module.js';
 import { DirectorHttpModule } from './director/director-http.module.js';
+import { OpenApiController } from './api-contract/openapi.controller.js';
 import { HealthController } from './health.controller.js';
 import { OperationsModule } from './operations/operations.module.js';
 import { NodesHttpModule } from './nodes/nodes-http.module.js';
@@ -48,7 +49,7 @@ export class ApiModule {
         EventsHttpModule,
         NodesHttpModule,
       ],
-      controllers: [HealthController],
+      controllers: [HealthController, OpenApiController],
       providers: [
         { provide: APP_FILTER, useClass: OtterExceptionFilter },
         // First: it must also see (and record as failed) a call that a later interceptor refuses.

@@ -1,17 +1,10 @@
 import type { AuditListDto } from '#otter/contracts';
+import type { Forwarded } from './forwarded.js';
+import type { GetAuditData } from './generated/index.js';
 import { OtterApiClient } from './otter-api-client.js';
 
-/** The filters of `GET /api/v1/audit`, as query strings (the server checks them). */
-export interface AuditListFilter {
-  actor?: string;
-  action?: string;
-  outcome?: string;
-  target?: string;
-  from?: string;
-  to?: string;
-  cursor?: string;
-  limit?: number;
-}
+/** The filters of `GET /api/v1/audit`, from the generated types (widened: the server checks them). */
+export type AuditListFilter = Forwarded<NonNullable<GetAuditData['query']>>;
 
 /** The audit log (`/api/v1/audit`, admin). */
 export class AuditClient extends OtterApiClient {

@@ -7,19 +7,14 @@ import type {
   SetNodeLabelsRequest,
 } from '#otter/contracts';
 
-/** GET /api/v1/nodes query parameters as the API names them (`label` repeats). */
-export interface NodeListParams {
-  limit?: number;
-  cursor?: string;
-  hardware?: string;
-  state?: string;
-  version?: string;
-  label?: string[];
-  attestation?: string;
-  seenWithin?: string;
-  notSeenFor?: string;
-  q?: string;
-}
+/**
+ * GET /api/v1/nodes query parameters as the API names them (`label` repeats), from the generated types. The
+ * enumerated ones are widened to any string: they carry what the operator typed, and the server says what is
+ * wrong with it.
+ */
+export type NodeListParams = Forwarded<NonNullable<GetNodesData['query']>>;
+import type { GetNodesData } from './generated/index.js';
+import type { Forwarded } from './forwarded.js';
 import { OtterApiClient } from './otter-api-client.js';
 
 /** Fleet operations on enrolled nodes (`/api/v1/nodes`). */

@@ -1,14 +1,8 @@
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
-import type {
-  CreatedTokenDto,
-  ReleaseDto,
-  ReleaseListDto,
-  Role,
-  TokenDto,
-  TokenListDto,
-} from '#otter/contracts';
+import type { CreatedTokenDto, ReleaseDto, ReleaseListDto, TokenDto, TokenListDto } from '#otter/contracts';
 import { ApiError, ApiUnreachableError } from './api-error.js';
+import type { PostTokensData } from './generated/index.js';
 import type { ClientSettings } from './client-settings.js';
 import { createMultipartUpload, UploadSourceError } from './multipart-upload.js';
 import { validateReleaseFields } from './release-input.js';
@@ -23,10 +17,7 @@ export interface PushReleaseInput {
   onProgress?: (bytesSent: number, totalBytes: number) => void;
 }
 
-export interface CreateTokenInput {
-  name: string;
-  role: Role;
-}
+export type CreateTokenInput = PostTokensData['body'];
 
 /** A typed client for the Otter management API (`/api/v1`). */
 export class OtterApiClient {

@@ -5,7 +5,7 @@ export { authorizationCredentials, bearerToken } from './authorization-header.js
 export { RequireRole } from './require-role.decorator.js';
 export { CurrentPrincipal } from './current-principal.decorator.js';
 export type { Principal } from './principal.js';
-export { roleSatisfies, isRole } from './roles.js';
+export { roleSatisfies, isRole, REQUIRED_ROLE } from './roles.js';
 export {
   TOKEN_NAME_MAX_LENGTH,
   TOKEN_NAME_PATTERN,

@@ -1,3 +1,7 @@
+import { z } from 'zod';
+import { deviceText } from './device-text.js';
+import { HARDWARE_ID_PATTERN } from './releases.js';
+
 /**
  * Delta builds (`/api/v1/deltas`) and bytes saved.
  *
@@ -17,59 +21,76 @@ export const DELTA_BUILD_STATES = [
 ] as const;
 export type DeltaBuildState = (typeof DELTA_BUILD_STATES)[number];
 
-export interface DeltaBuildDto {
-  id: string;
-  hardwareId: string;
-  from: { version: string; sha256: string; length: number };
-  to: { version: string; sha256: string; length: number };
-  state: DeltaBuildState;
-  /** 0-100 */
-  progress: number;
-  targetPath: string;
-  patchLength: number | null;
-  /** 1 - patch / full image, when built. */
-  saving: number | null;
-  buildSeconds: number | null;
-  peakRssBytes: number | null;
-  error: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
+const imageRef = z.object({ version: z.string(), sha256: z.string(), length: z.number() });
 
-export interface DeltaBuildListDto {
-  deltas: DeltaBuildDto[];
-}
+export const deltaBuildDtoSchema = z
+  .object({
+    id: z.string(),
+    hardwareId: z.string(),
+    from: imageRef,
+    to: imageRef,
+    state: z.enum(DELTA_BUILD_STATES),
+    progress: z.number().meta({ description: '0-100' }),
+    targetPath: z.string(),
+    patchLength: z.number().nullable(),
+    saving: z.number().nullable().meta({ description: '1 - patch / full image, when built.' }),
+    buildSeconds: z.number().nullable(),
+    peakRssBytes: z.number().nullable(),
+    error: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'DeltaBuild' });
+export type DeltaBuildDto = z.infer<typeof deltaBuildDtoSchema>;
 
-export interface DeltaRequest {
-  hardware: string;
-  from: string;
-  to: string;
-}
+export const deltaBuildListDtoSchema = z
+  .object({ deltas: z.array(deltaBuildDtoSchema) })
+  .meta({ id: 'DeltaBuildList' });
+export type DeltaBuildListDto = z.infer<typeof deltaBuildListDtoSchema>;
 
-export interface DownloadReport {
-  targetPath: string;
-  method: 'delta' | 'full';
-  bytesDownloaded: number;
-  fullBytes: number;
-}
+const version = z.string().min(1).max(64);
 
-export interface SavingsDto {
-  releases: Array<{
-    hardwareId: string;
-    version: string;
-    downloads: number;
-    bytesDownloaded: number;
-    fullBytes: number;
-    bytesSaved: number;
-  }>;
-  nodes: Array<{
-    nodeId: string;
-    downloads: number;
-    bytesDownloaded: number;
-    fullBytes: number;
-    bytesSaved: number;
-  }>;
-}
+export const deltaRequestSchema = z
+  .strictObject({
+    hardware: z.string().regex(HARDWARE_ID_PATTERN, 'not a valid hardware id'),
+    from: version,
+    to: version,
+  })
+  .meta({ id: 'DeltaRequest', example: { hardware: 'rpi4', from: '1.0.0', to: '1.1.0' } });
+export type DeltaRequest = z.infer<typeof deltaRequestSchema>;
+
+const bytes = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+export const downloadReportSchema = z
+  .strictObject({
+    targetPath: deviceText(512).min(1),
+    method: z.enum(['delta', 'full']),
+    bytesDownloaded: bytes,
+    fullBytes: bytes,
+  })
+  .meta({ id: 'DownloadReport' });
+export type DownloadReport = z.infer<typeof downloadReportSchema>;
+
+const totals = {
+  downloads: z.number(),
+  bytesDownloaded: z.number(),
+  fullBytes: z.number(),
+  bytesSaved: z.number(),
+};
+
+export const savingsDtoSchema = z
+  .object({
+    releases: z.array(z.object({ hardwareId: z.string(), version: z.string(), ...totals })),
+    nodes: z.array(z.object({ nodeId: z.string(), ...totals })),
+  })
+  .meta({ id: 'Savings' });
+export type SavingsDto = z.infer<typeof savingsDtoSchema>;
+
+/** `?hardware=` of the delta and savings lists. */
+export const hardwareQuerySchema = z.strictObject({
+  hardware: z.string().regex(HARDWARE_ID_PATTERN, 'not a valid hardware id').optional(),
+});
+export type HardwareQuery = z.infer<typeof hardwareQuerySchema>;
 
 /** TUF custom metadata of a published delta target `deltas/{hardware}/{from}-{to}.delta`. */
 export interface DeltaTargetCustom {

@@ -1,3 +1,7 @@
+import { z } from 'zod';
+import { deviceText } from './device-text.js';
+import { HARDWARE_ID_PATTERN } from './releases.js';
+
 /**
  * Device (node) API contract: enrollment, identity, attestation and reports. Binary TPM structures travel as
  * base64 of the exact bytes tpm2-tools writes (TPM2B_PUBLIC, TPMS_ATTEST, TPMT_SIGNATURE, credential blob).
@@ -13,67 +17,104 @@
  * 6. POST /api/v1/devices/me/attestation                 AttestationRequest -> 200 VerdictDto
  * 7. POST /api/v1/devices/me/reports                     DeviceReport -> 202
  */
-export interface EnrollmentRequest {
-  hardwareId: string;
-  ekKind: 'rsa' | 'ecc';
-  /** DER, base64. */
-  ekCertificate: string;
-  /** TPM2B_PUBLIC, base64. */
-  ekPublic: string;
-  /** TPM2B_PUBLIC, base64. */
-  akPublic: string;
-  /** Release the node runs now: a version of images/{hardwareId}/*. */
-  runningVersion?: string;
-}
 
-export interface EnrollmentChallenge {
-  enrollmentId: string;
-  /** tpm2-tools credential blob for tpm2_activatecredential, base64. */
-  credentialBlob: string;
-  /** Quote nonce for the activation request, hex. */
-  nonce: string;
-  /** PCRs the activation quote must cover. */
-  pcrs: number[];
-  expiresAt: string;
-}
+const base64 = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
+const semver = z
+  .string()
+  .regex(/^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]{1,64})?$/, 'must be a semantic version')
+  .max(80);
 
-export interface TpmQuote {
-  /** TPMS_ATTEST, base64. */
-  attest: string;
-  /** TPMT_SIGNATURE, base64. */
-  signature: string;
-  /** PCR index -> sha256 hex, as read when quoting. */
-  pcrValues: Record<string, string>;
-}
+const pcrValues = z
+  .record(
+    z.string().regex(/^(?:[0-9]|1[0-9]|2[0-3])$/, 'PCR index must be 0-23'),
+    z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be sha256 hex'),
+  )
+  .refine((v) => Object.keys(v).length > 0 && Object.keys(v).length <= 24, 'between 1 and 24 PCRs')
+  .meta({ description: 'PCR index -> sha256 hex, as read when quoting.' });
 
-export interface ActivationRequest {
-  /** The decrypted credential, base64. */
-  secret: string;
-  quote: TpmQuote;
-}
+export const tpmQuoteSchema = z
+  .strictObject({
+    attest: base64(4096).meta({ description: 'TPMS_ATTEST, base64.' }),
+    signature: base64(1024).meta({ description: 'TPMT_SIGNATURE, base64.' }),
+    pcrValues,
+  })
+  .meta({ id: 'TpmQuote' });
+export type TpmQuote = z.infer<typeof tpmQuoteSchema>;
 
-export type NodeIdentityState = 'pending-approval' | 'approved' | 'active' | 'rejected' | 'revoked';
+export const enrollmentRequestSchema = z
+  .strictObject({
+    hardwareId: z.string().regex(HARDWARE_ID_PATTERN, 'not a valid hardware id'),
+    ekKind: z.enum(['rsa', 'ecc']),
+    ekCertificate: base64(16_384).meta({ description: 'DER, base64.' }),
+    ekPublic: base64(2048).meta({ description: 'TPM2B_PUBLIC, base64.' }),
+    akPublic: base64(2048).meta({ description: 'TPM2B_PUBLIC, base64.' }),
+    runningVersion: semver
+      .optional()
+      .meta({ description: 'Release the node runs now: a version of images/{hardwareId}/*.' }),
+  })
+  .meta({ id: 'EnrollmentRequest' });
+export type EnrollmentRequest = z.infer<typeof enrollmentRequestSchema>;
 
-export interface ActivationResult {
-  nodeId: string;
-  state: NodeIdentityState;
-}
+export const enrollmentChallengeSchema = z
+  .object({
+    enrollmentId: z.string(),
+    credentialBlob: z.string().meta({ description: 'tpm2-tools credential blob, base64.' }),
+    nonce: z.string().meta({ description: 'Quote nonce for the activation request, hex.' }),
+    pcrs: z.array(z.number()).meta({ description: 'PCRs the activation quote must cover.' }),
+    expiresAt: z.string(),
+  })
+  .meta({ id: 'EnrollmentChallenge' });
+export type EnrollmentChallenge = z.infer<typeof enrollmentChallengeSchema>;
 
-export interface IdentityRequest {
-  /** TPM2B_PUBLIC of the device signing key, base64. */
-  devicePublic: string;
-  /** TPM2_Certify of the device key by the AK: TPMS_ATTEST and TPMT_SIGNATURE, base64. */
-  certifyAttest: string;
-  certifySignature: string;
-  /** ES256 JWT signed with the device key (iss = sub = nodeId, aud = otter:device-auth): proof of possession. */
-  assertion: string;
-}
+export const activationRequestSchema = z
+  .strictObject({
+    secret: base64(256).meta({ description: 'The decrypted credential.' }),
+    quote: tpmQuoteSchema,
+  })
+  .meta({ id: 'ActivationRequest' });
+export type ActivationRequest = z.infer<typeof activationRequestSchema>;
 
-export interface IdentityResult {
-  nodeId: string;
-  certificate: string;
-  notAfter: string;
-}
+export const NODE_IDENTITY_STATES = [
+  'pending-approval',
+  'approved',
+  'active',
+  'rejected',
+  'revoked',
+] as const;
+export type NodeIdentityState = (typeof NODE_IDENTITY_STATES)[number];
+
+export const activationResultSchema = z
+  .object({ nodeId: z.string(), state: z.enum(NODE_IDENTITY_STATES) })
+  .meta({ id: 'ActivationResult' });
+export type ActivationResult = z.infer<typeof activationResultSchema>;
+
+export const identityRequestSchema = z
+  .strictObject({
+    devicePublic: base64(2048).meta({ description: 'TPM2B_PUBLIC of the device signing key, base64.' }),
+    certifyAttest: base64(4096).meta({
+      description: 'TPM2_Certify of the device key by the AK: TPMS_ATTEST.',
+    }),
+    certifySignature: base64(1024),
+    assertion: z.string().max(4096).meta({
+      description: 'ES256 JWT signed with the device key (iss = sub = nodeId, aud = otter:device-auth).',
+    }),
+  })
+  .meta({ id: 'IdentityRequest' });
+export type IdentityRequest = z.infer<typeof identityRequestSchema>;
+
+export const identityResultSchema = z
+  .object({ nodeId: z.string(), certificate: z.string(), notAfter: z.string() })
+  .meta({ id: 'IdentityResult' });
+export type IdentityResult = z.infer<typeof identityResultSchema>;
+
+export const tokenRequestSchema = z
+  .strictObject({ assertion: z.string().max(4096) })
+  .meta({ id: 'DeviceTokenRequest' });
 
 /**
  * `details.reason` of the 401 a token exchange (step 4) gets once the node's device certificate has expired.
@@ -81,47 +122,48 @@ export interface IdentityResult {
  */
 export const DEVICE_CERTIFICATE_EXPIRED = 'device_certificate_expired';
 
-export interface AccessTokenDto {
-  accessToken: string;
-  expiresAt: string;
-}
+export const accessTokenDtoSchema = z
+  .object({ accessToken: z.string(), expiresAt: z.string() })
+  .meta({ id: 'AccessToken' });
+export type AccessTokenDto = z.infer<typeof accessTokenDtoSchema>;
 
-export interface AttestationChallenge {
-  nonce: string;
-  pcrs: number[];
-  expiresAt: string;
-}
+export const challengeRequestSchema = z
+  .strictObject({ runningVersion: semver.optional() })
+  .meta({ id: 'AttestationChallengeRequest' });
 
-export interface AttestationRequest {
-  nonce: string;
-  quote: TpmQuote;
-  /** Release the node says it booted: its quote must match that release's signed reference measurements. */
-  runningVersion?: string;
-}
+export const attestationChallengeSchema = z
+  .object({ nonce: z.string(), pcrs: z.array(z.number()), expiresAt: z.string() })
+  .meta({ id: 'AttestationChallenge' });
+export type AttestationChallenge = z.infer<typeof attestationChallengeSchema>;
 
-export interface VerdictDto {
-  nodeId: string;
-  passed: boolean;
-  reason: string;
-  pcrValues: Record<string, string>;
-  releaseVersion: string | null;
-  /**
-   * The quote matched releaseVersion's signed reference measurements of PCRs beyond the pinned ones: proof that
-   * release booted (what a rollout counts as success). False when only the pinned boot state was checked.
-   */
-  releaseProven: boolean;
-  createdAt: string;
-}
+export const attestationRequestSchema = z
+  .strictObject({
+    nonce: hex64,
+    quote: tpmQuoteSchema,
+    runningVersion: semver.optional().meta({
+      description:
+        "Release the node says it booted: its quote must match that release's reference measurements.",
+    }),
+  })
+  .meta({ id: 'AttestationRequest' });
+export type AttestationRequest = z.infer<typeof attestationRequestSchema>;
 
-export interface DeviceReport {
-  kind: 'health' | 'integrity';
-  ok: boolean;
-  /** At most DEVICE_REPORT_LIMITS.event characters. */
-  event: string;
-  /** At most DEVICE_REPORT_LIMITS.detail characters. */
-  detail?: string;
-  at: string;
-}
+export const verdictDtoSchema = z
+  .object({
+    nodeId: z.string(),
+    passed: z.boolean(),
+    reason: z.string(),
+    pcrValues: z.record(z.string(), z.string()),
+    releaseVersion: z.string().nullable(),
+    /**
+     * The quote matched releaseVersion's signed reference measurements of PCRs beyond the pinned ones: proof that
+     * release booted (what a rollout counts as success). False when only the pinned boot state was checked.
+     */
+    releaseProven: z.boolean(),
+    createdAt: z.string(),
+  })
+  .meta({ id: 'Verdict' });
+export type VerdictDto = z.infer<typeof verdictDtoSchema>;
 
 /**
  * The longest text a node may put in a DeviceReport. Longer is refused (400), never cut: what is stored is
@@ -129,26 +171,35 @@ export interface DeviceReport {
  */
 export const DEVICE_REPORT_LIMITS = { event: 200, detail: 4096 } as const;
 
-/** Operator view (GET /api/v1/nodes). */
-export interface NodeDto {
-  id: string;
-  hardwareId: string;
-  state: NodeIdentityState;
-  runningVersion: string | null;
-  lastVerdict: { passed: boolean; reason: string; at: string; ageSeconds: number } | null;
-  /** What rollout selectors match on (`docs/rollouts.md`). */
-  labels: Record<string, string>;
-  createdAt: string;
-  /** The node's last authenticated device request, to about five minutes; null if it never made one. */
-  lastSeenAt: string | null;
-}
+export const deviceReportSchema = z
+  .strictObject({
+    kind: z.enum(['health', 'integrity']),
+    ok: z.boolean(),
+    event: deviceText(DEVICE_REPORT_LIMITS.event).min(1),
+    detail: deviceText(DEVICE_REPORT_LIMITS.detail).optional(),
+    at: z.iso.datetime(),
+  })
+  .meta({ id: 'DeviceReport' });
+export type DeviceReport = z.infer<typeof deviceReportSchema>;
 
-/** A page of GET /api/v1/nodes (see node-story.ts for its query). */
-export interface NodeListDto {
-  nodes: NodeDto[];
-  /** Pass as `cursor` for the next page; null on the last page. */
-  nextCursor: string | null;
-}
+/** Operator view (GET /api/v1/nodes). */
+export const nodeDtoSchema = z
+  .object({
+    id: z.string(),
+    hardwareId: z.string(),
+    state: z.enum(NODE_IDENTITY_STATES),
+    runningVersion: z.string().nullable(),
+    lastVerdict: z
+      .object({ passed: z.boolean(), reason: z.string(), at: z.string(), ageSeconds: z.number() })
+      .nullable(),
+    /** What rollout selectors match on (`docs/rollouts.md`). */
+    labels: z.record(z.string(), z.string()),
+    createdAt: z.string(),
+    /** The node's last authenticated device request, to about five minutes; null if it never made one. */
+    lastSeenAt: z.string().nullable(),
+  })
+  .meta({ id: 'Node' });
+export type NodeDto = z.infer<typeof nodeDtoSchema>;
 
 /**
  * How an operator pre-approves a TPM's enrollment (POST /api/v1/enrollment-allowlist, admin): by its EK
@@ -158,24 +209,68 @@ export interface NodeListDto {
 export const ENROLLMENT_ALLOW_KINDS = ['ek-issuer-serial', 'ek-public-sha256'] as const;
 export type EnrollmentAllowKind = (typeof ENROLLMENT_ALLOW_KINDS)[number];
 
-export type AllowEnrollmentRequest =
-  | { kind: 'ek-issuer-serial'; issuer: string; serial: string; note?: string }
-  | { kind: 'ek-public-sha256'; value: string; note?: string };
+const note = z.string().max(500).default('');
+
+/** An EK certificate serial in hex, with or without colons (as certificate viewers print it). */
+const serialHex = z
+  .string()
+  .max(128)
+  .regex(/^[0-9a-fA-F]+(?::[0-9a-fA-F]+)*$/, 'hex, e.g. 0a1b2c or 0A:1B:2C');
+
+export const allowEnrollmentRequestSchema = z
+  .discriminatedUnion(
+    'kind',
+    [
+      z.strictObject({
+        kind: z.literal('ek-issuer-serial'),
+        issuer: z.string().min(3).max(1024),
+        serial: serialHex,
+        note,
+      }),
+      z.strictObject({
+        kind: z.literal('ek-public-sha256'),
+        value: z.string().regex(/^[0-9a-fA-F]{64}$/, '64 hex characters (sha256)'),
+        note,
+      }),
+    ],
+    { error: 'kind must be ek-issuer-serial (with issuer and serial) or ek-public-sha256 (with value)' },
+  )
+  .meta({ id: 'AllowEnrollmentRequest' });
+export type AllowEnrollmentRequest = z.input<typeof allowEnrollmentRequestSchema>;
 
 /**
  * POST /api/v1/nodes/:id/re-enroll (admin): a re-imaged board may enroll again with the same TPM, once, into
  * this node, until `reenrollUntil`.
  */
-export interface ReenrollmentDto {
-  node: NodeDto;
-  reenrollUntil: string;
-}
+export const reenrollmentDtoSchema = z
+  .object({ node: nodeDtoSchema, reenrollUntil: z.string() })
+  .meta({ id: 'Reenrollment' });
+export type ReenrollmentDto = z.infer<typeof reenrollmentDtoSchema>;
 
 /** A label key or value: what `PUT /api/v1/nodes/:id/labels` accepts and rollout selectors match. */
 export const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
 export const MAX_NODE_LABELS = 32;
+const LABEL_RULE = '[A-Za-z0-9] then [A-Za-z0-9._/-], 1..63 characters';
 
 /** PUT /api/v1/nodes/:id/labels (release-engineer): replaces the node's whole label set. */
-export interface SetNodeLabelsRequest {
-  labels: Record<string, string>;
-}
+// Keys are checked here rather than as the record's key schema: zod would only say "Invalid key in record".
+export const setNodeLabelsRequestSchema = z
+  .strictObject({
+    labels: z
+      .record(z.string(), z.string().regex(LABEL_PATTERN, `a label value: ${LABEL_RULE}`))
+      .superRefine((labels, ctx) => {
+        const keys = Object.keys(labels);
+        for (const key of keys) {
+          if (!LABEL_PATTERN.test(key))
+            ctx.addIssue({ code: 'custom', path: [key], message: `a label key: ${LABEL_RULE}` });
+        }
+        if (keys.length > MAX_NODE_LABELS) {
+          ctx.addIssue({ code: 'custom', message: `at most ${MAX_NODE_LABELS} labels (got ${keys.length})` });
+        }
+      }),
+  })
+  .meta({ id: 'SetNodeLabelsRequest', example: { labels: { site: 'berlin', ring: 'canary' } } });
+export type SetNodeLabelsRequest = z.infer<typeof setNodeLabelsRequestSchema>;
+
+/** An id in a path (node, rollout, enrollment): a UUID in its usual 8-4-4-4-12 hex form. */
+export const uuidParamSchema = z.guid({ error: 'must be a UUID' });

@@ -1,7 +1,30 @@
 export type { ReleaseDto, ReleaseListDto } from './releases.js';
-export { HARDWARE_ID_PATTERN, SHA256_HEX_PATTERN, MAX_NOTES_BYTES } from './releases.js';
-export { ROLES } from './auth.js';
-export type { Role, TokenDto, CreatedTokenDto, TokenListDto } from './auth.js';
+export {
+  HARDWARE_ID_PATTERN,
+  SHA256_HEX_PATTERN,
+  MAX_NOTES_BYTES,
+  releaseDtoSchema,
+  releaseListDtoSchema,
+  releaseUploadFormSchema,
+} from './releases.js';
+export {
+  ROLES,
+  tokenDtoSchema,
+  createdTokenDtoSchema,
+  tokenListDtoSchema,
+  createTokenRequestSchema,
+} from './auth.js';
+export type { Role, TokenDto, CreatedTokenDto, TokenListDto, CreateTokenRequest } from './auth.js';
+export {
+  ONLINE_ROLE_NAMES,
+  tufPublicKeyJsonSchema,
+  tufOnlineKeyDtoSchema,
+  tufOnlineKeysDtoSchema,
+  publishedRootDtoSchema,
+  rootEnvelopeSchema,
+  onlineRoleParamSchema,
+} from './tuf.js';
+export type { RootEnvelope } from './tuf.js';
 export type {
   OnlineRoleName,
   TufPublicKeyJson,
@@ -24,13 +47,32 @@ export type {
   VerdictDto,
   DeviceReport,
   NodeDto,
-  NodeListDto,
   SetNodeLabelsRequest,
   EnrollmentAllowKind,
   AllowEnrollmentRequest,
   ReenrollmentDto,
 } from './devices.js';
 export {
+  NODE_IDENTITY_STATES,
+  tpmQuoteSchema,
+  enrollmentRequestSchema,
+  enrollmentChallengeSchema,
+  activationRequestSchema,
+  activationResultSchema,
+  identityRequestSchema,
+  identityResultSchema,
+  tokenRequestSchema,
+  accessTokenDtoSchema,
+  challengeRequestSchema,
+  attestationChallengeSchema,
+  attestationRequestSchema,
+  verdictDtoSchema,
+  deviceReportSchema,
+  nodeDtoSchema,
+  allowEnrollmentRequestSchema,
+  reenrollmentDtoSchema,
+  setNodeLabelsRequestSchema,
+  uuidParamSchema,
   ENROLLMENT_ALLOW_KINDS,
   LABEL_PATTERN,
   MAX_NODE_LABELS,
@@ -42,6 +84,7 @@ export type {
   DeltaBuildDto,
   DeltaBuildListDto,
   DeltaRequest,
+  HardwareQuery,
   DownloadReport,
   SavingsDto,
   DeltaTargetCustom,
@@ -55,6 +98,7 @@ export type {
   RolloutSelector,
   MaintenanceWindow,
   CreateRolloutRequest,
+  ReasonRequest,
   WaveProgressDto,
   RolloutDto,
   RolloutListDto,
@@ -63,13 +107,34 @@ export type {
   DeviceInstructionsDto,
 } from './rollouts.js';
 export {
+  ROLLOUT_NODE_STATES,
+  updateReportSchema,
+  waveSpecSchema,
+  rolloutSelectorSchema,
+  maintenanceWindowSchema,
+  createRolloutRequestSchema,
+  reasonRequestSchema,
+  waveProgressDtoSchema,
+  rolloutDtoSchema,
+  rolloutListDtoSchema,
+  rolloutNodeDtoSchema,
+  rolloutNodeListDtoSchema,
+  deviceInstructionsDtoSchema,
   WINDOW_TIME_PATTERN,
   maintenanceWindowProblem,
   UPDATE_REPORT_LIMITS,
   UPDATE_STEPS,
   ROLLOUT_STATES,
 } from './rollouts.js';
-export { DELTA_BUILD_STATES } from './deltas.js';
+export {
+  DELTA_BUILD_STATES,
+  deltaBuildDtoSchema,
+  deltaBuildListDtoSchema,
+  deltaRequestSchema,
+  downloadReportSchema,
+  savingsDtoSchema,
+  hardwareQuerySchema,
+} from './deltas.js';
 export { parseUntrustedJson, UntrustedJsonError } from './untrusted-json.js';
 export { DPOP_PROOF_TYP, DPOP_AUTH_SCHEME, DPOP_HEADER, accessTokenHash, dpopTargetUri } from './dpop.js';
 export type { DpopProofClaims } from './dpop.js';
@@ -122,7 +187,6 @@ export {
   inventoryReceiptSchema,
   inventoryReportSchema,
   nodeDetailDtoSchema,
-  nodeDtoSchema,
   nodeInventorySchema,
   nodeListDtoSchema,
   nodeListQuerySchema,
@@ -133,6 +197,7 @@ export type {
   InventoryReport,
   NodeDetailDto,
   NodeDownloadDto,
+  NodeListDto,
   NodeInventory,
   NodeListQuery,
   PcrMismatchDto,

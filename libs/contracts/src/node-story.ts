@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { auditEntryDto } from './audit.js';
 import { deviceText } from './device-text.js';
-import { LABEL_PATTERN, MAX_NODE_LABELS, type NodeDto } from './devices.js';
+import { LABEL_PATTERN, MAX_NODE_LABELS, nodeDtoSchema } from './devices.js';
 
 /**
  * A node's whole story: what its agent reports about itself (PUT /api/v1/devices/me/inventory), the operator
@@ -91,23 +91,6 @@ export type InventoryReceipt = z.infer<typeof inventoryReceiptSchema>;
 export const ATTESTATION_STATUSES = ['passed', 'failed', 'stale', 'never'] as const;
 export type AttestationStatus = (typeof ATTESTATION_STATUSES)[number];
 
-export const nodeDtoSchema = z.object({
-  id: z.string(),
-  hardwareId: z.string(),
-  state: z.enum(['pending-approval', 'approved', 'active', 'rejected', 'revoked']),
-  runningVersion: z.string().nullable(),
-  lastVerdict: z
-    .object({ passed: z.boolean(), reason: z.string(), at: z.string(), ageSeconds: z.number() })
-    .nullable(),
-  labels: z.record(z.string(), z.string()),
-  createdAt: z.string(),
-  lastSeenAt: z.string().nullable(),
-});
-// The schema describes NodeDto (an interface other parts of the API already use): this fails to compile if not.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const nodeDtoMatches: Same<z.infer<typeof nodeDtoSchema>, NodeDto> = true;
-void nodeDtoMatches;
-
 /** The most nodes one page holds, and how many it holds when the caller does not say. */
 export const NODE_PAGE_LIMITS = { default: 100, max: 1000 } as const;
 
@@ -165,11 +148,14 @@ export const nodeListQuerySchema = z.strictObject({
 });
 export type NodeListQuery = z.infer<typeof nodeListQuerySchema>;
 
-export const nodeListDtoSchema = z.object({
-  nodes: z.array(nodeDtoSchema),
-  /** Pass as `cursor` for the next page; null on the last page. */
-  nextCursor: z.string().nullable(),
-});
+export const nodeListDtoSchema = z
+  .object({
+    nodes: z.array(nodeDtoSchema),
+    /** Pass as `cursor` for the next page; null on the last page. */
+    nextCursor: z.string().nullable(),
+  })
+  .meta({ id: 'NodeList' });
+export type NodeListDto = z.infer<typeof nodeListDtoSchema>;
 
 export const pcrMismatchSchema = z.object({
   pcr: z.number(),

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * Release API contract, shared by the api, the CLI and tests.
  *
@@ -14,23 +16,41 @@
  *
  * GET /api/v1/releases[?hardware=ID] — role viewer -> ReleaseListDto, newest first.
  */
-export interface ReleaseDto {
-  id: string;
-  hardwareId: string;
-  version: string;
-  targetPath: string;
-  sha256: string;
-  length: number;
-  measurements: Record<string, string>;
-  notes: string;
-  createdAt: string;
-  createdBy: string;
-}
-
-export interface ReleaseListDto {
-  releases: ReleaseDto[];
-}
-
 export const HARDWARE_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const SHA256_HEX_PATTERN = /^[0-9a-f]{64}$/;
 export const MAX_NOTES_BYTES = 16 * 1024;
+
+export const releaseDtoSchema = z
+  .object({
+    id: z.string(),
+    hardwareId: z.string(),
+    version: z.string(),
+    targetPath: z.string(),
+    sha256: z.string(),
+    length: z.number(),
+    measurements: z.record(z.string(), z.string()),
+    notes: z.string(),
+    createdAt: z.string(),
+    createdBy: z.string(),
+  })
+  .meta({ id: 'Release' });
+export type ReleaseDto = z.infer<typeof releaseDtoSchema>;
+
+export const releaseListDtoSchema = z
+  .object({ releases: z.array(releaseDtoSchema) })
+  .meta({ id: 'ReleaseList' });
+export type ReleaseListDto = z.infer<typeof releaseListDtoSchema>;
+
+/** The multipart form of POST /api/v1/releases, for the document only: the route reads it as a stream. */
+export const releaseUploadFormSchema = z
+  .object({
+    hardware: z.string().regex(HARDWARE_ID_PATTERN),
+    version: z.string().meta({ description: 'semantic version (semver 2.0, no leading "v")' }),
+    measurements: z
+      .string()
+      .optional()
+      .meta({ description: 'JSON object: PCR index ("0".."23") -> sha256 hex' }),
+    notes: z.string().optional().meta({ description: 'free text, at most 16 KiB' }),
+    image: z.string().meta({ format: 'binary', description: 'the image bytes, last part' }),
+  })
+  .meta({ id: 'ReleaseUpload' });

@@ -1,3 +1,8 @@
+import { z } from 'zod';
+import { deviceText } from './device-text.js';
+import { LABEL_PATTERN } from './devices.js';
+import { HARDWARE_ID_PATTERN } from './releases.js';
+
 /** Rollouts (docs/rollouts.md): the API's request and response shapes. */
 
 export const ROLLOUT_STATES = ['draft', 'running', 'paused', 'completed', 'aborted'] as const;
@@ -8,24 +13,25 @@ export type RolloutState = (typeof ROLLOUT_STATES)[number];
  * attestation; `assigned` has a director assignment; the agent's reports move it through `downloading` to
  * `committed`; it `succeeded` once Otter has a passing attestation with the new release's measurements.
  */
-export type RolloutNodeState =
-  | 'pending'
-  | 'waiting-attestation'
-  | 'quarantined'
-  | 'assigned'
-  | 'downloading'
-  | 'installed'
-  | 'rebooting'
-  | 'booted'
-  | 'attested'
-  | 'committed'
-  | 'succeeded'
-  | 'failed'
-  | 'rolled-back'
-  | 'excluded'
-  | 'cancelled';
+export const ROLLOUT_NODE_STATES = [
+  'pending',
+  'waiting-attestation',
+  'quarantined',
+  'assigned',
+  'downloading',
+  'installed',
+  'rebooting',
+  'booted',
+  'attested',
+  'committed',
+  'succeeded',
+  'failed',
+  'rolled-back',
+  'excluded',
+  'cancelled',
+] as const;
+export type RolloutNodeState = (typeof ROLLOUT_NODE_STATES)[number];
 
-/** What the agent reports at each step of an update (POST /api/v1/devices/me/updates). */
 /** The update steps an agent reports, in the order it goes through them (the last two end a failed attempt). */
 export const UPDATE_STEPS = [
   'assigned',
@@ -40,42 +46,67 @@ export const UPDATE_STEPS = [
 ] as const;
 export type UpdateStep = (typeof UPDATE_STEPS)[number];
 
-export interface UpdateReport {
-  step: UpdateStep;
-  /** The release version the step is about. */
-  version: string;
-  /** The rollout id from the director's correlation id, when there is one. */
-  rolloutId?: string;
-  bytes?: number;
-  slot?: string;
-  detail?: string;
-  at: string;
-}
-
-/** The longest text a node may put in an UpdateReport; longer is refused (400), never cut. */
 export const UPDATE_REPORT_LIMITS = { version: 64, slot: 16, detail: 1000 } as const;
 
-export interface WaveSpec {
-  /** Share of the target group, 1..100; or `count` nodes. The last wave takes every node left. */
-  percent?: number;
-  count?: number;
-  /** Minimum seconds the wave soaks after it started before the next may start. */
-  soakSeconds: number;
-}
+export const updateReportSchema = z
+  .strictObject({
+    step: z.enum(UPDATE_STEPS),
+    version: deviceText(UPDATE_REPORT_LIMITS.version)
+      .min(1)
+      .meta({ description: 'The release version the step is about.' }),
+    rolloutId: z
+      .uuid()
+      .optional()
+      .meta({ description: "The rollout id from the director's correlation id, when there is one." }),
+    // At most the release's image (UpdateProgressService checks the release); a safe integer before that.
+    bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    slot: deviceText(UPDATE_REPORT_LIMITS.slot).min(1).optional(),
+    detail: deviceText(UPDATE_REPORT_LIMITS.detail).optional(),
+    at: z.iso.datetime(),
+  })
+  .meta({ id: 'UpdateReport' });
+export type UpdateReport = z.infer<typeof updateReportSchema>;
 
-export interface RolloutSelector {
-  labels?: Record<string, string>;
-  nodes?: string[];
-}
+/** A maintenance window's start or end: UTC `HH:MM`. */
+export const WINDOW_TIME_PATTERN = /^(?:[01]\d|2[0-3]):[0-5]\d$/;
+
+const label = z.string().regex(LABEL_PATTERN, 'a label key or value: [A-Za-z0-9._/-], 1..63 characters');
+const hhmm = z.string().regex(WINDOW_TIME_PATTERN, 'a UTC time as HH:MM');
+const share = z.number().gt(0).max(1);
+
+export const waveSpecSchema = z
+  .strictObject({
+    percent: z
+      .number()
+      .gt(0)
+      .max(100)
+      .optional()
+      .meta({ description: 'Share of the target group; or `count` nodes.' }),
+    count: z.number().int().min(1).max(10_000_000).optional(),
+    soakSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400)
+      .meta({ description: 'Minimum seconds the wave soaks after it started before the next may start.' }),
+  })
+  .refine((w) => (w.percent === undefined) !== (w.count === undefined), 'a wave has either percent or count')
+  .meta({ id: 'WaveSpec' });
+export type WaveSpec = z.infer<typeof waveSpecSchema>;
+
+export const rolloutSelectorSchema = z
+  .strictObject({
+    labels: z.record(label, label).optional(),
+    nodes: z.array(z.uuid()).min(1).max(100_000).optional(),
+  })
+  .meta({ id: 'RolloutSelector' });
+export type RolloutSelector = z.infer<typeof rolloutSelectorSchema>;
 
 export interface MaintenanceWindow {
   /** UTC `HH:MM`; a window may wrap past midnight. */
   start: string;
   end: string;
 }
-
-/** A maintenance window's start or end: UTC `HH:MM`. */
-export const WINDOW_TIME_PATTERN = /^(?:[01]\d|2[0-3]):[0-5]\d$/;
 
 /**
  * Why a maintenance window is not one, or undefined. The API and the CLI both refuse what this names: a
@@ -88,77 +119,136 @@ export function maintenanceWindowProblem(window: MaintenanceWindow): string | un
   return undefined;
 }
 
-export interface CreateRolloutRequest {
-  name: string;
-  hardwareId: string;
-  version: string;
-  selector: RolloutSelector;
-  waves: WaveSpec[];
-  successThreshold: number;
-  failureThreshold: number;
-  maxAttestationAgeSeconds: number;
-  nodeDeadlineSeconds?: number;
-  maintenanceWindow?: MaintenanceWindow | null;
-  maxConcurrent?: number | null;
-}
+export const maintenanceWindowSchema = z
+  .strictObject({ start: hhmm, end: hhmm })
+  .superRefine((window, ctx) => {
+    const problem = maintenanceWindowProblem(window);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .meta({ id: 'MaintenanceWindow', description: 'UTC HH:MM; a window may wrap past midnight.' });
 
-export interface WaveProgressDto {
-  wave: number;
-  size: number;
-  pending: number;
-  inProgress: number;
-  succeeded: number;
-  failed: number;
-  quarantined: number;
-  excluded: number;
-}
+export const createRolloutRequestSchema = z
+  .strictObject({
+    name: z.string().min(1).max(100),
+    hardwareId: z.string().regex(HARDWARE_ID_PATTERN, 'not a valid hardware id'),
+    version: z.string().min(1).max(64),
+    selector: rolloutSelectorSchema,
+    waves: z.array(waveSpecSchema).min(1).max(20),
+    successThreshold: share,
+    failureThreshold: share,
+    maxAttestationAgeSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 86_400),
+    nodeDeadlineSeconds: z
+      .number()
+      .int()
+      .min(10)
+      .max(7 * 86_400)
+      .optional(),
+    maintenanceWindow: maintenanceWindowSchema.nullable().optional(),
+    maxConcurrent: z.number().int().min(1).max(1_000_000).nullable().optional(),
+  })
+  .meta({
+    id: 'CreateRolloutRequest',
+    example: {
+      name: 'rpi4 1.1.0',
+      hardwareId: 'rpi4',
+      version: '1.1.0',
+      selector: { labels: { ring: 'canary' } },
+      waves: [
+        { percent: 10, soakSeconds: 600 },
+        { percent: 100, soakSeconds: 0 },
+      ],
+      successThreshold: 0.95,
+      failureThreshold: 0.05,
+      maxAttestationAgeSeconds: 86400,
+    },
+  });
+export type CreateRolloutRequest = z.infer<typeof createRolloutRequestSchema>;
 
-export interface RolloutDto {
-  id: string;
-  name: string;
-  releaseId: string;
-  hardwareId: string;
-  version: string;
-  selector: RolloutSelector;
-  waves: WaveSpec[];
-  successThreshold: number;
-  failureThreshold: number;
-  maxAttestationAgeSeconds: number;
-  nodeDeadlineSeconds: number;
-  maintenanceWindow: MaintenanceWindow | null;
-  maxConcurrent: number | null;
-  state: RolloutState;
-  stateReason: string | null;
-  currentWave: number;
-  waveStartedAt: string | null;
-  progress: WaveProgressDto[];
-  createdBy: string;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
+/** The body of pause, abort and exclude: the reason, which the rollout and the audit log keep. */
+export const reasonRequestSchema = z
+  .strictObject({ reason: z.string().min(1).max(500) })
+  .meta({ id: 'ReasonRequest', example: { reason: 'error rate on canaries' } });
+export type ReasonRequest = z.infer<typeof reasonRequestSchema>;
 
-export interface RolloutListDto {
-  rollouts: RolloutDto[];
-}
+export const waveProgressDtoSchema = z
+  .object({
+    wave: z.number(),
+    size: z.number(),
+    pending: z.number(),
+    inProgress: z.number(),
+    succeeded: z.number(),
+    failed: z.number(),
+    quarantined: z.number(),
+    excluded: z.number(),
+  })
+  .meta({ id: 'WaveProgress' });
+export type WaveProgressDto = z.infer<typeof waveProgressDtoSchema>;
 
-export interface RolloutNodeDto {
-  nodeId: string;
-  wave: number;
-  state: RolloutNodeState;
-  reason: string | null;
-  fromVersion: string | null;
-  admittedAt: string | null;
-  finishedAt: string | null;
-  updatedAt: string;
-}
+const outWindow = z.object({ start: z.string(), end: z.string() });
 
-export interface RolloutNodeListDto {
-  nodes: RolloutNodeDto[];
-}
+export const rolloutDtoSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    releaseId: z.string(),
+    hardwareId: z.string(),
+    version: z.string(),
+    selector: z.object({
+      labels: z.record(z.string(), z.string()).optional(),
+      nodes: z.array(z.string()).optional(),
+    }),
+    waves: z.array(
+      z.object({ percent: z.number().optional(), count: z.number().optional(), soakSeconds: z.number() }),
+    ),
+    successThreshold: z.number(),
+    failureThreshold: z.number(),
+    maxAttestationAgeSeconds: z.number(),
+    nodeDeadlineSeconds: z.number(),
+    maintenanceWindow: outWindow.nullable(),
+    maxConcurrent: z.number().nullable(),
+    state: z.enum(ROLLOUT_STATES),
+    stateReason: z.string().nullable(),
+    currentWave: z.number(),
+    waveStartedAt: z.string().nullable(),
+    progress: z.array(waveProgressDtoSchema),
+    createdBy: z.string(),
+    createdAt: z.string(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+  })
+  .meta({ id: 'Rollout' });
+export type RolloutDto = z.infer<typeof rolloutDtoSchema>;
+
+export const rolloutListDtoSchema = z
+  .object({ rollouts: z.array(rolloutDtoSchema) })
+  .meta({ id: 'RolloutList' });
+export type RolloutListDto = z.infer<typeof rolloutListDtoSchema>;
+
+export const rolloutNodeDtoSchema = z
+  .object({
+    nodeId: z.string(),
+    wave: z.number(),
+    state: z.enum(ROLLOUT_NODE_STATES),
+    reason: z.string().nullable(),
+    fromVersion: z.string().nullable(),
+    admittedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'RolloutNode' });
+export type RolloutNodeDto = z.infer<typeof rolloutNodeDtoSchema>;
+
+export const rolloutNodeListDtoSchema = z
+  .object({ nodes: z.array(rolloutNodeDtoSchema) })
+  .meta({ id: 'RolloutNodeList' });
+export type RolloutNodeListDto = z.infer<typeof rolloutNodeListDtoSchema>;
 
 /** What a node should do besides polling the director (GET /api/v1/devices/me/instructions). */
-export interface DeviceInstructionsDto {
-  attest: boolean;
-  reason: string | null;
-}
+export const deviceInstructionsDtoSchema = z
+  .object({ attest: z.boolean(), reason: z.string().nullable() })
+  .meta({ id: 'DeviceInstructions' });
+export type DeviceInstructionsDto = z.infer<typeof deviceInstructionsDtoSchema>;

@@ -1,15 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ErrorBody } from './error-body.js';
 import { OtterError } from './otter-error.js';
-
-export interface ErrorBody {
-  statusCode: number;
-  code: string;
-  message: string;
-  details?: Record<string, unknown>;
-  errorId?: string;
-}
 
 /** Maps domain error codes to HTTP statuses; anything unknown becomes a 500 with an error id in the log. */
 @Catch()

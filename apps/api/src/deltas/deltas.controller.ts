@@ -1,22 +1,30 @@
-import { Body, Controller, Get, Headers, HttpCode, Post, Query } from '@nestjs/common';
+import { Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { Audited, resultFields } from '#otter/audit';
 import { RequireRole } from '#otter/auth';
 import {
-  HARDWARE_ID_PATTERN,
+  deltaRequestSchema,
+  hardwareQuerySchema,
   type DeltaBuildDto,
   type DeltaBuildListDto,
+  type DeltaRequest,
+  type HardwareQuery,
   type SavingsDto,
 } from '#otter/contracts';
 import { DeltaBuildService } from '#otter/delta-builds';
-import { ValidationError } from '#otter/errors';
-import { parseBody, requireJson } from '../common/request-body.js';
-import { deltaRequest } from './delta-requests.js';
+import { ApiRoute } from '../api-contract/api-route.js';
+import { deltaBuildDtoSchema, deltaBuildListDtoSchema, savingsDtoSchema } from '#otter/contracts';
+import { JsonBody, ValidQuery } from '../api-contract/valid-input.js';
 
 @Controller('api/v1')
 export class DeltasController {
   constructor(private readonly deltas: DeltaBuildService) {}
 
   /** 202: the build is queued (or already exists: the same pair returns the existing build). */
+  @ApiRoute({
+    summary: 'Queue a delta build between two releases (or get the existing one)',
+    response: deltaBuildDtoSchema,
+    errors: ['RELEASE_NOT_FOUND', 'DELTA_SOURCE_MISMATCH'],
+  })
   @Post('deltas')
   @Audited('delta.requested', {
     target: { kind: 'delta', result: 'id' },
@@ -24,27 +32,21 @@ export class DeltasController {
   })
   @HttpCode(202)
   @RequireRole('release-engineer')
-  request(@Headers('content-type') type: string | undefined, @Body() body: unknown): Promise<DeltaBuildDto> {
-    requireJson(type);
-    return this.deltas.request(parseBody(deltaRequest, body));
+  request(@JsonBody(deltaRequestSchema) body: DeltaRequest): Promise<DeltaBuildDto> {
+    return this.deltas.request(body);
   }
 
+  @ApiRoute({ summary: 'Delta builds, newest first', response: deltaBuildListDtoSchema })
   @Get('deltas')
   @RequireRole('viewer')
-  async list(@Query('hardware') hardware?: string): Promise<DeltaBuildListDto> {
-    return { deltas: await this.deltas.list(checkHardware(hardware)) };
+  async list(@ValidQuery(hardwareQuerySchema) query: HardwareQuery): Promise<DeltaBuildListDto> {
+    return { deltas: await this.deltas.list(query.hardware) };
   }
 
+  @ApiRoute({ summary: 'Bytes saved by deltas, per release and per node', response: savingsDtoSchema })
   @Get('savings')
   @RequireRole('viewer')
-  savings(@Query('hardware') hardware?: string): Promise<SavingsDto> {
-    return this.deltas.savings(checkHardware(hardware));
+  savings(@ValidQuery(hardwareQuerySchema) query: HardwareQuery): Promise<SavingsDto> {
+    return this.deltas.savings(query.hardware);
   }
-}
-
-function checkHardware(hardware: string | undefined): string | undefined {
-  if (hardware !== undefined && !HARDWARE_ID_PATTERN.test(hardware)) {
-    throw new ValidationError('hardware: not a valid hardware id');
-  }
-  return hardware;
 }

@@ -1,35 +1,85 @@
-import { Body, Controller, Headers, HttpCode, Param, ParseUUIDPipe, Post } from '@nestjs/common';
-import type { ActivationResult, EnrollmentChallenge } from '#otter/contracts';
+import { Controller, HttpCode, Post } from '@nestjs/common';
+import {
+  activationRequestSchema,
+  enrollmentRequestSchema,
+  uuidParamSchema,
+  type ActivationRequest,
+  type ActivationResult,
+  type EnrollmentChallenge,
+  type EnrollmentRequest,
+} from '#otter/contracts';
+import type { ErrorCode } from '#otter/errors';
 import { EnrollmentService } from '#otter/nodes';
-import { parseBody, requireJson } from '../common/request-body.js';
+import { ApiRoute } from '../api-contract/api-route.js';
+import { activationResultSchema, enrollmentChallengeSchema } from '#otter/contracts';
+import { JsonBody, ValidParam } from '../api-contract/valid-input.js';
 import { RateLimited } from './device-rate-limits.js';
-import { activationRequest, enrollmentRequest } from './device-requests.js';
+
+const ENROLLMENT_ERRORS: ErrorCode[] = [
+  'TPM_PUBLIC_MALFORMED',
+  'TPM_PUBLIC_UNSUPPORTED',
+  'TPM_ATTEST_MALFORMED',
+  'TPM_SIGNATURE_MALFORMED',
+  'TPM_SIGNATURE_UNSUPPORTED',
+  'CREDENTIAL_INPUT_INVALID',
+  'CREDENTIAL_EK_UNSUPPORTED',
+  'EK_CERT_MALFORMED',
+  'EK_CERT_UNTRUSTED',
+  'EK_CERT_EXPIRED',
+  'EK_CERT_KEY_MISMATCH',
+  'EK_TEMPLATE_MISMATCH',
+  'AK_REJECTED',
+  'NODE_ALREADY_ENROLLED',
+  'NODE_STATE_INVALID',
+  'ENROLLMENT_CAPACITY_REACHED',
+  'RELEASE_NOT_FOUND',
+];
+const ACTIVATION_ERRORS: ErrorCode[] = [
+  'QUOTE_MALFORMED',
+  'QUOTE_BAD_MAGIC',
+  'QUOTE_WRONG_TYPE',
+  'QUOTE_NONCE_MISMATCH',
+  'QUOTE_SIGNATURE_INVALID',
+  'QUOTE_SELECTION_MISMATCH',
+  'QUOTE_PCR_DIGEST_MISMATCH',
+  'QUOTE_COUNTER_ROLLBACK',
+  'ENROLLMENT_NOT_FOUND',
+  'ENROLLMENT_EXPIRED',
+  'ENROLLMENT_PROOF_INVALID',
+  'ENROLLMENT_TOO_MANY_ATTEMPTS',
+  'NODE_ALREADY_ENROLLED',
+  'PCR_POLICY_INVALID',
+];
 
 /** Enrollment is unauthenticated by design: the TPM's EK certificate and ActivateCredential are the proof. */
 @Controller('api/v1/devices/enrollments')
 export class EnrollmentController {
   constructor(private readonly enrollments: EnrollmentService) {}
 
+  @ApiRoute({
+    summary: 'Start enrolling a TPM: a credential to activate',
+    response: enrollmentChallengeSchema,
+    errors: ENROLLMENT_ERRORS,
+  })
   @Post()
   @HttpCode(201)
   @RateLimited('enrollment')
-  start(
-    @Headers('content-type') type: string | undefined,
-    @Body() body: unknown,
-  ): Promise<EnrollmentChallenge> {
-    requireJson(type);
-    return this.enrollments.start(parseBody(enrollmentRequest, body));
+  start(@JsonBody(enrollmentRequestSchema) body: EnrollmentRequest): Promise<EnrollmentChallenge> {
+    return this.enrollments.start(body);
   }
 
+  @ApiRoute({
+    summary: 'Prove the AK lives with the EK, and pin the boot state',
+    response: activationResultSchema,
+    errors: ACTIVATION_ERRORS,
+  })
   @Post(':id/activation')
   @HttpCode(200)
   @RateLimited('enrollment')
   activate(
-    @Param('id', new ParseUUIDPipe()) id: string,
-    @Headers('content-type') type: string | undefined,
-    @Body() body: unknown,
+    @ValidParam('id', uuidParamSchema) id: string,
+    @JsonBody(activationRequestSchema) body: ActivationRequest,
   ): Promise<ActivationResult> {
-    requireJson(type);
-    return this.enrollments.activate(id, parseBody(activationRequest, body));
+    return this.enrollments.activate(id, body);
   }
 }

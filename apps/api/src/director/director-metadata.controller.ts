@@ -2,6 +2,8 @@ import { Controller, Get, Param, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { DirectorRepository } from '#otter/director';
 import type { NodeRecord } from '#otter/nodes';
+import { ApiRoute } from '../api-contract/api-route.js';
+import { tufMetadataSchema } from '../api-contract/tuf-metadata.js';
 import { CurrentNode, DeviceAuthGuard } from '../devices/device-auth.guard.js';
 import { requireOwnNode } from './own-node.js';
 
@@ -17,6 +19,17 @@ const VERSIONED = 'private, max-age=31536000, immutable';
 export class DirectorMetadataController {
   constructor(private readonly director: DirectorRepository) {}
 
+  @ApiRoute({
+    summary: "A node's director metadata file (TUF): root or a versioned file",
+    response: { schema: tufMetadataSchema },
+    errors: [
+      'DIRECTOR_NOT_INITIALIZED',
+      'DIRECTOR_NODE_MISMATCH',
+      'DIRECTOR_NODE_NOT_FOUND',
+      'DIRECTOR_METADATA_NOT_FOUND',
+      'NODE_NOT_ADMITTED',
+    ],
+  })
   @Get(':nodeId/metadata/:file')
   @UseGuards(DeviceAuthGuard)
   async metadata(

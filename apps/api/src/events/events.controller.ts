@@ -1,12 +1,15 @@
-import { Controller, Get, Headers, HttpCode, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, HttpCode, Post, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { Audited, resultFields } from '#otter/audit';
 import { CurrentPrincipal, RequireRole, type Principal } from '#otter/auth';
-import { eventFilterQuerySchema, type EventTicketDto } from '#otter/contracts';
+import { eventFilterQuerySchema, type EventFilterQuery, type EventTicketDto } from '#otter/contracts';
 import { EventTickets } from '#otter/events';
+import { ApiRoute } from '../api-contract/api-route.js';
+import { eventTicketSchema } from '#otter/contracts';
 import { EventStreamGuard } from './event-stream.guard.js';
 import { EventStreamService } from './event-stream.service.js';
-import { parseEventQuery } from './event-requests.js';
+import { ValidHeader, ValidQuery } from '../api-contract/valid-input.js';
+import { eventStreamRequest, lastEventIdHeaderSchema } from './event-requests.js';
 
 @Controller('api/v1/events')
 export class EventsController {
@@ -16,14 +19,21 @@ export class EventsController {
   ) {}
 
   /** Server-sent events; see docs/events.md. */
+  @ApiRoute({
+    summary: 'The live event stream (server-sent events)',
+    description:
+      'One `id:`/`event:`/`data:` record per event (data: an OtterEvent as JSON), heartbeats as comments, resumable with Last-Event-ID; see docs/events.md.',
+    response: { mediaType: 'text/event-stream', description: 'Server-sent events.' },
+    errors: ['EVENTS_UNAVAILABLE'],
+  })
   @Get()
   @UseGuards(EventStreamGuard)
   async stream(
-    @Query() query: unknown,
-    @Headers('last-event-id') lastEventIdHeader: string | undefined,
+    @ValidQuery(eventFilterQuerySchema) query: EventFilterQuery,
+    @ValidHeader('last-event-id', lastEventIdHeaderSchema) lastEventId: string | undefined,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const request = parseEventQuery(eventFilterQuerySchema, query, lastEventIdHeader);
+    const request = eventStreamRequest(query, lastEventId);
     await this.streams.serve(request, () => {
       reply.hijack();
       return reply.raw;
@@ -31,6 +41,11 @@ export class EventsController {
   }
 
   /** A single-use ticket for `?ticket=`, carrying the caller's identity and role. */
+  @ApiRoute({
+    summary: 'A single-use ticket for the event stream (browsers)',
+    response: eventTicketSchema,
+    errors: ['EVENTS_UNAVAILABLE'],
+  })
   @Post('tickets')
   @HttpCode(201)
   @RequireRole('viewer')

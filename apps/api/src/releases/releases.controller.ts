@@ -1,10 +1,17 @@
-import { Controller, Get, HttpCode, Post, Query, Req } from '@nestjs/common';
+import { Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
 import { Audited } from '#otter/audit';
 import type { FastifyRequest } from 'fastify';
 import { CurrentPrincipal, RequireRole, type Principal } from '#otter/auth';
-import { HARDWARE_ID_PATTERN, type ReleaseDto, type ReleaseListDto } from '#otter/contracts';
-import { ValidationError } from '#otter/errors';
+import {
+  hardwareQuerySchema,
+  type HardwareQuery,
+  type ReleaseDto,
+  type ReleaseListDto,
+} from '#otter/contracts';
 import { parseReleaseFields, ReleaseService } from '#otter/releases';
+import { ApiRoute } from '../api-contract/api-route.js';
+import { releaseDtoSchema, releaseListDtoSchema, releaseUploadFormSchema } from '#otter/contracts';
+import { ValidQuery } from '../api-contract/valid-input.js';
 import { StreamsRequestBody } from '../common/request-deadline.js';
 import { readReleaseUpload } from './release-upload.reader.js';
 
@@ -12,6 +19,19 @@ import { readReleaseUpload } from './release-upload.reader.js';
 export class ReleasesController {
   constructor(private readonly releases: ReleaseService) {}
 
+  @ApiRoute({
+    summary: 'Push a release: an image and its reference measurements (multipart)',
+    requestBody: { mediaType: 'multipart/form-data', schema: releaseUploadFormSchema },
+    response: releaseDtoSchema,
+    errors: [
+      'RELEASE_DUPLICATE',
+      'RELEASE_INVALID',
+      'UPLOAD_ABORTED',
+      'TUF_NOT_INITIALIZED',
+      'TUF_KEY_UNAVAILABLE',
+      'TUF_CONFLICT',
+    ],
+  })
   @Post()
   // The upload streams to the blob store first; ReleaseService writes the row with the release's own row.
   @Audited('release.pushed', { target: { kind: 'release', result: 'id' }, transaction: 'service' })
@@ -24,11 +44,10 @@ export class ReleasesController {
     return this.releases.create(fields, upload.image, principal.name);
   }
 
+  @ApiRoute({ summary: 'Releases, newest first', response: releaseListDtoSchema })
   @Get()
   @RequireRole('viewer')
-  async list(@Query('hardware') hardware?: string): Promise<ReleaseListDto> {
-    if (hardware !== undefined && !HARDWARE_ID_PATTERN.test(hardware))
-      throw new ValidationError('hardware: not a valid hardware id');
-    return { releases: await this.releases.list(hardware) };
+  async list(@ValidQuery(hardwareQuerySchema) query: HardwareQuery): Promise<ReleaseListDto> {
+    return { releases: await this.releases.list(query.hardware) };
   }
 }

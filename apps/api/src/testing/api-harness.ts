@@ -12,6 +12,7 @@ import { BLOB_STORE, type BlobStore } from '#otter/storage';
 import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
 import { createApi } from '../create-api.js';
 import { TimestampCache } from '../tuf/timestamp-cache.js';
+import { checkResponses, type ResponseConformance } from './response-conformance.js';
 
 export interface ApiHarness {
   app: NestFastifyApplication;
@@ -24,6 +25,8 @@ export interface ApiHarness {
   publish(path: string, bytes: Buffer, custom?: Record<string, unknown>): Promise<{ sha256: string }>;
   /** Drops in-process caches so the next request sees tampered state at once. */
   invalidateCaches(): void;
+  /** Every answer checked against the OpenAPI document; close() fails when one did not match. */
+  conformance: ResponseConformance;
   /** A JSON call with the bootstrap admin token; anything but 2xx throws with the status and the body. */
   admin<T>(method: string, path: string, body?: unknown): Promise<T>;
   close(): Promise<void>;
@@ -43,6 +46,7 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
     ...env,
   });
   const app = await createApi(config);
+  const conformance = checkResponses(app);
   // Port 0 (any free port) unless a test restarts an api where its clients expect it.
   await app.listen({ port: Number(env.OTTER_TEST_PORT ?? 0), host: '127.0.0.1' });
   const address = app.getHttpServer().address();
@@ -81,6 +85,14 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
       if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
       return JSON.parse(text) as T;
     },
-    close: () => app.close(),
+    conformance,
+    async close() {
+      await app.close();
+      if (conformance.violations.length > 0) {
+        throw new Error(
+          `answers that do not match GET /api/openapi.json:\n${[...new Set(conformance.violations)].join('\n')}`,
+        );
+      }
+    },
   };
 }

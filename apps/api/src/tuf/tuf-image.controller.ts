@@ -3,6 +3,8 @@ import type { FastifyReply } from 'fastify';
 import { ValidationError } from '#otter/errors';
 import { BLOB_STORE, type BlobStore } from '#otter/storage';
 import { IMAGE_REPOSITORY, type TufRepository } from '#otter/tuf';
+import { ApiRoute } from '../api-contract/api-route.js';
+import { tufMetadataSchema } from '../api-contract/tuf-metadata.js';
 import { parseRange } from './http-range.js';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -17,6 +19,11 @@ export class TufImageController {
   ) {}
 
   /** `N.role.json`; `timestamp.json` is served by TimestampRoute. */
+  @ApiRoute({
+    summary: 'A versioned image repository metadata file (TUF): N.role.json',
+    response: { schema: tufMetadataSchema },
+    errors: ['VALIDATION_FAILED', 'TUF_METADATA_NOT_FOUND', 'TUF_NOT_INITIALIZED'],
+  })
   @Get('metadata/:file')
   async metadata(@Param('file') file: string, @Res() reply: FastifyReply): Promise<void> {
     const m = METADATA_FILE.exec(file);
@@ -25,6 +32,15 @@ export class TufImageController {
     await reply.header('content-type', 'application/json').header('cache-control', IMMUTABLE).send(body);
   }
 
+  @ApiRoute({
+    summary: 'A target file (an image or a delta) by its consistent-snapshot name, ranges allowed',
+    response: { mediaType: 'application/octet-stream', description: 'The whole file.' },
+    otherResponses: {
+      206: { mediaType: 'application/octet-stream', description: 'The requested range.' },
+      416: { description: 'The range is outside the file.' },
+    },
+    errors: ['VALIDATION_FAILED', 'TUF_TARGET_NOT_FOUND', 'BLOB_NOT_FOUND'],
+  })
   @Get('targets/*')
   async target(
     @Param('*') rawPath: string,
