@@ -14,6 +14,7 @@ export type { DeltaFailure, DeltaHeader, DeltaOperation, ImageIdentity } from '.
 export {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_MEMORY_BUDGET_BYTES,
+  DELTA_APPLIER_EXEC_ARGV,
   DELTA_BUILDER_ENV,
   FIXED_RESERVE_BYTES,
   BUDGET_BYTES_PER_EXTENT_BYTE,

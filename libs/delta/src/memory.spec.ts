@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyDelta } from './apply.js';
-import { DELTA_BUILDER_ENV } from './limits.js';
+import { DELTA_APPLIER_EXEC_ARGV, DELTA_BUILDER_ENV } from './limits.js';
 import type { BuildDeltaResult } from './build.js';
 import { buildDeltaV2 } from './build-v2.js';
 import { writeFilesystemLikePair } from './testing.js';
@@ -82,6 +82,7 @@ function runInChild<T>(mode: 'build' | 'apply', options: Record<string, unknown>
   const child = spawn(
     process.execPath,
     [
+      ...(mode === 'apply' ? DELTA_APPLIER_EXEC_ARGV : []),
       '--conditions=otter-source',
       '--import',
       `data:text/javascript,${encodeURIComponent(HOOKS)}`,
@@ -147,9 +148,11 @@ describe('memory budget', () => {
     expect(readFileSync(out).equals(readFileSync(pair.targetFile))).toBe(true);
   });
 
-  // Issue 13's bound for small devices. The child runs with DELTA_BUILDER_ENV: without a fixed mmap threshold
-  // glibc keeps each segment's freed zstd decoder memory resident (measured 41.5 MiB above the baseline on
-  // the quick bench's 48 MiB ext4 pair, 27.5 MiB with it), so an agent applying v2 needs it too.
+  // Issue 13's bound for small devices. The child runs with DELTA_BUILDER_ENV and DELTA_APPLIER_EXEC_ARGV:
+  // without a fixed mmap threshold glibc keeps each segment's freed zstd decoder memory resident (measured
+  // 41.5 MiB above the baseline on the quick bench's 48 MiB ext4 pair, 27.5 MiB with it), and without small
+  // semi-spaces V8 holds up to 16 MiB of each stream chunk's garbage (34-47 MiB above on an idle machine), so
+  // an agent applying v2 needs both.
   it('applies a 48 MiB version-2 delta with at most 32 MiB above the applying process baseline', async () => {
     const pair = writeFilesystemLikePair({ dir, sizeBytes: 48 * MiB, seed: 22, changeRate: 0.06 });
     const deltaFile = join(dir, 'pair.v2.delta');
