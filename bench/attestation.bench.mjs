@@ -807,7 +807,7 @@ function printProfileShare(run) {
       ...describeShare(share, operations).map((l) => `  ${l}`),
       `  binding share x api CPU per verification from /proc (${fixed(cpuUs, 0)} µs, median): ` +
         `${fixed((cpuUs * share.total) / Math.max(1, share.busy), 1)} µs`,
-      `  reproduce: node bench/lib/cpu-profile-share.mjs ${profile} --windows ${windowsFile} ${BINDING_ENTRIES.join(' ')}`,
+      `  reproduce: node bench/lib/cpu-profile-share.mjs ${profile} --windows ${windowsFile} ${BINDING_ENTRIES.map((e) => `'${e}'`).join(' ')}`,
       '',
     ].join('\n'),
   );
