@@ -25,10 +25,24 @@
 // of its two requests per verification carries a proof signed by the node's device key, made by this load
 // generator like the quote; the before build takes plain bearer tokens.
 //
+// With BENCH_PROFILE=1 the apis run under --cpu-prof and, after the load, the report gives the binding's share of
+// each one's main thread per verification: the time under the binding's entry functions (BINDING_ENTRIES, found
+// by call tree with bench/lib/cpu-profile-share.mjs) against all its busy time inside the measured windows.
+// Without BENCH_BEFORE_REF this build's two modes (per request, per connection) run in interleaved rounds. The
+// profiles and their windows are kept in BENCH_PROFILE_DIR (default .otter-bench/profiles/attestation-<time>).
+//
 // Exits non-zero only when something failed to run (a verification refused, a count that does not match),
 // never because of a ratio.
 import { createHash, createPublicKey, randomBytes, randomUUID, verify } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+} from 'node:fs';
 import { Agent, request } from 'node:http';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -47,6 +61,7 @@ import { beforeBuildDir } from './lib/before-build.mjs';
 import { benchArgs } from './lib/bench-cli.mjs';
 import { dpopHeaders, dpopKey, isBoundToken } from './lib/dpop.mjs';
 import { cleanupOnExit } from './lib/cleanups.mjs';
+import { BINDING_ENTRIES, describeShare, profileShare } from './lib/cpu-profile-share.mjs';
 import { describeSpread, interleaved, roundRatios, spread } from './lib/interleave.mjs';
 import { processCpuSeconds } from './lib/process-cpu.mjs';
 import { runBench, table, warnIfBusy } from './lib/report.mjs';
@@ -74,7 +89,9 @@ benchArgs(
     '  BENCH_BEFORE_BUILD_DIR, a directory with that build); unset: no comparison\n' +
     '  BENCH_ROUNDS       interleaved rounds of the comparison (default 8)\n' +
     '  BENCH_ROUND_SECONDS  seconds of each round per build (default 3)\n' +
-    '  BENCH_FRESH_CONNECTIONS=1  a new connection per attestation (default: each node keeps its own)\n',
+    '  BENCH_FRESH_CONNECTIONS=1  a new connection per attestation (default: each node keeps its own)\n' +
+    "  BENCH_PROFILE=1    the apis under --cpu-prof; report the binding's share of their CPU (both modes)\n" +
+    '  BENCH_PROFILE_DIR  where the profiles are kept (default .otter-bench/profiles/attestation-<time>)\n',
 );
 const positive = (name, fallback, integer) => {
   const value = Number(process.env[name] ?? fallback);
@@ -92,6 +109,11 @@ const concurrency = positive('BENCH_CONCURRENCY', 32, true);
 const rounds = positive('BENCH_ROUNDS', 8, true);
 const roundSeconds = positive('BENCH_ROUND_SECONDS', 3, false);
 const freshConnections = process.env.BENCH_FRESH_CONNECTIONS === '1';
+const profiling = process.env.BENCH_PROFILE === '1';
+const profileRoot = resolve(
+  process.env.BENCH_PROFILE_DIR ??
+    join(root, '.otter-bench', 'profiles', `attestation-${new Date().toISOString().replace(/[:.]/g, '-')}`),
+);
 if (nodeCount < concurrency) {
   // A node is attested by one worker only: two quotes of one TPM in flight at once could reach the api out
   // of clock order and be refused as a rollback, as they should be.
@@ -120,7 +142,7 @@ function builtFileOf(dir, ...path) {
 }
 
 /** Starts the api built in `build` on embedded defaults (SQLite) in a fresh data dir, plus `extraEnv`. */
-async function startOtter(build, extraEnv = {}) {
+async function startOtter(build, extraEnv = {}, profileDir = undefined) {
   const entry = builtFileOf(build, 'apps', 'api', 'src', 'main.js');
   const dataDir = mkdtempSync(join(tmpdir(), 'otter-bench-'));
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -144,7 +166,11 @@ async function startOtter(build, extraEnv = {}) {
     OTTER_RATE_LIMIT_LOGIN_PER_ADDRESS: String(Math.max(3000, nodeCount)),
     ...extraEnv,
   });
-  const api = group.start(`api ${build}`, process.execPath, [entry], { env, cwd: build });
+  // Written when the api exits (group.stop()); 250 µs between samples, as director-poll.bench.mjs.
+  const nodeArgs = profileDir
+    ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--cpu-prof-interval=250']
+    : [];
+  const api = group.start(`api ${build}`, process.execPath, [...nodeArgs, entry], { env, cwd: build });
   const base = `http://127.0.0.1:${port}`;
   await waitForHttp(`${base}/health`, { process: api, accept: (s) => s === 200, timeoutMs: 120_000 });
   return {
@@ -389,6 +415,8 @@ async function runLoad(otter, nodes, apiPid, { warmup = WARMUP_SECONDS, measured
   let windowStart = Infinity;
   let windowEnd = Infinity;
   let inWindow = 0;
+  /** The measured window on the clock of a CPU profile (process.hrtime, µs), the same in every process. */
+  const window = {};
 
   // Each node on a connection of its own, as each agent keeps its own: kept alive across its attestations (an
   // agent polling every 60 s keeps its connection within the api's 72 s keep-alive), or with
@@ -432,9 +460,11 @@ async function runLoad(otter, nodes, apiPid, { warmup = WARMUP_SECONDS, measured
       first = cpuSample(apiPid);
       windowStart = first.at;
       windowEnd = windowStart + measured * 1000;
+      window.start = monotonicMicros();
       setTimeout(() => {
         last = cpuSample(apiPid);
         windowEnd = last.at;
+        window.end = monotonicMicros();
         stop = true;
         done(undefined);
       }, measured * 1000);
@@ -450,6 +480,7 @@ async function runLoad(otter, nodes, apiPid, { warmup = WARMUP_SECONDS, measured
   return {
     rate: inWindow / wall,
     inWindow,
+    window,
     passed,
     failures,
     p50: pick(0.5),
@@ -457,6 +488,8 @@ async function runLoad(otter, nodes, apiPid, { warmup = WARMUP_SECONDS, measured
     cores: coresBetween(first, last),
   };
 }
+
+const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
 
 // --- Bare node:crypto, in this process, on one core (the api is idle by then).
 
@@ -655,7 +688,10 @@ function printReport({ load, bare, dataDir, loadBefore, loadAfter, counts, answe
 
 /** An api of one build, with its own nodes and tokens, ready for the load. */
 async function prepare(lib, build, label, extraEnv) {
-  const otter = await startOtter(build, extraEnv);
+  const profileDir = profiling ? join(profileRoot, label.replace(/[^a-z0-9]+/gi, '-')) : undefined;
+  // One profile per directory: an earlier run's, left in a named BENCH_PROFILE_DIR, would be read instead.
+  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
+  const otter = await startOtter(build, extraEnv, profileDir);
   cleanups.push(() => otter.agent.destroy());
   log(`${label}: api on 127.0.0.1:${otter.port} (pid ${otter.pid}, ${build}), data dir ${otter.dataDir}`);
   const nodes = seedNodes(otter.dbFile, nodeCount);
@@ -673,7 +709,7 @@ async function prepare(lib, build, label, extraEnv) {
   }
   const first = await attestOnce(otter, nodes[0]);
   log(`${label}: first verification through HTTP: ${first.reason}`);
-  return { label, otter, nodes, bound, loads: [], answered: 1 };
+  return { label, otter, nodes, bound, loads: [], answered: 1, profileDir };
 }
 
 /** Checks a build's stored verdicts against what its api answered; returns the problems. */
@@ -743,6 +779,40 @@ function printComparison(before, afters) {
   );
 }
 
+/**
+ * The binding's share of one api's main thread over its measured windows (BENCH_PROFILE=1), from its CPU
+ * profile, kept with a windows file so that bench/lib/cpu-profile-share.mjs reproduces the numbers.
+ */
+function printProfileShare(run) {
+  const file = run.profileDir && readdirSync(run.profileDir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) {
+    log(`${run.label}: no CPU profile in ${run.profileDir}`);
+    return;
+  }
+  const windows = run.loads.map((l) => l.window);
+  const operations = run.loads.reduce((n, l) => n + l.inWindow, 0);
+  const windowsFile = join(run.profileDir, 'windows.json');
+  writeFileSync(windowsFile, JSON.stringify({ windows, operations }));
+  const profile = join(run.profileDir, file);
+  const share = profileShare(JSON.parse(readFileSync(profile, 'utf8')), {
+    entries: BINDING_ENTRIES,
+    windows,
+  });
+  const cpuUs = spread(run.loads.map((l) => (1e6 * (l.cores.api ?? NaN)) / l.rate)).median;
+  process.stdout.write(
+    [
+      '',
+      `CPU profile, ${run.label} (${run.bound ? 'DPoP-bound' : 'bearer'}), main thread in the measured windows;` +
+        ` an operation = one verification (challenge + attest):`,
+      ...describeShare(share, operations).map((l) => `  ${l}`),
+      `  binding share x api CPU per verification from /proc (${fixed(cpuUs, 0)} µs, median): ` +
+        `${fixed((cpuUs * share.total) / Math.max(1, share.busy), 1)} µs`,
+      `  reproduce: node bench/lib/cpu-profile-share.mjs ${profile} --windows ${windowsFile} ${BINDING_ENTRIES.map((e) => `'${e}'`).join(' ')}`,
+      '',
+    ].join('\n'),
+  );
+}
+
 /** Load averages at the start of each interleaved round. */
 let comparisonLoads = [];
 
@@ -755,13 +825,15 @@ async function main() {
     OTTER_DPOP_CONNECTION_BINDING: 'false',
   });
   const before = beforeDir ? await prepare(lib, beforeDir, 'before') : undefined;
-  // The same build with OTTER_DPOP_CONNECTION_BINDING: a proof checked once per connection and key.
-  const perConnection = before
-    ? await prepare(lib, buildDir, 'after, per connection', { OTTER_DPOP_CONNECTION_BINDING: 'true' })
-    : undefined;
+  // The same build with OTTER_DPOP_CONNECTION_BINDING: a proof checked once per connection and key (profiled
+  // next to per request even without a before build).
+  const perConnection =
+    before || profiling
+      ? await prepare(lib, buildDir, 'after, per connection', { OTTER_DPOP_CONNECTION_BINDING: 'true' })
+      : undefined;
 
   const loadBefore = warnIfBusy(log, 'the numbers');
-  const arms = before ? [before, after, perConnection] : [after];
+  const arms = [before, after, perConnection].filter(Boolean);
   const measure = async (run, options) => {
     const load = await runLoad(run.otter, run.nodes, run.otter.pid, options);
     if (died)
@@ -769,7 +841,7 @@ async function main() {
     run.answered += load.passed;
     return load;
   };
-  if (before) {
+  if (arms.length > 1) {
     // Each build warmed up once (its connections opened and, per connection, bound), then short rounds with
     // the builds interleaved, so that a change in the machine's load skews every build alike.
     for (const run of arms) {
@@ -786,7 +858,9 @@ async function main() {
   }
   const bare = measureBare(wire, lib, after.nodes[0]);
   const loadAfter = loadavg();
-  const checked = [after, ...(before ? [before, perConnection] : [])].map(checkStored);
+  const checked = arms.map(checkStored);
+  // The profiles are written when the apis exit.
+  if (profiling) await group.stop();
   const { counts } = checked[0];
 
   printReport({
@@ -799,6 +873,7 @@ async function main() {
     answered: after.answered,
   });
   if (before) printComparison(before, [after, perConnection]);
+  if (profiling) for (const run of arms) printProfileShare(run);
 
   const problems = checked.flatMap((c) => c.problems);
   if (problems.length > 0) throw new Error(problems.join('; '));

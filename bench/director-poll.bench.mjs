@@ -34,7 +34,10 @@
 // BENCH_ROUNDS rounds of BENCH_ROUND_SECONDS per build, interleaved (A B C, B C A, ...); the api CPU per poll
 // of each round (per-thread schedstat from /proc, in ns) gives a ratio after/before within the round, and the
 // median and spread of those ratios over the rounds are printed, so the machine's noise shows next to the
-// number. With BENCH_PROFILE=1 each api's profile over its rounds is printed, function by function.
+// number. With BENCH_PROFILE=1 each api's profile over its rounds is printed, function by function, with the
+// binding's share of it (the time under its entry functions, bench/lib/cpu-profile-share.mjs BINDING_ENTRIES);
+// the comparison's profiles are kept, with their measured windows, in BENCH_PROFILE_DIR (default
+// .otter-bench/profiles/director-<time>), for that script to read again.
 //
 //   node bench/director-poll.bench.mjs
 //     BENCH_SECONDS     seconds per measured run (default 8); runs 0-2 follow a 2 s warm-up, run 3 a
@@ -63,7 +66,17 @@
 // node), never because of a ratio.
 import 'reflect-metadata';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+} from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -79,6 +92,7 @@ import { dpopHeaders, dpopKey } from './lib/dpop.mjs';
 import { DEVICE_KEY_ATTRIBUTES, softwareTpmKey } from './lib/software-quote.mjs';
 import { benchArgs, headerHelp } from './lib/bench-cli.mjs';
 import { benchDialects, cleanupOnExit } from './lib/cleanups.mjs';
+import { BINDING_ENTRIES, describeShare, profileShare } from './lib/cpu-profile-share.mjs';
 import { describeSpread, interleaved, roundRatios, spread } from './lib/interleave.mjs';
 import { freshPgSchema } from './lib/pg-schema.mjs';
 import { processCpuSeconds } from './lib/process-cpu.mjs';
@@ -115,6 +129,10 @@ if (!Number.isInteger(rounds) || rounds < 3 || !(roundSeconds > 0) || !(pollRate
 const dialects = benchDialects(log);
 const comparisonOnly = process.env.BENCH_COMPARISON_ONLY === '1';
 const profiling = process.env.BENCH_PROFILE === '1';
+const profileRoot = resolve(
+  process.env.BENCH_PROFILE_DIR ??
+    join(root, '.otter-bench', 'profiles', `director-${new Date().toISOString().replace(/[:.]/g, '-')}`),
+);
 const buildDir = resolve(process.env.BENCH_BUILD_DIR ?? root);
 
 /** Redis, if this script had to start one; each api gets a ProcessGroup of its own. */
@@ -186,7 +204,9 @@ async function startApi(build, database, redisUrl, local, extraEnv = {}) {
       await group.stop();
       if (!profileDir || !existsSync(profileDir)) return undefined;
       const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
-      return file && JSON.parse(readFileSync(join(profileDir, file), 'utf8'));
+      return (
+        file && { path: join(profileDir, file), ...JSON.parse(readFileSync(join(profileDir, file), 'utf8')) }
+      );
     },
   };
 }
@@ -829,16 +849,19 @@ async function compareBinding(dialect, redisUrl, beforeDir) {
         const profile = await arm.api.stopForProfile();
         const runs = results.get(arm);
         const polls = runs.reduce((n, r) => n + r.polls, 0);
-        if (profile)
-          profiles.set(
-            arm.label,
-            profileSummary(
-              profile,
-              runs.map((r) => r.window),
-              polls,
-              14,
-            ),
-          );
+        const windows = runs.map((r) => r.window);
+        if (profile) {
+          // Kept past the api's data dir, with its windows, for bench/lib/cpu-profile-share.mjs.
+          const kept = join(profileRoot, `${dialect}-${arm.label.replace(/[^a-z0-9]+/gi, '-')}`);
+          mkdirSync(kept, { recursive: true });
+          copyFileSync(profile.path, join(kept, 'api.cpuprofile'));
+          writeFileSync(join(kept, 'windows.json'), JSON.stringify({ windows, operations: polls }));
+          profiles.set(arm.label, {
+            ...profileSummary(profile, windows, polls, 14),
+            binding: profileShare(profile, { entries: BINDING_ENTRIES, windows }),
+            kept,
+          });
+        }
       }
     }
     return {
@@ -1007,6 +1030,15 @@ function profileSummary(profile, windows, polls, top = 8) {
 function printProfile(title, p) {
   const perPoll = (us) => fixed(us / p.polls, 1);
   const share = (us) => `${fixed((100 * us) / Math.max(1, p.busy), 1)}%`;
+  const binding = p.binding
+    ? [
+        '',
+        "  The binding's own functions and all they call (bench/lib/cpu-profile-share.mjs), per poll:",
+        ...describeShare(p.binding, p.polls).map((l) => `  ${l}`),
+        `  reproduce: node bench/lib/cpu-profile-share.mjs ${join(p.kept, 'api.cpuprofile')} --windows ` +
+          `${join(p.kept, 'windows.json')} ${BINDING_ENTRIES.map((e) => `'${e}'`).join(' ')}`,
+      ]
+    : [];
   return [
     '',
     `Profile of the api's main thread, ${title}: busy ${perPoll(p.busy)} us per poll` +
@@ -1021,6 +1053,7 @@ function printProfile(title, p) {
       ['busiest functions (self time)', 'us/poll', 'share'],
       ...p.functions.map(([fn, us]) => [fn, perPoll(us), share(us)]),
     ]).map((l) => `  ${l}`),
+    ...binding,
   ];
 }
 
