@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +19,7 @@ import { startApi, type ApiHarness } from '../testing/api-harness.js';
 
 // The api announces every TUF role version it commits (tuf.metadata.resigned): a root published to either
 // repository through the ceremony's route, what the image root re-signs with it, and what a new target
-// re-signs. The events are read back from the Redis stream, as GET /api/v1/events serves them.
+// re-signs (a release). The events are read back from the Redis stream, as GET /api/v1/events serves them.
 
 type Resigned = OtterEventOf<'tuf.metadata.resigned'>;
 
@@ -129,14 +129,30 @@ describe('tuf.metadata.resigned', () => {
     expect((await api.repository.currentRoot()).signed.version).toBe(current.signed.version);
   });
 
-  it("announces a new target's bin, snapshot and timestamp, as a release publishes them", async () => {
+  it("announces the bin, snapshot and timestamp a release re-signs, with the release's own event", async () => {
     const before = await imageHeads();
-    await api.publish('images/rpi4/2.0.0', randomBytes(1000));
+    const form = new FormData();
+    form.append('hardware', 'rpi4');
+    form.append('version', '2.0.0');
+    form.append('measurements', JSON.stringify({ 9: createHash('sha256').update('boot').digest('hex') }));
+    form.append('image', new Blob([randomBytes(1000)]), 'image.bin');
+    const token = readFileSync(join(api.config.dataDir, 'admin-token'), 'utf8').trim();
+    const res = await fetch(`${api.url}/api/v1/releases`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
+    expect(res.status).toBe(201);
+
+    const all = (await reader.range(seen, 10_000)).map((e) => e.event);
+    expect(all.filter((e) => e.kind === 'release.published')).toHaveLength(1);
     const events = await newEvents();
     const after = await imageHeads();
-    const changed = [...after].filter(([role, h]) => before.get(role)?.version !== h.version).map(([r]) => r);
-    expect(events.map((e) => e.role).sort()).toEqual(changed.sort());
-    expect(changed).toEqual(expect.arrayContaining(['snapshot', 'timestamp']));
+    const changed = [...after].filter(([role, h]) => before.get(role)?.version !== h.version);
+    expect(changed.map(([role]) => role)).toEqual(expect.arrayContaining(['snapshot', 'timestamp']));
     expect(changed).toHaveLength(3);
+    expect(events.map((e) => [e.role, e.version]).sort()).toEqual(
+      changed.map(([role, h]) => [role, h.version]).sort(),
+    );
   });
 });
