@@ -62,7 +62,7 @@ export function describeEvent(e: OtterEvent): string {
         `: ${e.reason}`
       );
     case 'tuf.metadata.resigned':
-      return `${e.repository}: ${e.roles.join(', ')}`;
+      return `${e.repository} ${e.role} v${e.version}, expires ${e.expires}`;
     case 'tuf.role.expiring':
       return `${e.repository} ${e.role} v${e.version} expires ${e.expires}`;
   }

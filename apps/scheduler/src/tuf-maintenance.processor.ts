@@ -33,10 +33,8 @@ export class TufMaintenanceProcessor extends WorkerHost {
       return { resigned: [] };
     }
     try {
-      const resigned = await this.repository.resignExpiring();
-      if (resigned.length > 0)
-        await this.publisher.publish({ kind: 'tuf.metadata.resigned', repository: 'image', roles: resigned });
-      return { resigned };
+      // The repository announces each role it re-signed (tuf.metadata.resigned) once it committed.
+      return { resigned: await this.repository.resignExpiring() };
     } finally {
       // Also when re-signing failed: a role that cannot be re-signed is the one that will near its expiry.
       await this.announceExpiring();

@@ -150,11 +150,19 @@ const nodeQuarantined = z.object({
 });
 
 const tufRepository = z.enum(['image', 'director']);
+/**
+ * One role's new version, signed and committed: a root published (the ceremony, a key rotation, a dev root),
+ * and each repository-wide role re-signed with it, by a release or a delta, or before expiry. One event per
+ * role, so a client reads each role's version and expiry without parsing a list. The director's per-node
+ * roles are no events (docs/events.md).
+ */
 const tufResigned = z.object({
   kind: z.literal('tuf.metadata.resigned'),
   ...base,
   repository: tufRepository,
-  roles: z.array(z.string()),
+  role: z.string(),
+  version: z.number().int().positive(),
+  expires: at,
 });
 const tufExpiring = z.object({
   kind: z.literal('tuf.role.expiring'),

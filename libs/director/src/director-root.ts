@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { TufConfig } from '#otter/config';
 import { isUniqueViolation } from '#otter/db';
+import type { EventPublisher } from '#otter/events';
 import {
   RepositoryRoot,
   type OnlineKeyStore,
@@ -14,7 +15,8 @@ import { DIRECTOR_ROOT_REPOSITORY, type DirectorMetadataStore } from './director
  * The director's one root, shared by every node, and its online keys. Checks, ceremony and key handling are
  * the image repository's (RepositoryRoot, #otter/tuf-signing); only the keys and the storage differ. A new
  * root re-signs nothing at once: each node's metadata is re-signed with the keys it names on the node's
- * next poll.
+ * next poll, so a root is the director's only repository-wide metadata and its only `tuf.metadata.resigned`
+ * event (per-node re-signs on every poll would flood the stream: docs/events.md).
  */
 export class DirectorRoot extends RepositoryRoot {
   private parsed?: RootSigned;
@@ -23,12 +25,23 @@ export class DirectorRoot extends RepositoryRoot {
     private readonly store: DirectorMetadataStore,
     keys: OnlineKeyStore,
     ttl: Pick<TufConfig, 'rootTtl'>,
+    events?: EventPublisher,
   ) {
     super(
       DIRECTOR_ROOT_REPOSITORY,
       {
         latestRootBody: async () => (await store.latestRoot())?.body,
-        storeRoot: (root, body) => insertRoot(store, root, body),
+        storeRoot: async (root, body) => {
+          await insertRoot(store, root, body);
+          // After the insert: the publisher holds it until an enclosing request's transaction commits.
+          await events?.publish({
+            kind: 'tuf.metadata.resigned',
+            repository: 'director',
+            role: 'root',
+            version: root.version,
+            expires: root.expires,
+          });
+        },
       },
       keys,
       directorError,

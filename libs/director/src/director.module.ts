@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, Module } from '@nestjs/common';
 import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
+import { EventPublisher } from '#otter/events';
 import { loadOrCreateDevRootKey, OnlineKeyStore } from '#otter/tuf-signing';
 import { DirectorAssignmentRepository } from './director-assignment.repository.js';
 import { DirectorMetrics } from './director-metrics.js';
@@ -63,17 +64,24 @@ export class DirectorAssignmentsModule {}
   providers: [
     {
       provide: DirectorRepository,
-      inject: [OTTER_CONFIG, DirectorMetadataStore, HeldTimestamps],
+      // The publisher is global (EventsModule) in every process; optional so a context without it still signs.
+      inject: [
+        OTTER_CONFIG,
+        DirectorMetadataStore,
+        HeldTimestamps,
+        { token: EventPublisher, optional: true },
+      ],
       useFactory: async (
         config: OtterConfig,
         store: DirectorMetadataStore,
         held: HeldTimestamps,
+        events?: EventPublisher,
       ): Promise<DirectorRepository> => {
         // Its own key file: a stolen director key cannot sign the image repository, nor the other way round.
         const keys = await OnlineKeyStore.open('director', config, new Logger('OnlineKeyStore'));
         return new DirectorRepository(
           store,
-          new DirectorRoot(store, keys, config.tuf),
+          new DirectorRoot(store, keys, config.tuf, events),
           config.tuf,
           Date.now,
           held,

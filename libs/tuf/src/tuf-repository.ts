@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { isUniqueViolation } from '#otter/db';
 import type { TufConfig } from '#otter/config';
+import type { EventPublisher } from '#otter/events';
 import {
   RepositoryRoot,
   SPEC_VERSION,
@@ -60,6 +61,8 @@ export class TufRepository {
     keys: OnlineKeyStore,
     private readonly layout: DelegationLayout,
     private readonly ttl: TufConfig,
+    /** Announces each committed role version (`tuf.metadata.resigned`); absent where nothing listens. */
+    private readonly events?: EventPublisher,
   ) {
     this.logger = new Logger(`TufRepository(${name})`);
     const storage = {
@@ -260,13 +263,32 @@ export class TufRepository {
       if (change.metadata.length === 0) return;
       try {
         await this.store.commit(this.name, change.targets, change.metadata);
-        return;
       } catch (e) {
         if (!isUniqueViolation(e) || attempt >= MAX_ATTEMPTS) throw e;
         // Another process published first: rebuild on top of what it wrote.
         await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+        continue;
       }
+      await this.announce(change.metadata);
+      return;
     }
+  }
+
+  /**
+   * Every write here (a root and what it re-signs, a release's bins, snapshot and timestamp, a re-sign before
+   * expiry) passes through commitWithRetry, so this is the one place its events come from: one per role
+   * version, after the commit (the publisher waits for an enclosing request's transaction, and never throws).
+   */
+  private async announce(metadata: MetadataWrite[]): Promise<void> {
+    await this.events?.publishAll(
+      metadata.map((m) => ({
+        kind: 'tuf.metadata.resigned' as const,
+        repository: 'image' as const,
+        role: m.role,
+        version: m.version,
+        expires: m.expiresAt,
+      })),
+    );
   }
 
   private async resignAll(heads: Heads, root: RootSigned): Promise<MetadataWrite[]> {

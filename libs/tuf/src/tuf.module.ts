@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, Module } from '@nestjs/common';
 import { OTTER_CONFIG, type OtterConfig } from '#otter/config';
+import { EventPublisher } from '#otter/events';
 import { loadOrCreateDevRootKey, OnlineKeyStore } from '#otter/tuf-signing';
 import { DelegationLayout, IMAGE_REPOSITORY_FAMILIES } from './delegation-layout.js';
 import { TufMetadataRepository } from './tuf-metadata.repository.js';
@@ -44,11 +45,16 @@ export class ImageRepositoryInitializer {
     TufMetadataRepository,
     {
       provide: IMAGE_REPOSITORY,
-      inject: [OTTER_CONFIG, TufMetadataRepository],
-      useFactory: async (config: OtterConfig, store: TufMetadataRepository): Promise<TufRepository> => {
+      // The publisher is global (EventsModule) in every process; optional so a context without it still signs.
+      inject: [OTTER_CONFIG, TufMetadataRepository, { token: EventPublisher, optional: true }],
+      useFactory: async (
+        config: OtterConfig,
+        store: TufMetadataRepository,
+        events?: EventPublisher,
+      ): Promise<TufRepository> => {
         const keys = await OnlineKeyStore.open(IMAGE_REPOSITORY_NAME, config, new Logger('OnlineKeyStore'));
         const layout = new DelegationLayout(IMAGE_REPOSITORY_FAMILIES, config.tuf.binBits);
-        return new TufRepository(IMAGE_REPOSITORY_NAME, store, keys, layout, config.tuf);
+        return new TufRepository(IMAGE_REPOSITORY_NAME, store, keys, layout, config.tuf, events);
       },
     },
     ImageRepositoryInitializer,
