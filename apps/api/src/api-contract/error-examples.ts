@@ -1,19 +1,22 @@
 import type { ErrorBody } from '#otter/errors';
 
 /**
- * Bodies the exception filter really sends for a few codes whose details matter to a client; every other
- * code is shown with its message in words (`NODE_NOT_FOUND` -> "node not found"), which is what the domain
- * errors say in substance.
+ * Bodies as the exception filter sends them, for the codes every route of a kind shares (their messages are
+ * the real ones). A route's own domain codes are shown with the code in words (`NODE_NOT_FOUND` -> "node not
+ * found"): the real message names the id or the reason, which an example cannot know.
  */
 const SPECIFIC: Record<string, Omit<ErrorBody, 'statusCode' | 'code'>> = {
   VALIDATION_FAILED: {
     message: 'invalid request body: name: Invalid input: expected string, received number',
     details: { field: 'name', reason: 'Invalid input: expected string, received number', in: 'body' },
   },
-  UNSUPPORTED_MEDIA_TYPE: { message: 'expected application/json, got text/plain' },
-  UNAUTHENTICATED: { message: 'missing or invalid token' },
+  UNSUPPORTED_MEDIA_TYPE: { message: 'the request body must be application/json' },
+  UNAUTHENTICATED: { message: 'a bearer token is required' },
   FORBIDDEN: { message: 'this action requires the release-engineer role' },
-  RATE_LIMITED: { message: 'too many requests from this node', details: { retryAfterSeconds: 30 } },
+  RATE_LIMITED: {
+    message: 'too many enrollment requests from this address: retry in 30 s',
+    details: { retryAfterSeconds: 30, limit: 'address', max: 10 },
+  },
   INTERNAL: { message: 'internal error', errorId: '5b0f7c4e-2d1a-4f4b-9a63-0c8e2f71d9aa' },
 };
 
