@@ -85,7 +85,7 @@ function operation(route: CatalogRoute): ZodOpenApiOperationObject {
           content: {
             'application/json': {
               schema: errorBodySchema,
-              examples: errorExamples(status, response.codes),
+              examples: errorExamples(route.input, status, response.codes),
             },
           },
         }
