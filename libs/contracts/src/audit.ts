@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXAMPLE } from './example-values.js';
 import { ROLES } from './auth.js';
 
 /**
@@ -73,11 +74,30 @@ export const auditEntryDto = z.object({
 });
 export type AuditEntryDto = z.infer<typeof auditEntryDto>;
 
-export const auditListDto = z.object({
-  entries: z.array(auditEntryDto),
-  /** Pass as `cursor` for the next (older) page; null on the last page. */
-  nextCursor: z.string().nullable(),
-});
+export const auditListDto = z
+  .object({
+    entries: z.array(auditEntryDto),
+    /** Pass as `cursor` for the next (older) page; null on the last page. */
+    nextCursor: z.string().nullable(),
+  })
+  .meta({
+    example: {
+      entries: [
+        {
+          id: 4812,
+          at: EXAMPLE.at,
+          actor: { tokenId: EXAMPLE.tokenId, name: 'ci', role: 'release-engineer' },
+          action: 'rollout.paused',
+          target: { kind: 'rollout', id: EXAMPLE.rolloutId },
+          requestId: 'req-7f3a9c',
+          source: '203.0.113.7',
+          outcome: 'ok',
+          changes: { state: 'paused', stateReason: 'error rate on canaries' },
+        },
+      ],
+      nextCursor: '4812',
+    },
+  });
 export type AuditListDto = z.infer<typeof auditListDto>;
 
 export const AUDIT_PAGE_MAX = 500;

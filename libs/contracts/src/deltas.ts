@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXAMPLE } from './example-values.js';
 import { deviceText } from './device-text.js';
 import { HARDWARE_ID_PATTERN } from './releases.js';
 
@@ -40,12 +41,30 @@ export const deltaBuildDtoSchema = z
     createdAt: z.string(),
     updatedAt: z.string(),
   })
-  .meta({ id: 'DeltaBuild' });
+  .meta({
+    id: 'DeltaBuild',
+    example: {
+      id: EXAMPLE.deltaId,
+      hardwareId: EXAMPLE.hardware,
+      from: { version: EXAMPLE.fromVersion, sha256: EXAMPLE.fromSha256, length: 268435456 },
+      to: { version: EXAMPLE.version, sha256: EXAMPLE.imageSha256, length: 268435456 },
+      state: 'published',
+      progress: 100,
+      targetPath: 'deltas/rpi4/1.0.0-1.1.0.delta',
+      patchLength: 18874368,
+      saving: 0.93,
+      buildSeconds: 41.7,
+      peakRssBytes: 734003200,
+      error: null,
+      createdAt: EXAMPLE.at,
+      updatedAt: EXAMPLE.later,
+    },
+  });
 export type DeltaBuildDto = z.infer<typeof deltaBuildDtoSchema>;
 
 export const deltaBuildListDtoSchema = z
   .object({ deltas: z.array(deltaBuildDtoSchema) })
-  .meta({ id: 'DeltaBuildList' });
+  .meta({ id: 'DeltaBuildList', example: { deltas: [deltaBuildDtoSchema.meta()?.example] } });
 export type DeltaBuildListDto = z.infer<typeof deltaBuildListDtoSchema>;
 
 const version = z.string().min(1).max(64);
@@ -68,7 +87,15 @@ export const downloadReportSchema = z
     bytesDownloaded: bytes,
     fullBytes: bytes,
   })
-  .meta({ id: 'DownloadReport' });
+  .meta({
+    id: 'DownloadReport',
+    example: {
+      targetPath: 'deltas/rpi4/1.0.0-1.1.0.delta',
+      method: 'delta',
+      bytesDownloaded: 18874368,
+      fullBytes: 268435456,
+    },
+  });
 export type DownloadReport = z.infer<typeof downloadReportSchema>;
 
 const totals = {
@@ -83,7 +110,30 @@ export const savingsDtoSchema = z
     releases: z.array(z.object({ hardwareId: z.string(), version: z.string(), ...totals })),
     nodes: z.array(z.object({ nodeId: z.string(), ...totals })),
   })
-  .meta({ id: 'Savings' });
+  .meta({
+    id: 'Savings',
+    example: {
+      releases: [
+        {
+          hardwareId: EXAMPLE.hardware,
+          version: EXAMPLE.version,
+          downloads: 120,
+          bytesDownloaded: 2264924160,
+          fullBytes: 32212254720,
+          bytesSaved: 29947330560,
+        },
+      ],
+      nodes: [
+        {
+          nodeId: EXAMPLE.nodeId,
+          downloads: 1,
+          bytesDownloaded: 18874368,
+          fullBytes: 268435456,
+          bytesSaved: 249561088,
+        },
+      ],
+    },
+  });
 export type SavingsDto = z.infer<typeof savingsDtoSchema>;
 
 /** `?hardware=` of the delta and savings lists. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXAMPLE } from './example-values.js';
 import { deviceText } from './device-text.js';
 import { HARDWARE_ID_PATTERN } from './releases.js';
 
@@ -43,7 +44,16 @@ export const tpmQuoteSchema = z
     signature: base64(1024).meta({ description: 'TPMT_SIGNATURE, base64.' }),
     pcrValues,
   })
-  .meta({ id: 'TpmQuote' });
+  .meta({
+    id: 'TpmQuote',
+    example: {
+      attest:
+        '/1RDR4AYACIAC8sPl2Xyq1NbUTGaX3U1ZskKf7qUsNIzSvGqpWh3A4YbAAAAAAAAAAAAAGUJVOEAAAAAAAAAAAAAAQAAAAEACwMAAAEAIHqJ5EpjOa1ggTtRL5R3cU1KPiqm4rRg/5gqTg2vTf2F',
+      signature:
+        'ABgACwAgrq8ap0hG0cJxvbBQzy8+H6MqYQyA64X5tgDq0lLr7BIAIBhsGKr3l6f8k0e6qzvNoGtRbPnlv9q7Zs1x5Ly7Je3C',
+      pcrValues: { '0': EXAMPLE.pcrSha256, '7': EXAMPLE.imageSha256 },
+    },
+  });
 export type TpmQuote = z.infer<typeof tpmQuoteSchema>;
 
 export const enrollmentRequestSchema = z
@@ -57,7 +67,17 @@ export const enrollmentRequestSchema = z
       .optional()
       .meta({ description: 'Release the node runs now: a version of images/{hardwareId}/*.' }),
   })
-  .meta({ id: 'EnrollmentRequest' });
+  .meta({
+    id: 'EnrollmentRequest',
+    example: {
+      hardwareId: EXAMPLE.hardware,
+      ekKind: 'rsa',
+      ekCertificate: 'MIIDmjCCAoKgAwIBAgIEQ2F0AjANBgkqhkiG9w0BAQsFADBV',
+      ekPublic: 'AToAAQALAAMAsgAgg3GXZ0SEs/gakMyNRqXXJP1S124GUgtk8qHaGzMUaaoABgCAAEMAEAgAAAAAAAEA',
+      akPublic: 'AFYAIwALAAUAcgAAABAAGAALAAMAEAAgpI9P8J0N2xS7y0q8fW+6H6wqQ1N9vK3bX4m2g9a5pXsAIH7/',
+      runningVersion: EXAMPLE.fromVersion,
+    },
+  });
 export type EnrollmentRequest = z.infer<typeof enrollmentRequestSchema>;
 
 export const enrollmentChallengeSchema = z
@@ -68,7 +88,16 @@ export const enrollmentChallengeSchema = z
     pcrs: z.array(z.number()).meta({ description: 'PCRs the activation quote must cover.' }),
     expiresAt: z.string(),
   })
-  .meta({ id: 'EnrollmentChallenge' });
+  .meta({
+    id: 'EnrollmentChallenge',
+    example: {
+      enrollmentId: EXAMPLE.enrollmentId,
+      credentialBlob: 'ACAAAQALACDd8wKj1Tj0NfNQ1fG6yQ3pD6t1uO2Sx+3M9jq6rXb4pA==',
+      nonce: 'a3f1c2d4e5b60718293a4b5c6d7e8f90112233445566778899aabbccddeeff00',
+      pcrs: [0, 1, 2, 3, 4, 7],
+      expiresAt: EXAMPLE.expires,
+    },
+  });
 export type EnrollmentChallenge = z.infer<typeof enrollmentChallengeSchema>;
 
 export const activationRequestSchema = z
@@ -76,7 +105,19 @@ export const activationRequestSchema = z
     secret: base64(256).meta({ description: 'The decrypted credential.' }),
     quote: tpmQuoteSchema,
   })
-  .meta({ id: 'ActivationRequest' });
+  .meta({
+    id: 'ActivationRequest',
+    example: {
+      secret: 'q2V7cC1vbmUtdGltZS1zZWNyZXQtMzJieXRlcyE=',
+      quote: {
+        attest:
+          '/1RDR4AYACIAC8sPl2Xyq1NbUTGaX3U1ZskKf7qUsNIzSvGqpWh3A4YbAAAAAAAAAAAAAGUJVOEAAAAAAAAAAAAAAQAAAAEACwMAAAEAIHqJ5EpjOa1ggTtRL5R3cU1KPiqm4rRg/5gqTg2vTf2F',
+        signature:
+          'ABgACwAgrq8ap0hG0cJxvbBQzy8+H6MqYQyA64X5tgDq0lLr7BIAIBhsGKr3l6f8k0e6qzvNoGtRbPnlv9q7Zs1x5Ly7Je3C',
+        pcrValues: { '0': EXAMPLE.pcrSha256, '7': EXAMPLE.imageSha256 },
+      },
+    },
+  });
 export type ActivationRequest = z.infer<typeof activationRequestSchema>;
 
 export const NODE_IDENTITY_STATES = [
@@ -90,7 +131,7 @@ export type NodeIdentityState = (typeof NODE_IDENTITY_STATES)[number];
 
 export const activationResultSchema = z
   .object({ nodeId: z.string(), state: z.enum(NODE_IDENTITY_STATES) })
-  .meta({ id: 'ActivationResult' });
+  .meta({ id: 'ActivationResult', example: { nodeId: EXAMPLE.nodeId, state: 'pending-approval' } });
 export type ActivationResult = z.infer<typeof activationResultSchema>;
 
 export const identityRequestSchema = z
@@ -104,17 +145,37 @@ export const identityRequestSchema = z
       description: 'ES256 JWT signed with the device key (iss = sub = nodeId, aud = otter:device-auth).',
     }),
   })
-  .meta({ id: 'IdentityRequest' });
+  .meta({
+    id: 'IdentityRequest',
+    example: {
+      devicePublic: 'AFgAIwALAAQAcgAAABAAGAALAAMAEAAg1Jc0pWq1rE8yK9H3x2Lf0m4T7o8Zb6Y5nR2dQ1gV3vQAIC8+',
+      certifyAttest: '/1RDR4AXACIAC8sPl2Xyq1NbUTGaX3U1ZskKf7qUsNIzSvGqpWh3A4YbACBhM2YxYzJkNGU1',
+      certifySignature: 'ABgACwAgrq8ap0hG0cJxvbBQzy8+H6MqYQyA64X5tgDq0lLr7BI=',
+      assertion: 'eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiIzZjJiOGMxZSJ9.MEUCIQDx',
+    },
+  });
 export type IdentityRequest = z.infer<typeof identityRequestSchema>;
 
 export const identityResultSchema = z
   .object({ nodeId: z.string(), certificate: z.string(), notAfter: z.string() })
-  .meta({ id: 'IdentityResult' });
+  .meta({
+    id: 'IdentityResult',
+    example: {
+      nodeId: EXAMPLE.nodeId,
+      certificate:
+        '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUK1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8wCgYIKoZIzj0EAwIw\n-----END CERTIFICATE-----\n',
+      notAfter: '2026-06-12T09:26:53.000Z',
+    },
+  });
 export type IdentityResult = z.infer<typeof identityResultSchema>;
 
-export const tokenRequestSchema = z
-  .strictObject({ assertion: z.string().max(4096) })
-  .meta({ id: 'DeviceTokenRequest' });
+export const tokenRequestSchema = z.strictObject({ assertion: z.string().max(4096) }).meta({
+  id: 'DeviceTokenRequest',
+  example: {
+    assertion:
+      'eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiIzZjJiOGMxZS05YTRkLTRlN2ItOGMyMS01ZDZmMGExYjJjM2QiLCJhdWQiOiJvdHRlcjpkZXZpY2UtYXV0aCJ9.MEUCIQDx7Yb2',
+  },
+});
 
 /**
  * `details.reason` of the 401 a token exchange (step 4) gets once the node's device certificate has expired.
@@ -122,18 +183,30 @@ export const tokenRequestSchema = z
  */
 export const DEVICE_CERTIFICATE_EXPIRED = 'device_certificate_expired';
 
-export const accessTokenDtoSchema = z
-  .object({ accessToken: z.string(), expiresAt: z.string() })
-  .meta({ id: 'AccessToken' });
+export const accessTokenDtoSchema = z.object({ accessToken: z.string(), expiresAt: z.string() }).meta({
+  id: 'AccessToken',
+  example: {
+    accessToken:
+      'eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiIzZjJiOGMxZSIsImNuZiI6eyJqa3QiOiJxM1cifX0.sig',
+    expiresAt: EXAMPLE.later,
+  },
+});
 export type AccessTokenDto = z.infer<typeof accessTokenDtoSchema>;
 
 export const challengeRequestSchema = z
   .strictObject({ runningVersion: semver.optional() })
-  .meta({ id: 'AttestationChallengeRequest' });
+  .meta({ id: 'AttestationChallengeRequest', example: { runningVersion: EXAMPLE.version } });
 
 export const attestationChallengeSchema = z
   .object({ nonce: z.string(), pcrs: z.array(z.number()), expiresAt: z.string() })
-  .meta({ id: 'AttestationChallenge' });
+  .meta({
+    id: 'AttestationChallenge',
+    example: {
+      nonce: 'b7e23ec29af22b0b4e41da31e868d57226121c84b9f2b1bb4b3c4d5e6f708192',
+      pcrs: [0, 1, 2, 3, 4, 7, 8, 9],
+      expiresAt: EXAMPLE.expires,
+    },
+  });
 export type AttestationChallenge = z.infer<typeof attestationChallengeSchema>;
 
 export const attestationRequestSchema = z
@@ -145,7 +218,20 @@ export const attestationRequestSchema = z
         "Release the node says it booted: its quote must match that release's reference measurements.",
     }),
   })
-  .meta({ id: 'AttestationRequest' });
+  .meta({
+    id: 'AttestationRequest',
+    example: {
+      nonce: 'b7e23ec29af22b0b4e41da31e868d57226121c84b9f2b1bb4b3c4d5e6f708192',
+      quote: {
+        attest:
+          '/1RDR4AYACIAC8sPl2Xyq1NbUTGaX3U1ZskKf7qUsNIzSvGqpWh3A4YbAAAAAAAAAAAAAGUJVOEAAAAAAAAAAAAAAQAAAAEACwMAAAEAIHqJ5EpjOa1ggTtRL5R3cU1KPiqm4rRg/5gqTg2vTf2F',
+        signature:
+          'ABgACwAgrq8ap0hG0cJxvbBQzy8+H6MqYQyA64X5tgDq0lLr7BIAIBhsGKr3l6f8k0e6qzvNoGtRbPnlv9q7Zs1x5Ly7Je3C',
+        pcrValues: { '0': EXAMPLE.pcrSha256, '7': EXAMPLE.imageSha256 },
+      },
+      runningVersion: EXAMPLE.version,
+    },
+  });
 export type AttestationRequest = z.infer<typeof attestationRequestSchema>;
 
 export const verdictDtoSchema = z
@@ -162,7 +248,18 @@ export const verdictDtoSchema = z
     releaseProven: z.boolean(),
     createdAt: z.string(),
   })
-  .meta({ id: 'Verdict' });
+  .meta({
+    id: 'Verdict',
+    example: {
+      nodeId: EXAMPLE.nodeId,
+      passed: true,
+      reason: 'quote matches the pinned PCRs and the release reference measurements',
+      pcrValues: { '0': EXAMPLE.pcrSha256, '7': EXAMPLE.imageSha256 },
+      releaseVersion: EXAMPLE.version,
+      releaseProven: true,
+      createdAt: EXAMPLE.at,
+    },
+  });
 export type VerdictDto = z.infer<typeof verdictDtoSchema>;
 
 /**
@@ -179,7 +276,16 @@ export const deviceReportSchema = z
     detail: deviceText(DEVICE_REPORT_LIMITS.detail).optional(),
     at: z.iso.datetime(),
   })
-  .meta({ id: 'DeviceReport' });
+  .meta({
+    id: 'DeviceReport',
+    example: {
+      kind: 'health',
+      ok: true,
+      event: 'watchdog',
+      detail: 'all services up after boot',
+      at: EXAMPLE.at,
+    },
+  });
 export type DeviceReport = z.infer<typeof deviceReportSchema>;
 
 /** Operator view (GET /api/v1/nodes). */
@@ -198,7 +304,19 @@ export const nodeDtoSchema = z
     /** The node's last authenticated device request, to about five minutes; null if it never made one. */
     lastSeenAt: z.string().nullable(),
   })
-  .meta({ id: 'Node' });
+  .meta({
+    id: 'Node',
+    example: {
+      id: EXAMPLE.nodeId,
+      hardwareId: EXAMPLE.hardware,
+      state: 'active',
+      runningVersion: EXAMPLE.version,
+      lastVerdict: { passed: true, reason: 'quote matches the pinned PCRs', at: EXAMPLE.at, ageSeconds: 842 },
+      labels: { site: 'berlin', ring: 'canary' },
+      createdAt: '2026-02-01T12:00:00.000Z',
+      lastSeenAt: EXAMPLE.later,
+    },
+  });
 export type NodeDto = z.infer<typeof nodeDtoSchema>;
 
 /**
@@ -235,16 +353,25 @@ export const allowEnrollmentRequestSchema = z
     ],
     { error: 'kind must be ek-issuer-serial (with issuer and serial) or ek-public-sha256 (with value)' },
   )
-  .meta({ id: 'AllowEnrollmentRequest' });
+  .meta({
+    id: 'AllowEnrollmentRequest',
+    example: {
+      kind: 'ek-issuer-serial',
+      issuer: 'CN=Infineon OPTIGA(TM) RSA Manufacturing CA 003,O=Infineon Technologies AG,C=DE',
+      serial: '43:61:74:02',
+      note: 'batch 2026-03 from the Berlin line',
+    },
+  });
 export type AllowEnrollmentRequest = z.input<typeof allowEnrollmentRequestSchema>;
 
 /**
  * POST /api/v1/nodes/:id/re-enroll (admin): a re-imaged board may enroll again with the same TPM, once, into
  * this node, until `reenrollUntil`.
  */
-export const reenrollmentDtoSchema = z
-  .object({ node: nodeDtoSchema, reenrollUntil: z.string() })
-  .meta({ id: 'Reenrollment' });
+export const reenrollmentDtoSchema = z.object({ node: nodeDtoSchema, reenrollUntil: z.string() }).meta({
+  id: 'Reenrollment',
+  example: { node: nodeDtoSchema.meta()?.example, reenrollUntil: '2026-03-15T09:26:53.000Z' },
+});
 export type ReenrollmentDto = z.infer<typeof reenrollmentDtoSchema>;
 
 /** A label key or value: what `PUT /api/v1/nodes/:id/labels` accepts and rollout selectors match. */

@@ -261,10 +261,14 @@ export const eventFilterQuerySchema = z
 export type EventFilterQuery = z.infer<typeof eventFilterQuerySchema>;
 
 /** POST /api/v1/events/tickets -> 201: a single-use ticket for `?ticket=` (browsers' EventSource). */
-export const eventTicketSchema = z.object({
-  ticket: z.string(),
-  expiresAt: at,
-});
+export const eventTicketSchema = z
+  .object({
+    ticket: z.string(),
+    expiresAt: at,
+  })
+  .meta({
+    example: { ticket: 'tkt_Qm9vdHMtYW5kLWNhdHMtYW5kLWJvb3Rz', expiresAt: '2026-03-14T09:27:53.000Z' },
+  });
 export type EventTicketDto = z.infer<typeof eventTicketSchema>;
 
 export function isKindPattern(pattern: string): boolean {

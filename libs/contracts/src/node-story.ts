@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXAMPLE } from './example-values.js';
 import { auditEntryDto } from './audit.js';
 import { deviceText } from './device-text.js';
 import { LABEL_PATTERN, MAX_NODE_LABELS, nodeDtoSchema } from './devices.js';
@@ -72,15 +73,37 @@ export const nodeInventorySchema = z.strictObject({
 });
 export type NodeInventory = z.infer<typeof nodeInventorySchema>;
 
+const INVENTORY_EXAMPLE: NodeInventory = {
+  kernel: '6.6.21-v8+',
+  os: { prettyName: 'Otter OS 1.1.0 (bookworm)', id: 'otteros', versionId: '1.1.0' },
+  bootLoader: 'u-boot',
+  bootEnv: 'uboot',
+  activeSlot: 'b',
+  slots: { a: { version: EXAMPLE.fromVersion }, b: { version: EXAMPLE.version } },
+  diskBytes: 31914983424,
+  memoryBytes: 4294967296,
+  agentVersion: '0.9.2',
+  deviceLabels: { cabinet: 'c12' },
+};
+
 /** PUT /api/v1/devices/me/inventory: the node's inventory as of `at`; replaces the one stored before. */
-export const inventoryReportSchema = z.strictObject({ inventory: nodeInventorySchema, at: z.iso.datetime() });
+export const inventoryReportSchema = z
+  .strictObject({ inventory: nodeInventorySchema, at: z.iso.datetime() })
+  .meta({ example: { inventory: INVENTORY_EXAMPLE, at: EXAMPLE.at } });
 export type InventoryReport = z.infer<typeof inventoryReportSchema>;
 
-export const inventoryReceiptSchema = z.object({
-  /** Hex sha256 of the stored inventory (canonical JSON). */
-  sha256: z.string(),
-  receivedAt: z.string(),
-});
+export const inventoryReceiptSchema = z
+  .object({
+    /** Hex sha256 of the stored inventory (canonical JSON). */
+    sha256: z.string(),
+    receivedAt: z.string(),
+  })
+  .meta({
+    example: {
+      sha256: 'd2a84f4b8b650937ec8f73cd8be2c74add5a911ba64df27458ed8229da804a26',
+      receivedAt: EXAMPLE.later,
+    },
+  });
 export type InventoryReceipt = z.infer<typeof inventoryReceiptSchema>;
 
 /**
@@ -154,7 +177,13 @@ export const nodeListDtoSchema = z
     /** Pass as `cursor` for the next page; null on the last page. */
     nextCursor: z.string().nullable(),
   })
-  .meta({ id: 'NodeList' });
+  .meta({
+    id: 'NodeList',
+    example: {
+      nodes: [nodeDtoSchema.meta()?.example],
+      nextCursor: 'MjAyNi0wMi0wMVQxMjowMDowMC4wMDBafDNmMmI4YzFl',
+    },
+  });
 export type NodeListDto = z.infer<typeof nodeListDtoSchema>;
 
 export const pcrMismatchSchema = z.object({
@@ -221,39 +250,144 @@ export const NODE_HISTORY_LIMITS = {
   auditEntries: 20,
 } as const;
 
-export const nodeDetailDtoSchema = z.object({
-  node: nodeDtoSchema,
-  identity: z.object({
-    ekCertIssuer: z.string(),
-    ekCertSerial: z.string(),
-    ekKeySha256: z.string().nullable(),
-    /** Otter's AKs have no certificate and so no expiry: an AK is trusted until the node re-enrolls. */
-    akPublicSha256: z.string(),
-    deviceCertSerial: z.string().nullable(),
-    deviceCertNotAfter: z.string().nullable(),
-  }),
-  inventory: z
-    .object({
-      reportedAt: z.string(),
-      receivedAt: z.string(),
-      sha256: z.string(),
-      value: nodeInventorySchema,
-    })
-    .nullable(),
-  attestation: z.object({
-    status: z.enum(ATTESTATION_STATUSES),
-    freshnessSeconds: z.number(),
-    last: verdictSummarySchema.nullable(),
-    /** The newest verdicts, at most NODE_HISTORY_LIMITS.verdicts. */
-    history: z.array(verdictSummarySchema),
-  }),
-  updates: z.object({ steps: z.array(updateStepSchema), downloads: z.array(downloadSchema) }),
-  rollouts: z.array(rolloutMembershipSchema),
-  /** The newest audit rows whose target is this node (at most NODE_HISTORY_LIMITS.auditEntries): who did what. */
-  audit: z.object({
-    entries: z.array(auditEntryDto),
-    /** The cursor of `GET /api/v1/audit?target=node:<id>` for older rows; null when there are none. */
-    nextCursor: z.string().nullable(),
-  }),
-});
+export const nodeDetailDtoSchema = z
+  .object({
+    node: nodeDtoSchema,
+    identity: z.object({
+      ekCertIssuer: z.string(),
+      ekCertSerial: z.string(),
+      ekKeySha256: z.string().nullable(),
+      /** Otter's AKs have no certificate and so no expiry: an AK is trusted until the node re-enrolls. */
+      akPublicSha256: z.string(),
+      deviceCertSerial: z.string().nullable(),
+      deviceCertNotAfter: z.string().nullable(),
+    }),
+    inventory: z
+      .object({
+        reportedAt: z.string(),
+        receivedAt: z.string(),
+        sha256: z.string(),
+        value: nodeInventorySchema,
+      })
+      .nullable(),
+    attestation: z.object({
+      status: z.enum(ATTESTATION_STATUSES),
+      freshnessSeconds: z.number(),
+      last: verdictSummarySchema.nullable(),
+      /** The newest verdicts, at most NODE_HISTORY_LIMITS.verdicts. */
+      history: z.array(verdictSummarySchema),
+    }),
+    updates: z.object({ steps: z.array(updateStepSchema), downloads: z.array(downloadSchema) }),
+    rollouts: z.array(rolloutMembershipSchema),
+    /** The newest audit rows whose target is this node (at most NODE_HISTORY_LIMITS.auditEntries): who did what. */
+    audit: z.object({
+      entries: z.array(auditEntryDto),
+      /** The cursor of `GET /api/v1/audit?target=node:<id>` for older rows; null when there are none. */
+      nextCursor: z.string().nullable(),
+    }),
+  })
+  .meta({
+    example: {
+      node: nodeDtoSchema.meta()?.example,
+      identity: {
+        ekCertIssuer: 'CN=Infineon OPTIGA(TM) RSA Manufacturing CA 003,O=Infineon Technologies AG,C=DE',
+        ekCertSerial: '43:61:74:02',
+        ekKeySha256: 'a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3',
+        akPublicSha256: 'b3a8e0e1f9ab1bfe3a36f231f676f78bb30a519d2b21e6c530c0eee8ebb4a5d0',
+        deviceCertSerial: '2b6f1a9c0d3e',
+        deviceCertNotAfter: '2026-06-12T09:26:53.000Z',
+      },
+      inventory: {
+        reportedAt: EXAMPLE.at,
+        receivedAt: EXAMPLE.at,
+        sha256: 'd2a84f4b8b650937ec8f73cd8be2c74add5a911ba64df27458ed8229da804a26',
+        value: INVENTORY_EXAMPLE,
+      },
+      attestation: {
+        status: 'passed',
+        freshnessSeconds: 86400,
+        last: {
+          passed: true,
+          reason: 'quote matches the pinned PCRs and the release reference measurements',
+          at: EXAMPLE.at,
+          releaseVersion: EXAMPLE.version,
+          releaseProven: true,
+          mismatches: null,
+        },
+        history: [
+          {
+            passed: true,
+            reason: 'quote matches the pinned PCRs and the release reference measurements',
+            at: EXAMPLE.at,
+            releaseVersion: EXAMPLE.version,
+            releaseProven: true,
+            mismatches: null,
+          },
+          {
+            passed: false,
+            reason: 'PCR 4 differs from the reference of 1.1.0',
+            at: '2026-03-13T22:10:00.000Z',
+            releaseVersion: EXAMPLE.version,
+            releaseProven: false,
+            mismatches: [
+              { pcr: 4, quoted: EXAMPLE.fromSha256, reference: EXAMPLE.pcrSha256, source: 'reference' },
+            ],
+          },
+        ],
+      },
+      updates: {
+        steps: [
+          {
+            step: 'installed',
+            ok: true,
+            version: EXAMPLE.version,
+            bytes: 18874368,
+            detail: 'written to slot b, verified sha256',
+            reportedAt: EXAMPLE.at,
+            receivedAt: EXAMPLE.at,
+          },
+        ],
+        downloads: [
+          {
+            version: EXAMPLE.version,
+            method: 'delta',
+            bytesDownloaded: 18874368,
+            fullBytes: 268435456,
+            at: EXAMPLE.at,
+          },
+        ],
+      },
+      rollouts: [
+        {
+          rolloutId: EXAMPLE.rolloutId,
+          name: 'rpi4 1.1.0',
+          rolloutState: 'running',
+          version: EXAMPLE.version,
+          wave: 1,
+          state: 'succeeded',
+          reason: null,
+          fromVersion: EXAMPLE.fromVersion,
+          admittedAt: EXAMPLE.at,
+          finishedAt: EXAMPLE.later,
+          updatedAt: EXAMPLE.later,
+        },
+      ],
+      audit: {
+        entries: [
+          {
+            id: 4790,
+            at: '2026-02-01T12:05:00.000Z',
+            actor: { tokenId: EXAMPLE.tokenId, name: 'ops', role: 'admin' },
+            action: 'node.approved',
+            target: { kind: 'node', id: EXAMPLE.nodeId },
+            requestId: 'req-1b2c3d',
+            source: '203.0.113.7',
+            outcome: 'ok',
+            changes: { state: 'approved' },
+          },
+        ],
+        nextCursor: null,
+      },
+    },
+  });
 export type NodeDetailDto = z.infer<typeof nodeDetailDtoSchema>;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXAMPLE } from './example-values.js';
 
 /**
  * Release API contract, shared by the api, the CLI and tests.
@@ -33,12 +34,26 @@ export const releaseDtoSchema = z
     createdAt: z.string(),
     createdBy: z.string(),
   })
-  .meta({ id: 'Release' });
+  .meta({
+    id: 'Release',
+    example: {
+      id: EXAMPLE.releaseId,
+      hardwareId: EXAMPLE.hardware,
+      version: EXAMPLE.version,
+      targetPath: 'images/rpi4/1.1.0.img',
+      sha256: EXAMPLE.imageSha256,
+      length: 268435456,
+      measurements: { '4': EXAMPLE.pcrSha256 },
+      notes: 'kernel 6.6.21, fixes the watchdog reset',
+      createdAt: EXAMPLE.at,
+      createdBy: 'ci',
+    },
+  });
 export type ReleaseDto = z.infer<typeof releaseDtoSchema>;
 
 export const releaseListDtoSchema = z
   .object({ releases: z.array(releaseDtoSchema) })
-  .meta({ id: 'ReleaseList' });
+  .meta({ id: 'ReleaseList', example: { releases: [releaseDtoSchema.meta()?.example] } });
 export type ReleaseListDto = z.infer<typeof releaseListDtoSchema>;
 
 /** The multipart form of POST /api/v1/releases, for the document only: the route reads it as a stream. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXAMPLE } from './example-values.js';
 import { deviceText } from './device-text.js';
 import { LABEL_PATTERN } from './devices.js';
 import { HARDWARE_ID_PATTERN } from './releases.js';
@@ -64,7 +65,18 @@ export const updateReportSchema = z
     detail: deviceText(UPDATE_REPORT_LIMITS.detail).optional(),
     at: z.iso.datetime(),
   })
-  .meta({ id: 'UpdateReport' });
+  .meta({
+    id: 'UpdateReport',
+    example: {
+      step: 'installed',
+      version: EXAMPLE.version,
+      rolloutId: EXAMPLE.rolloutId,
+      bytes: 18874368,
+      slot: 'b',
+      detail: 'written to slot b, verified sha256',
+      at: EXAMPLE.at,
+    },
+  });
 export type UpdateReport = z.infer<typeof updateReportSchema>;
 
 /** A maintenance window's start or end: UTC `HH:MM`. */
@@ -185,7 +197,19 @@ export const waveProgressDtoSchema = z
     quarantined: z.number(),
     excluded: z.number(),
   })
-  .meta({ id: 'WaveProgress' });
+  .meta({
+    id: 'WaveProgress',
+    example: {
+      wave: 1,
+      size: 12,
+      pending: 0,
+      inProgress: 3,
+      succeeded: 9,
+      failed: 0,
+      quarantined: 0,
+      excluded: 0,
+    },
+  });
 export type WaveProgressDto = z.infer<typeof waveProgressDtoSchema>;
 
 const outWindow = z.object({ start: z.string(), end: z.string() });
@@ -220,12 +244,53 @@ export const rolloutDtoSchema = z
     startedAt: z.string().nullable(),
     finishedAt: z.string().nullable(),
   })
-  .meta({ id: 'Rollout' });
+  .meta({
+    id: 'Rollout',
+    example: {
+      id: EXAMPLE.rolloutId,
+      name: 'rpi4 1.1.0',
+      releaseId: EXAMPLE.releaseId,
+      hardwareId: EXAMPLE.hardware,
+      version: EXAMPLE.version,
+      selector: { labels: { ring: 'canary' } },
+      waves: [
+        { percent: 10, soakSeconds: 600 },
+        { percent: 100, soakSeconds: 0 },
+      ],
+      successThreshold: 0.95,
+      failureThreshold: 0.05,
+      maxAttestationAgeSeconds: 86400,
+      nodeDeadlineSeconds: 3600,
+      maintenanceWindow: { start: '22:00', end: '04:00' },
+      maxConcurrent: 50,
+      state: 'running',
+      stateReason: null,
+      currentWave: 1,
+      waveStartedAt: EXAMPLE.at,
+      progress: [
+        waveProgressDtoSchema.meta()?.example,
+        {
+          wave: 2,
+          size: 108,
+          pending: 108,
+          inProgress: 0,
+          succeeded: 0,
+          failed: 0,
+          quarantined: 0,
+          excluded: 0,
+        },
+      ],
+      createdBy: 'release-bot',
+      createdAt: '2026-03-14T09:00:00.000Z',
+      startedAt: EXAMPLE.at,
+      finishedAt: null,
+    },
+  });
 export type RolloutDto = z.infer<typeof rolloutDtoSchema>;
 
 export const rolloutListDtoSchema = z
   .object({ rollouts: z.array(rolloutDtoSchema) })
-  .meta({ id: 'RolloutList' });
+  .meta({ id: 'RolloutList', example: { rollouts: [rolloutDtoSchema.meta()?.example] } });
 export type RolloutListDto = z.infer<typeof rolloutListDtoSchema>;
 
 export const rolloutNodeDtoSchema = z
@@ -239,16 +304,46 @@ export const rolloutNodeDtoSchema = z
     finishedAt: z.string().nullable(),
     updatedAt: z.string(),
   })
-  .meta({ id: 'RolloutNode' });
+  .meta({
+    id: 'RolloutNode',
+    example: {
+      nodeId: EXAMPLE.nodeId,
+      wave: 1,
+      state: 'succeeded',
+      reason: null,
+      fromVersion: EXAMPLE.fromVersion,
+      admittedAt: EXAMPLE.at,
+      finishedAt: EXAMPLE.later,
+      updatedAt: EXAMPLE.later,
+    },
+  });
 export type RolloutNodeDto = z.infer<typeof rolloutNodeDtoSchema>;
 
-export const rolloutNodeListDtoSchema = z
-  .object({ nodes: z.array(rolloutNodeDtoSchema) })
-  .meta({ id: 'RolloutNodeList' });
+export const rolloutNodeListDtoSchema = z.object({ nodes: z.array(rolloutNodeDtoSchema) }).meta({
+  id: 'RolloutNodeList',
+  example: {
+    nodes: [
+      rolloutNodeDtoSchema.meta()?.example,
+      {
+        nodeId: EXAMPLE.nodeId2,
+        wave: 1,
+        state: 'downloading',
+        reason: null,
+        fromVersion: EXAMPLE.fromVersion,
+        admittedAt: EXAMPLE.at,
+        finishedAt: null,
+        updatedAt: EXAMPLE.later,
+      },
+    ],
+  },
+});
 export type RolloutNodeListDto = z.infer<typeof rolloutNodeListDtoSchema>;
 
 /** What a node should do besides polling the director (GET /api/v1/devices/me/instructions). */
 export const deviceInstructionsDtoSchema = z
   .object({ attest: z.boolean(), reason: z.string().nullable() })
-  .meta({ id: 'DeviceInstructions' });
+  .meta({
+    id: 'DeviceInstructions',
+    example: { attest: true, reason: 'rollout rpi4 1.1.0 needs an attestation newer than 86400 s' },
+  });
 export type DeviceInstructionsDto = z.infer<typeof deviceInstructionsDtoSchema>;

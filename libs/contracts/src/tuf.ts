@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXAMPLE } from './example-values.js';
 
 /** TUF administration contract (`/api/v1/tuf/image/...`, admin tokens only). */
 export const ONLINE_ROLE_NAMES = ['targets', 'snapshot', 'timestamp'] as const;
@@ -24,7 +25,20 @@ export const tufOnlineKeyDtoSchema = z
     /** Listed for its role in the current root. */
     active: z.boolean(),
   })
-  .meta({ id: 'TufOnlineKey' });
+  .meta({
+    id: 'TufOnlineKey',
+    example: {
+      role: 'targets',
+      keyId: EXAMPLE.keyId,
+      key: {
+        keytype: 'ed25519',
+        scheme: 'ed25519',
+        keyval: { public: '8f3a1b2c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8' },
+      },
+      createdAt: EXAMPLE.at,
+      active: true,
+    },
+  });
 export type TufOnlineKeyDto = z.infer<typeof tufOnlineKeyDtoSchema>;
 
 export const tufOnlineKeysDtoSchema = z
@@ -37,13 +51,29 @@ export const tufOnlineKeysDtoSchema = z
       timestamp: z.array(tufPublicKeyJsonSchema),
     }),
   })
-  .meta({ id: 'TufOnlineKeys' });
+  .meta({
+    id: 'TufOnlineKeys',
+    example: {
+      keys: [tufOnlineKeyDtoSchema.meta()?.example],
+      next: {
+        targets: [
+          {
+            keytype: 'ed25519',
+            scheme: 'ed25519',
+            keyval: { public: '8f3a1b2c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8' },
+          },
+        ],
+        snapshot: [],
+        timestamp: [],
+      },
+    },
+  });
 export type TufOnlineKeysDto = z.infer<typeof tufOnlineKeysDtoSchema>;
 
 /** `POST /api/v1/tuf/image/root` answer; 422 TUF_ROOT_REJECTED with `details.problems` otherwise. */
 export const publishedRootDtoSchema = z
   .object({ version: z.number(), expires: z.string() })
-  .meta({ id: 'PublishedRoot' });
+  .meta({ id: 'PublishedRoot', example: { version: 3, expires: '2027-03-14T00:00:00Z' } });
 export type PublishedRootDto = z.infer<typeof publishedRootDtoSchema>;
 
 /**
@@ -59,7 +89,26 @@ export const rootEnvelopeSchema = z
       .max(64),
     signed: z.record(z.string(), z.unknown()),
   })
-  .meta({ id: 'SignedRoot' });
+  .meta({
+    id: 'SignedRoot',
+    example: {
+      signatures: [
+        {
+          keyid: EXAMPLE.keyId,
+          sig: 'a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90',
+        },
+      ],
+      signed: {
+        _type: 'root',
+        spec_version: '1.0.31',
+        version: 3,
+        expires: '2027-03-14T00:00:00Z',
+        consistent_snapshot: true,
+        keys: {},
+        roles: {},
+      },
+    },
+  });
 export type RootEnvelope = z.infer<typeof rootEnvelopeSchema>;
 
 /** The `:role` of an online key rotation. */

@@ -4,6 +4,7 @@ import { errorBodySchema } from '#otter/errors';
 import type { ApiBody } from './api-route.js';
 import type { CatalogRoute, RouteSecurity } from './route-catalog.js';
 import { routeResponses } from './route-responses.js';
+import { errorExamples } from './error-examples.js';
 
 const SECURITY_SCHEMES = {
   managementToken: {
@@ -84,11 +85,7 @@ function operation(route: CatalogRoute): ZodOpenApiOperationObject {
           content: {
             'application/json': {
               schema: errorBodySchema,
-              example: {
-                statusCode: status,
-                code: response.codes[0],
-                message: `an example of ${response.codes[0]}`,
-              },
+              examples: errorExamples(route.input, status, response.codes),
             },
           },
         }

@@ -27,7 +27,11 @@ export class OpenApiController {
   @Get('openapi.json')
   @ApiRoute({
     summary: 'This OpenAPI 3.1 document',
-    response: { schema: z.record(z.string(), z.unknown()), description: 'The OpenAPI document.' },
+    response: {
+      schema: z.record(z.string(), z.unknown()),
+      description: 'The OpenAPI document.',
+      example: { openapi: '3.1.0', info: { title: 'Otter API', version: '1.1.0' }, paths: {} },
+    },
   })
   openApi(): unknown {
     // Built once: the routes cannot change while the process runs.

@@ -14,6 +14,13 @@ interface OpenApi {
   paths: Record<string, Record<string, Operation>>;
 }
 
+/** The VALIDATION_FAILED example of an operation's 400 answer. */
+function validationExample(op: Operation): unknown {
+  const answer = op.responses['400'] as
+    { content?: Record<string, { examples?: Record<string, { value: unknown }> }> } | undefined;
+  return answer?.content?.['application/json']?.examples?.VALIDATION_FAILED?.value;
+}
+
 let api: ApiHarness;
 let document: OpenApi;
 
@@ -109,6 +116,8 @@ describe('bad input to every JSON endpoint', () => {
         expect(answer.code, what).toBe('VALIDATION_FAILED');
         expect(answer.message, what).toMatch(/^invalid request body: \S+: .+/);
         expect(answer.details?.field, what).toBeTruthy();
+        // The document's example of this 400 is what the route really answers to an unknown field.
+        if (body !== '42') expect(answer, what).toEqual(validationExample(op));
       }
     }
     const after = await Promise.all([

@@ -12,7 +12,15 @@ const readinessSchema = z
     error: z.record(z.string(), z.unknown()).optional(),
     details: z.record(z.string(), z.unknown()),
   })
-  .meta({ id: 'Readiness' });
+  .meta({
+    id: 'Readiness',
+    example: {
+      status: 'ok',
+      info: { database: { status: 'up' }, redis: { status: 'up' }, blobs: { status: 'up' } },
+      error: {},
+      details: { database: { status: 'up' }, redis: { status: 'up' }, blobs: { status: 'up' } },
+    },
+  });
 
 /** Readiness (`/health` stays liveness): 200 while the database, Redis and the blob store all answer. */
 @Controller('readyz')
