@@ -3,8 +3,15 @@ import {
   DELTA_MAGIC,
   DeltaError,
   assertSha256Hex,
+  readU64 as readU64Field,
+  writeU64,
   type ImageIdentity,
 } from './format.js';
+
+/** A v2 header's u64 fields: a value past 53 bits is a header that lies. */
+function readU64(buf: Buffer, offset: number, field: string): number {
+  return readU64Field(buf, offset, field, 'bad-header');
+}
 
 /**
  * Otter delta format, version 2 (docs/delta-format.md, "Version 2", is the byte-by-byte reference; keep the
@@ -62,19 +69,6 @@ export function segmentCountFor(targetLength: number, segmentBytes: number): num
 
 function isSegmentSize(n: number): boolean {
   return n >= MIN_SEGMENT_BYTES && n <= MAX_SEGMENT_BYTES && (n & (n - 1)) === 0;
-}
-
-function writeU64(buf: Buffer, value: number, offset: number): void {
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`u64 field out of range: ${value}`);
-  buf.writeBigUInt64BE(BigInt(value), offset);
-}
-
-function readU64(buf: Buffer, offset: number, field: string): number {
-  const value = buf.readBigUInt64BE(offset);
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new DeltaError('bad-header', `${field} does not fit in 53 bits`, { field });
-  }
-  return Number(value);
 }
 
 export function encodeHeaderV2(header: DeltaHeaderV2): Buffer {

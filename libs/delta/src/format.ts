@@ -138,16 +138,21 @@ export function assertSha256Hex(value: string, what: string): string {
   return lower;
 }
 
-function writeU64(buf: Buffer, value: number, offset: number): void {
+export function writeU64(buf: Buffer, value: number, offset: number): void {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`u64 field out of range: ${value}`);
   buf.writeBigUInt64BE(BigInt(value), offset);
 }
 
-/** Reads a u64 field; values a JavaScript number cannot hold exactly are refused as malformed. */
-function readU64(buf: Buffer, offset: number, field: string): number {
+/** Reads a u64 field; values a JavaScript number cannot hold exactly are refused as malformed (`failure`). */
+export function readU64(
+  buf: Buffer,
+  offset: number,
+  field: string,
+  failure: DeltaFailure = 'bad-operation',
+): number {
   const value = buf.readBigUInt64BE(offset);
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new DeltaError('bad-operation', `${field} does not fit in 53 bits`, { field });
+    throw new DeltaError(failure, `${field} does not fit in 53 bits`, { field });
   }
   return Number(value);
 }

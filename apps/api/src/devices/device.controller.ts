@@ -38,6 +38,7 @@ import {
 import { JsonBody, ValidParam } from '../api-contract/valid-input.js';
 import { CurrentNode, DeviceAuthGuard } from './device-auth.guard.js';
 import { RateLimited } from './device-rate-limits.js';
+import { QUOTE_ERRORS } from './quote-errors.js';
 
 /** What TPM evidence can be refused for (libs/attestation). */
 const IDENTITY_ERRORS: ErrorCode[] = [
@@ -63,14 +64,7 @@ const ATTESTATION_ERRORS: ErrorCode[] = [
   'TPM_ATTEST_MALFORMED',
   'TPM_SIGNATURE_MALFORMED',
   'TPM_SIGNATURE_UNSUPPORTED',
-  'QUOTE_MALFORMED',
-  'QUOTE_BAD_MAGIC',
-  'QUOTE_WRONG_TYPE',
-  'QUOTE_NONCE_MISMATCH',
-  'QUOTE_SIGNATURE_INVALID',
-  'QUOTE_SELECTION_MISMATCH',
-  'QUOTE_PCR_DIGEST_MISMATCH',
-  'QUOTE_COUNTER_ROLLBACK',
+  ...QUOTE_ERRORS,
   'NONCE_INVALID',
   'ATTESTATION_FAILED',
   'NODE_NOT_ADMITTED',

@@ -14,6 +14,7 @@ import { ApiRoute } from '../api-contract/api-route.js';
 import { activationResultSchema, enrollmentChallengeSchema } from '#otter/contracts';
 import { JsonBody, ValidParam } from '../api-contract/valid-input.js';
 import { RateLimited } from './device-rate-limits.js';
+import { QUOTE_ERRORS } from './quote-errors.js';
 
 const ENROLLMENT_ERRORS: ErrorCode[] = [
   'TPM_PUBLIC_MALFORMED',
@@ -35,14 +36,7 @@ const ENROLLMENT_ERRORS: ErrorCode[] = [
   'RELEASE_NOT_FOUND',
 ];
 const ACTIVATION_ERRORS: ErrorCode[] = [
-  'QUOTE_MALFORMED',
-  'QUOTE_BAD_MAGIC',
-  'QUOTE_WRONG_TYPE',
-  'QUOTE_NONCE_MISMATCH',
-  'QUOTE_SIGNATURE_INVALID',
-  'QUOTE_SELECTION_MISMATCH',
-  'QUOTE_PCR_DIGEST_MISMATCH',
-  'QUOTE_COUNTER_ROLLBACK',
+  ...QUOTE_ERRORS,
   'ENROLLMENT_NOT_FOUND',
   'ENROLLMENT_EXPIRED',
   'ENROLLMENT_PROOF_INVALID',
