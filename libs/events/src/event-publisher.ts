@@ -6,6 +6,9 @@ import { afterCommit, inAmbientTransaction } from '#otter/db';
 import { EVENT_FIELD, eventStreamKey } from './event-names.js';
 import { EVENTS_REDIS } from './events-redis.js';
 
+/** Connection states in which a command would only wait for a reconnect (not a first connect) to fail. */
+const KNOWN_DOWN = new Set(['reconnecting', 'close', 'end']);
+
 /**
  * Appends Otter's domain events to the Redis Stream `<OTTER_QUEUE_PREFIX>:events`, trimmed (approximately)
  * to OTTER_EVENTS_MAX_AGE and OTTER_EVENTS_MAX_COUNT. Callers publish after the change they report is
@@ -48,6 +51,14 @@ export class EventPublisher {
   }
 
   private async write(events: readonly NewOtterEvent[]): Promise<Array<string | undefined>> {
+    // A connection already found down is not waited on: ioredis would hold each command until its next
+    // reconnect attempt (backing off to 2 s) before failing it, and a release published during an outage
+    // publishes several batches (the re-signed roles, the release, its delta builds), each of which would
+    // wait in turn. Events are lost during an outage either way; the caller is not kept waiting for that.
+    if (KNOWN_DOWN.has(this.redis.status)) {
+      this.lost(events.length, events, new Error(`redis connection is ${this.redis.status}`));
+      return events.map(() => undefined);
+    }
     const now = Date.now();
     const minId = `${now - this.config.events.maxAgeSeconds * 1000}-0`;
     const pipeline = this.redis.pipeline();

@@ -108,6 +108,25 @@ describe('EventPublisher', () => {
     expect(publisher.failed).toBe(1);
     expect(Date.now() - started).toBeLessThan(5000);
   });
+
+  it('does not wait on a connection already found down: the events are counted lost without a command', async () => {
+    const config = loadConfig({
+      REDIS_URL: url,
+      OTTER_QUEUE_PREFIX: 'down',
+      OTTER_DATA_DIR: '/tmp/otter-events-spec',
+    });
+    for (const status of ['reconnecting', 'close', 'end']) {
+      const down = {
+        status,
+        pipeline: () => {
+          throw new Error('no command may be sent on a connection known to be down');
+        },
+      } as unknown as Redis;
+      const publisher = new EventPublisher(down, config);
+      expect(await publisher.publishAll([wave(1), wave(2)])).toEqual([undefined, undefined]);
+      expect(publisher.failed).toBe(2);
+    }
+  });
 });
 
 describe('EventReader', () => {
