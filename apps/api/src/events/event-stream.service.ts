@@ -61,12 +61,14 @@ export class EventStreamService implements BeforeApplicationShutdown {
     const pending: StreamedEventDto[] = [];
     let cursor = request.lastEventId;
     let closed = false;
-    // Live batches after the catch-up are newer than anything sent: only the overlap needs the id check.
-    const send = (batch: readonly StreamedEventDto[], overlap = true): void => {
+    // Every batch passes the cursor, live ones too: the shared tail can lag behind this client's catch-up read
+    // (its XREAD reply still on the way while `range` already returned the same events), so a live batch after
+    // the catch-up may repeat what was just sent.
+    const send = (batch: readonly StreamedEventDto[]): void => {
       let text = '';
       for (const streamed of batch) {
         const { id, event } = streamed;
-        if (overlap && cursor !== undefined && compareIds(id, cursor) <= 0) continue;
+        if (cursor !== undefined && compareIds(id, cursor) <= 0) continue;
         cursor = id;
         if (eventMatches(event, request.filter)) text += frame(streamed);
       }
@@ -86,7 +88,7 @@ export class EventStreamService implements BeforeApplicationShutdown {
     try {
       if (request.follow)
         unsubscribe = await this.reader.subscribe((batch) =>
-          caughtUp ? send(batch, false) : pending.push(...batch),
+          caughtUp ? send(batch) : pending.push(...batch),
         );
       if (request.lastEventId !== undefined && request.lastEventId !== '0-0') {
         const point = await this.reader.resumePoint(request.lastEventId);
